@@ -1,0 +1,315 @@
+"""Cell definitions: a cell file is parsed into named SymPy equations, one per quantity at t.
+
+A cell is data, not code: the built-in cells are cell files shipped in ``cell_files/`` and a
+user's own cell is a file of the same format (see the README).  The file is parsed with the
+grammar in ``grammars/cell.lark``; nothing in it is evaluated.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import lark
+import sympy
+
+from . import symbols
+from .errors import CellError
+from .functions import BUILTIN
+from .ir import Dot
+
+CELL_DIR = Path(__file__).parent / "cell_files"
+GRAMMAR = Path(__file__).parent / "grammars" / "cell.lark"
+MAX_CELL_FILE_BYTES = 64_000
+
+
+@dataclass(frozen=True)
+class Equation:
+    """target_t = rhs, where rhs is a SymPy expression over symbols of `lstmgen.symbols`."""
+
+    target: str
+    rhs: sympy.Expr
+    line: int
+
+
+@dataclass
+class Cell:
+    """A recurrent cell: its input, states, parameters and forward equations in order."""
+
+    name: str
+    title: str
+    input: str
+    states: list[str]
+    output: str
+    gate_order: list[str]
+    equations: list[Equation]
+    quantities: dict[str, symbols.Quantity] = field(default_factory=dict)
+
+    def equation(self, target: str) -> Equation:
+        return next(eq for eq in self.equations if eq.target == target)
+
+    @property
+    def parameters(self) -> list[symbols.Quantity]:
+        """Parameters in order of first use in the equations."""
+        return [q for q in self.quantities.values() if q.is_parameter]
+
+    @property
+    def step_inputs(self) -> list[str]:
+        """The vectors a step receives: the input and every state at t-1."""
+        return [self.input, *self.states]
+
+
+def builtin_names() -> list[str]:
+    return sorted(p.stem for p in CELL_DIR.glob("*.cell"))
+
+
+def load(name_or_path: str) -> Cell:
+    """A built-in cell by name (``lstm``) or a cell file by path (``my_cell.cell``)."""
+    path = Path(name_or_path)
+    if name_or_path in builtin_names():
+        return _load_builtin(name_or_path)
+    if path.suffix == ".cell" or path.exists():
+        if not path.is_file():
+            raise CellError("cell file %s: no such file" % name_or_path)
+        try:
+            raw = path.read_bytes()[: MAX_CELL_FILE_BYTES + 1]
+        except OSError as exc:
+            raise CellError("cell file %s: cannot read it (%s)" % (name_or_path, exc.strerror)) from None
+        if len(raw) > MAX_CELL_FILE_BYTES:
+            raise CellError("cell file %s: larger than %d bytes" % (name_or_path, MAX_CELL_FILE_BYTES))
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CellError("cell file %s: not UTF-8 text" % name_or_path) from None
+        return parse(text, source=str(path), default_name=path.stem)
+    raise CellError("unknown cell %r: use one of %s or the path of a .cell file"
+                    % (name_or_path, ", ".join(builtin_names())))
+
+
+@lru_cache(maxsize=None)
+def _load_builtin(name: str) -> Cell:
+    path = CELL_DIR / (name + ".cell")
+    return parse(path.read_text(encoding="utf-8"), source=path.name, default_name=name)
+
+
+@lru_cache(maxsize=1)
+def _parser() -> lark.Lark:
+    return lark.Lark(GRAMMAR.read_text(encoding="utf-8"), parser="lalr", propagate_positions=True)
+
+
+def parse(text: str, source: str = "<cell>", default_name: str = "cell") -> Cell:
+    """Parse cell-file text; raise CellError naming line and column on any problem."""
+    try:
+        tree = _parser().parse(text.replace("\r\n", "\n") + "\n")
+    except lark.exceptions.UnexpectedInput as exc:
+        found = getattr(exc, "token", None) or getattr(exc, "char", None)
+        expected = sorted(getattr(exc, "expected", None) or getattr(exc, "allowed", None) or [])
+        raise CellError("%s:%d:%d: unexpected %s; expected one of %s"
+                        % (source, exc.line, exc.column, _show(found), ", ".join(expected[:8]) or "end of line")) from None
+    return _Builder(source, default_name).build(tree)
+
+
+def _show(found) -> str:
+    if found is None:
+        return "end of input"
+    text = str(found)
+    return repr(text) if text.strip() else "end of line"
+
+
+class _Builder:
+    """Turns the parse tree into a validated Cell."""
+
+    def __init__(self, source: str, default_name: str):
+        self.source = source
+        self.name = default_name
+        self.title = ""
+        self.input = None
+        self.states: list[str] = []
+        self.output = None
+        self.gate_order: list[str] = []
+        self.latex: dict[str, str] = {}
+        self.functions = dict(BUILTIN)
+        self.raw_equations: list[tuple[str, lark.Tree, int]] = []
+
+    def fail(self, node, message: str):
+        meta = getattr(node, "meta", None)
+        line = getattr(node, "line", None) or (getattr(meta, "line", None) if meta else None) or 1
+        column = getattr(node, "column", None) or (getattr(meta, "column", None) if meta else None) or 1
+        raise CellError("%s:%d:%d: %s" % (self.source, line, column, message))
+
+    def build(self, tree: lark.Tree) -> Cell:
+        for stmt in tree.children:
+            getattr(self, "_" + stmt.data)(stmt)
+        if self.input is None:
+            self.fail(tree, "no `input` line: name the input vector, e.g. `input x`")
+        if not self.states:
+            self.fail(tree, "no `state` line: name at least one recurrent state, e.g. `state h output`")
+        self.output = self.output or self.states[0]
+        targets = [target for target, _, _ in self.raw_equations]
+        for state in self.states:
+            if state not in targets:
+                self.fail(tree, "state %s has no equation `%s = ...`" % (state, state))
+        known_vectors = {self.input, *self.states, *targets}
+        equations = [Equation(target, self._expr(node, known_vectors), line)
+                     for target, node, line in self.raw_equations]
+        equations = self._topological(equations)
+        quantities = self._quantities(equations)
+        gate_order = self.gate_order or [eq.target for eq in equations if eq.rhs.has(Dot)]
+        for gate in gate_order:
+            if gate not in targets:
+                self.fail(tree, "`gates` names %s, which has no equation" % gate)
+        return Cell(self.name, self.title or self.name, self.input, self.states, self.output,
+                    gate_order, equations, quantities)
+
+    # ---- statements -------------------------------------------------------------------
+    def _cell_name(self, stmt):
+        self.name = str(stmt.children[0])
+
+    def _title(self, stmt):
+        self.title = str(stmt.children[0])[1:-1]
+
+    def _input_decl(self, stmt):
+        if self.input is not None:
+            self.fail(stmt, "a second `input` line; a cell has one input vector")
+        self.input = str(stmt.children[0])
+
+    def _state_decl(self, stmt):
+        name = str(stmt.children[0])
+        if name in self.states:
+            self.fail(stmt, "state %s declared twice" % name)
+        self.states.append(name)
+        if len(stmt.children) > 1:
+            if self.output is not None:
+                self.fail(stmt, "a second `output` state; exactly one state is the output")
+            self.output = name
+
+    def _gate_order(self, stmt):
+        self.gate_order = [str(tok) for tok in stmt.children]
+
+    def _latex_decl(self, stmt):
+        self.latex[str(stmt.children[0])] = str(stmt.children[1])[1:-1]
+
+    def _function_def(self, stmt):
+        fname, var, body = str(stmt.children[0]), str(stmt.children[1]), stmt.children[2]
+        z = sympy.Symbol(var)
+        expr = self._expr(body, {var}, local={var: z})
+        self.functions[fname] = sympy.Lambda(z, expr)
+
+    def _equation(self, stmt):
+        target = str(stmt.children[0])
+        if any(target == t for t, _, _ in self.raw_equations):
+            self.fail(stmt, "%s is defined twice" % target)
+        if target == self.input:
+            self.fail(stmt, "%s is the input; it cannot have an equation" % target)
+        self.raw_equations.append((target, stmt.children[1], stmt.meta.line))
+
+    # ---- expressions ------------------------------------------------------------------
+    def _expr(self, node, known_vectors, local=None):
+        def walk(n):
+            if isinstance(n, lark.Token):
+                self.fail(n, "unexpected %r" % str(n))
+            kind = n.data
+            if kind == "number":
+                return sympy.Rational(str(n.children[0])) if "." in n.children[0] or "e" in n.children[0].lower() \
+                    else sympy.Integer(str(n.children[0]))
+            if kind in ("add", "sub", "mul", "div", "pow"):
+                a, b = walk(n.children[0]), walk(n.children[1])
+                return {"add": lambda: a + b, "sub": lambda: a - b, "mul": lambda: a * b,
+                        "div": lambda: a / b, "pow": lambda: a ** b}[kind]()
+            if kind == "neg":
+                return -walk(n.children[0])
+            if kind == "call":
+                fname = str(n.children[0])
+                if fname not in self.functions:
+                    self.fail(n.children[0], "unknown function %s (known: %s)"
+                              % (fname, ", ".join(sorted(self.functions))))
+                if len(n.children) != 2:
+                    self.fail(n.children[0], "%s takes one argument" % fname)
+                return self.functions[fname](walk(n.children[1]))
+            if kind == "dot":
+                matrix = str(n.children[0])
+                if local is not None:
+                    self.fail(n.children[0], "a function definition cannot contain @")
+                if matrix in known_vectors:
+                    self.fail(n.children[0], "%s is a vector; the left side of @ must be a weight matrix" % matrix)
+                vec = walk(n.children[1])
+                return Dot(symbols.parameter(matrix), vec)
+            if kind == "ref":
+                name = str(n.children[0])
+                previous = len(n.children) > 1
+                if local is not None:
+                    if name not in local or previous:
+                        self.fail(n.children[0], "a function definition may use only its variable %s"
+                                  % next(iter(local)))
+                    return local[name]
+                if previous:
+                    if name not in self.states:
+                        self.fail(n.children[0], "%s[t-1]: only states have a previous value" % name)
+                    return symbols.vector(name, "t-1")
+                if name in known_vectors:
+                    return symbols.vector(name, "t")
+                if name in self.functions:
+                    self.fail(n.children[0], "%s is a function; call it as %s(...)" % (name, name))
+                return symbols.parameter(name)
+            self.fail(n, "unsupported construct %s" % kind)
+
+        return walk(node)
+
+    def _topological(self, equations: list[Equation]) -> list[Equation]:
+        """Order equations so that every quantity at t is computed before it is used."""
+        by_target = {eq.target: eq for eq in equations}
+        ordered, visiting, done = [], set(), set()
+
+        def visit(eq):
+            if eq.target in done:
+                return
+            if eq.target in visiting:
+                raise CellError("%s:%d: the equations form a cycle through %s" % (self.source, eq.line, eq.target))
+            visiting.add(eq.target)
+            for sym in sorted(eq.rhs.free_symbols, key=str):
+                ref = symbols.read(sym)
+                if ref and ref.time == "t" and ref.name in by_target:
+                    visit(by_target[ref.name])
+            visiting.discard(eq.target)
+            done.add(eq.target)
+            ordered.append(eq)
+
+        for eq in equations:
+            visit(eq)
+        return ordered
+
+    def _quantities(self, equations: list[Equation]) -> dict[str, symbols.Quantity]:
+        """Name every quantity and shape every parameter from its use."""
+        out: dict[str, symbols.Quantity] = {}
+
+        def add(name, kind):
+            if name not in out:
+                out[name] = symbols.Quantity(name, kind, self.latex.get(name, symbols.latex_name(name)),
+                                             symbols.python_name(name))
+
+        add(self.input, "input")
+        for state in self.states:
+            add(state, "state")
+        for eq in equations:
+            add(eq.target, "state" if eq.target in self.states else "intermediate")
+        vector_rank = {name: k for k, name in enumerate([self.input, *self.states])}
+        for eq in equations:
+            dots = sorted(eq.rhs.atoms(Dot), key=lambda d: (
+                vector_rank.get(symbols.read(d.args[1]).name, len(vector_rank)), str(d.args[0])))
+            matrices = {d.args[0] for d in dots}
+            for dot in dots:
+                add(dot.args[0].name, "matrix")
+            for sym in sorted(eq.rhs.free_symbols, key=str):
+                if symbols.read(sym) is not None or sym in matrices:
+                    continue
+                if sym.name in out and out[sym.name].kind == "matrix":
+                    raise CellError("%s:%d: %s is used both as a matrix and elementwise" % (self.source, eq.line, sym))
+                add(sym.name, "diagonal" if _is_scaling(eq.rhs, sym) else "bias")
+        return out
+
+
+def _is_scaling(expr: sympy.Expr, sym: sympy.Symbol) -> bool:
+    """True when `sym` multiplies something elementwise (a peephole), False when it is added."""
+    return any(isinstance(node, sympy.Mul) and sym in node.args and
+               any(not a.is_number for a in node.args if a != sym)
+               for node in sympy.preorder_traversal(expr))

@@ -1,0 +1,87 @@
+"""The command line: build, derive, codegen, check.  Exit codes: 0 fine, 1 a check found
+wrong equations, 2 unusable input or usage (one line on stderr, never a traceback)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import __version__, render
+from .errors import LstmgenError
+
+
+class _UsageError(LstmgenError):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line instead of argparse's usage block
+        raise _UsageError("%s: %s (see %s --help)" % (self.prog, message, self.prog))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="lstmgen", description="Derive, document, generate and check the backward "
+                     "pass of recurrent cells.")
+    parser.add_argument("--version", action="version", version="lstmgen " + __version__)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    build = sub.add_parser("build", help="regenerate every document and NumPy module",
+                           description="Regenerate the derivation documents and NumPy modules of the "
+                                       "built-in cells into DIR (default generated/).")
+    build.add_argument("--out", default="generated", metavar="DIR", help="output folder (default: generated)")
+
+    derive = sub.add_parser("derive", help="write the derivation document of a cell",
+                            description="Derive a cell's backward pass and write it as LaTeX or Markdown.")
+    derive.add_argument("--cell", default="lstm", help="built-in cell name or .cell file (default: lstm)")
+    derive.add_argument("--format", default="tex", help="tex (standalone LaTeX) or md (Markdown)")
+    derive.add_argument("--hadamard", default="*", help="symbol of the elementwise product: * or odot")
+    derive.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
+
+    codegen = sub.add_parser("codegen", help="write the NumPy forward/backward module of a cell",
+                             description="Generate a NumPy module with the step and sequence forward "
+                                         "and backward functions of a cell.")
+    codegen.add_argument("--cell", default="lstm", help="built-in cell name or .cell file (default: lstm)")
+    codegen.add_argument("--layout", default="cs231n", help="weight layout (default: cs231n)")
+    codegen.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
+
+    check = sub.add_parser("check", help="check a handwritten derivation, equation by equation",
+                           description="Read LaTeX/Markdown derivations and judge every equation. "
+                                       "Exit 0: all correct; 1: some incorrect; 2: unusable input.")
+    check.add_argument("files", nargs="+", metavar="FILE", help=".md/.tex files or folders of them")
+    check.add_argument("--cell", default="lstm", help="built-in cell name or .cell file (default: lstm)")
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    return parser
+
+
+def _emit(text: str, output: str | None) -> None:
+    if output:
+        render.write(Path(output), text)
+    else:
+        sys.stdout.write(text)
+
+
+def main(argv=None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        if args.command is None:
+            _parser().print_help()
+            return 2
+        if args.command == "build":
+            written = render.build(Path(args.out))
+            print("wrote %d files to %s" % (len(written), args.out))
+            return 0
+        if args.command == "derive":
+            _emit(render.render_document(args.cell, args.format, args.hadamard), args.output)
+            return 0
+        if args.command == "codegen":
+            _emit(render.render_module(args.cell, args.layout), args.output)
+            return 0
+        from .checker import run_check
+
+        return run_check(args.files, cell=args.cell, as_json=args.json)
+    except LstmgenError as exc:
+        print("lstmgen: error: %s" % str(exc).splitlines()[0], file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lstmgen: interrupted", file=sys.stderr)
+        return 2

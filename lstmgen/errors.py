@@ -1,0 +1,17 @@
+"""Exception types of lstmgen; the CLI maps every one of them to exit code 2."""
+
+
+class LstmgenError(Exception):
+    """A problem with what the user asked for or handed in (not a bug in lstmgen)."""
+
+
+class CellError(LstmgenError):
+    """A cell name or cell file that cannot be used."""
+
+
+class DocumentError(LstmgenError):
+    """A document handed to `lstmgen check` that cannot be read at all."""
+
+
+class OutputError(LstmgenError):
+    """An output path that cannot be written."""

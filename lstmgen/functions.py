@@ -1,0 +1,34 @@
+"""Elementwise functions a cell may use, as SymPy functions that SymPy can differentiate."""
+from __future__ import annotations
+
+import sympy
+
+
+class sigmoid(sympy.Function):  # noqa: N801 - named as it is printed
+    """The logistic function 1 / (1 + exp(-z)); its derivative is sigmoid * (1 - sigmoid)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return sigmoid(self.args[0]) * (1 - sigmoid(self.args[0]))
+
+    def _eval_rewrite_as_exp(self, z, **kwargs):
+        return 1 / (1 + sympy.exp(-z))
+
+
+def _relu(z):
+    return sympy.Max(0, z)
+
+
+def _softsign(z):
+    return z / (1 + sympy.Abs(z))
+
+
+BUILTIN = {
+    "sigmoid": sigmoid,
+    "tanh": sympy.tanh,
+    "relu": _relu,
+    "softsign": _softsign,
+    "exp": sympy.exp,
+    "log": sympy.log,
+}

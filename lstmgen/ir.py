@@ -1,0 +1,72 @@
+"""The matrix structure around elementwise SymPy algebra: products with weights, and time sums.
+
+Everything elementwise (``*``, ``+``, sigmoid, tanh, powers) is ordinary commutative SymPy on
+symbols that stand for whole vectors.  The few places where shapes meet are unevaluated
+SymPy functions, so one expression tree serves the printers, the checker and the evaluator:
+
+* ``Dot(W, v)``      W v      -- a weight matrix times a vector (forward)
+* ``TDot(W, e)``     Wᵀ e     -- the gradient reaching v through W v
+* ``Outer(e, v)``    e vᵀ     -- the gradient reaching W through W v (summed over a batch)
+* ``SumOverTime(e)`` Σ_t e    -- a step gradient summed over t = 1..T
+* ``Transpose(a)``   aᵀ       -- only in parsed documents
+* ``MatMul(a, b)``   a b      -- only in parsed documents
+"""
+from __future__ import annotations
+
+import sympy
+
+
+class Dot(sympy.Function):
+    """W v: a parameter matrix times a vector; opaque to the elementwise algebra."""
+
+    nargs = 2
+
+
+class TDot(sympy.Function):
+    """Wᵀ e: the backward of Dot towards its vector."""
+
+    nargs = 2
+
+
+class Outer(sympy.Function):
+    """e vᵀ: the backward of Dot towards its matrix."""
+
+    nargs = 2
+
+
+class SumOverTime(sympy.Function):
+    """Σ_{t=1}^{T} e."""
+
+    nargs = 1
+
+
+class Transpose(sympy.Function):
+    """aᵀ of a parsed document's expression."""
+
+    nargs = 1
+
+
+class MatMul(sympy.Function):
+    """a b, the matrix product of a parsed document's expression."""
+
+    nargs = 2
+
+
+def product(factors) -> sympy.Expr:
+    """The elementwise product of `factors`, unevaluated so that printers keep their grouping."""
+    factors = [f for f in factors if f != 1]
+    if not factors:
+        return sympy.Integer(1)
+    if len(factors) == 1:
+        return factors[0]
+    return sympy.Mul(*factors, evaluate=False)
+
+
+def total(terms) -> sympy.Expr:
+    """The sum of `terms`, unevaluated so that printers keep their order."""
+    terms = list(terms)
+    if not terms:
+        return sympy.Integer(0)
+    if len(terms) == 1:
+        return terms[0]
+    return sympy.Add(*terms, evaluate=False)

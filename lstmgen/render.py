@@ -1,0 +1,87 @@
+"""Rendering: finished strings from the printers go through the Jinja templates in templates/."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+
+from . import reverse
+from .errors import LstmgenError, OutputError
+
+FORMATS = ("tex", "md")
+HADAMARD = ("*", "odot")
+LAYOUTS = ("cs231n",)
+BUILD_CELLS = ("lstm", "rnn")
+
+
+def template_dir() -> Path:
+    """templates/ of the source tree, or its copy inside an installed wheel."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "templates", here.parent / "templates"):
+        if candidate.is_dir():
+            return candidate
+    raise LstmgenError("the templates/ folder of lstmgen is missing from this installation")
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir())),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def render_document(cell: str, fmt: str = "tex", hadamard: str = "*") -> str:
+    """The derivation document of `cell` (a name or .cell path) as LaTeX or Markdown."""
+    from .document import document_context
+
+    if fmt not in FORMATS:
+        raise LstmgenError("unknown format %r: use one of %s" % (fmt, ", ".join(FORMATS)))
+    if hadamard not in HADAMARD:
+        raise LstmgenError("unknown --hadamard %r: use one of %s" % (hadamard, ", ".join(HADAMARD)))
+    context = document_context(reverse.derive(cell), fmt=fmt, hadamard=hadamard)
+    return environment().get_template("derivation.%s.j2" % fmt).render(**context)
+
+
+def render_module(cell: str, layout: str = "cs231n") -> str:
+    """The NumPy forward/backward module of `cell` in `layout`."""
+    from .codegen import module_context
+
+    if layout not in LAYOUTS:
+        raise LstmgenError("unknown layout %r: use one of %s" % (layout, ", ".join(LAYOUTS)))
+    context = module_context(reverse.derive(cell), layout=layout)
+    return environment().get_template(context["template"]).render(**context)
+
+
+def artifacts(cells=BUILD_CELLS) -> dict[str, str]:
+    """File name -> content of everything `lstmgen build` writes."""
+    out = {}
+    for cell in cells:
+        out["%s_numpy.py" % cell] = render_module(cell)
+        for fmt in FORMATS:
+            out["%s_derivation.%s" % (cell, fmt)] = render_document(cell, fmt)
+    return out
+
+
+def write(path: Path, text: str) -> None:
+    """Write `text` to `path` (UTF-8, \\n line ends); OutputError when that is impossible."""
+    try:
+        if path.parent and not path.parent.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8", newline="\n")
+    except OSError as exc:
+        raise OutputError("cannot write %s: %s" % (path, exc.strerror or exc)) from None
+
+
+def build(out_dir: Path) -> list[Path]:
+    written = []
+    for name, text in artifacts().items():
+        target = out_dir / name
+        write(target, text)
+        written.append(target)
+    return written

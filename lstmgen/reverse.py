@@ -1,0 +1,158 @@
+"""Reverse-mode derivation: one backward equation per quantity of a cell, step and sequence.
+
+Conventions (those of the derivation we teach from): vectors are columns; dL/dX is the total
+gradient of the scalar loss L; dL/dc_t and dL/dh_t are the totals reaching the states at t,
+which the step formulas keep as symbols.  Every other intermediate (the gates) is expanded
+into the chain that reaches it, so dL/dW_x^f reads  {dL/dc_t * c_{t-1} * [f_t*(1-f_t)]} x_t^T.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import sympy
+
+from . import cells, symbols
+from .ir import SumOverTime, TDot, product, total
+from .rules import CONTRACTIONS, local_derivative, opaque_products
+
+
+@dataclass(frozen=True)
+class Term:
+    """One chain-rule path's share of a gradient.
+
+    chain   quantities from the one whose total gradient is a symbol down to the one
+            differentiated, e.g. ('c', 'f') for dL/dc_t . dc_t/df_t . df_t/dW_x^f
+    factors elementwise factors whose product is the path's delta (an H-vector)
+    form    'elementwise' (delta itself), 'outer' (delta operand^T) or 'transposed' (operand^T delta)
+    operand the vector of an outer product or the matrix of a transposed one
+    via     the equation the path enters through (its delta is that equation's gradient)
+    """
+
+    chain: tuple[str, ...]
+    factors: tuple[sympy.Expr, ...]
+    form: str = "elementwise"
+    operand: sympy.Symbol | None = None
+    via: str = ""
+
+    @property
+    def delta(self) -> sympy.Expr:
+        return product(self.factors)
+
+    def expr(self) -> sympy.Expr:
+        """The term as one expression of `lstmgen.ir`."""
+        if self.form == "outer":
+            return CONTRACTIONS["matrix"](self.delta, None, self.operand)
+        if self.form == "transposed":
+            return CONTRACTIONS["vector"](self.delta, self.operand, None)
+        return self.delta
+
+
+@dataclass
+class Gradient:
+    """dL/d`wrt` as a list of terms; `wrt` is a parameter name or a vector at t / t-1."""
+
+    wrt: sympy.Symbol
+    terms: list[Term] = field(default_factory=list)
+
+    def expr(self) -> sympy.Expr:
+        return total(term.expr() for term in self.terms)
+
+
+@dataclass
+class Derivation:
+    """Everything the printers and the checker need about one cell's backward pass."""
+
+    cell: cells.Cell
+    step: dict[str, Gradient]            # keyed by name: parameters, the input, the states at t-1
+    within_step: dict[str, list[Term]]   # per state: its share of dL/ds_t from consumers inside step t
+    local: dict[tuple[str, str], Gradient]  # (target, wrt symbol name) -> d sum(target_t) / d wrt
+
+    # -- sequence level ------------------------------------------------------------------
+    def step_gradient(self, name: str) -> sympy.Expr:
+        return self.step[name].expr()
+
+    def summed(self, name: str) -> sympy.Expr:
+        """dL/dparam over the sequence: the step gradient summed over t = 1..T."""
+        return SumOverTime(self.step_gradient(name))
+
+    def state_total(self, state: str) -> sympy.Expr:
+        """dL/ds_t: the loss's own gradient (outputs only), what consumers at t pass back, and
+        what step t+1 passes back through s_t."""
+        parts = []
+        if state == self.cell.output:
+            parts.append(symbols.vector(state, "t", "upstream"))
+        parts.extend(term.expr() for term in self.within_step[state])
+        parts.append(symbols.retime(self.step_gradient(state), lambda t: symbols.shift_time(t, 1)))
+        return total(parts)
+
+    def initial(self, state: str) -> sympy.Expr:
+        """dL/ds_0: the step gradient of s_{t-1} at t = 1."""
+        return symbols.retime(self.step_gradient(state), lambda t: symbols.fix_time(t, 1))
+
+
+@lru_cache(maxsize=None)
+def derive(cell_name: str) -> Derivation:
+    return derive_cell(cells.load(cell_name))
+
+
+def derive_cell(cell: cells.Cell) -> Derivation:
+    """Walk the equations from the outputs back to the inputs, collecting one Term per path."""
+    adjoint: dict[str, list[Term]] = {s: [Term((s,), (symbols.vector(s, "t", "adjoint"),))]
+                                      for s in cell.states}
+    step: dict[str, Gradient] = {}
+    within_step: dict[str, list[Term]] = {s: [] for s in cell.states}
+    local: dict[tuple[str, str], Gradient] = {}
+
+    def receive(name: str, wrt: sympy.Symbol, term: Term):
+        step.setdefault(name, Gradient(wrt)).terms.append(term)
+
+    for eq in reversed(cell.equations):
+        output = symbols.vector(eq.target)
+        rhs, stand_ins = opaque_products(eq.rhs)
+        ones = Term((), ())  # the upstream of d sum(q)/dX, for the local derivatives
+        for wrt in sorted(rhs.free_symbols, key=str):
+            if wrt in stand_ins:
+                continue
+            slope = local_derivative(rhs, wrt, output)
+            ref = symbols.read(wrt)
+            local.setdefault((eq.target, wrt.name), Gradient(wrt)).terms.append(Term((), (slope,)))
+            if ref is None or ref.time == "t-1" or ref.name == cell.input:
+                name = wrt.name if ref is None else ref.name
+                for up in adjoint[eq.target]:
+                    receive(name, wrt, Term(up.chain, up.factors + (slope,), via=eq.target))
+            elif ref.name in cell.states:
+                for up in adjoint[eq.target]:
+                    within_step[ref.name].append(Term(up.chain + (ref.name,), up.factors + (slope,), via=eq.target))
+            else:
+                for up in adjoint[eq.target]:
+                    adjoint.setdefault(ref.name, []).append(Term(up.chain + (ref.name,), up.factors + (slope,)))
+        for stand_in, dot in stand_ins.items():
+            matrix, vec = dot.args
+            slope = local_derivative(rhs, stand_in, output)
+            ref = symbols.read(vec)
+            for up in adjoint[eq.target] + [ones]:
+                factors = up.factors + (slope,)
+                to_matrix = Term(up.chain, factors, "outer", vec, eq.target)
+                to_vector = Term(up.chain, factors, "transposed", matrix, eq.target)
+                if up is ones:
+                    local.setdefault((eq.target, matrix.name), Gradient(matrix)).terms.append(to_matrix)
+                    local.setdefault((eq.target, vec.name), Gradient(vec)).terms.append(to_vector)
+                    continue
+                receive(matrix.name, matrix, to_matrix)
+                if ref.time == "t-1" or ref.name == cell.input:
+                    receive(ref.name, vec, to_vector)
+                elif ref.name in cell.states:
+                    within_step[ref.name].append(to_vector)
+                else:  # W @ q for an intermediate q: its gradient is no longer elementwise
+                    adjoint.setdefault(ref.name, []).append(
+                        Term(up.chain + (ref.name,), (TDot(matrix, product(factors)),)))
+    _order(cell, step)
+    return Derivation(cell, step, within_step, local)
+
+
+def _order(cell: cells.Cell, step: dict[str, Gradient]) -> None:
+    """Order terms as the cell file orders its equations (f, i, o, c~ for the LSTM)."""
+    rank = {eq.target: k for k, eq in enumerate(cell.equations)}
+    for gradient in step.values():
+        gradient.terms.sort(key=lambda term: rank.get(term.via, -1))
