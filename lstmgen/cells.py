@@ -233,6 +233,9 @@ class _Builder:
                 if matrix in known_vectors:
                     self.fail(n.children[0], "%s is a vector; the left side of @ must be a weight matrix" % matrix)
                 vec = walk(n.children[1])
+                if symbols.read(vec) is None:
+                    self.fail(n.children[1], "%s is not a vector: the right side of @ must be the input, a state "
+                              "or a quantity with an equation" % vec)
                 return Dot(symbols.parameter(matrix), vec)
             if kind == "ref":
                 name = str(n.children[0])

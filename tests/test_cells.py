@@ -1,0 +1,59 @@
+"""Cell files: parsing, parameter shapes from use, and one-line errors that name the place."""
+import pytest
+
+from lstmgen import cells
+from lstmgen.errors import CellError
+
+PEEPHOLE = """
+cell peep
+input x
+state h output
+state c
+f = sigmoid(W_xf @ x + W_hf @ h[t-1] + p_f * c[t-1] + b_f)
+c = f * c[t-1] + (1 - f) * tanh(W_xc @ x + b_c)
+h = tanh(c)
+"""
+
+
+def test_builtin_cells_load():
+    assert {"lstm", "rnn"} <= set(cells.builtin_names())
+    lstm = cells.load("lstm")
+    assert lstm.states == ["h", "c"] and lstm.output == "h" and lstm.input == "x"
+    assert lstm.gate_order == ["i", "f", "o", "g"]
+    assert lstm.quantities["g"].latex == r"\tilde{c}"
+    assert [eq.target for eq in lstm.equations] == ["f", "i", "o", "g", "c", "h"]
+
+
+def test_parameters_are_shaped_from_their_use():
+    cell = cells.parse(PEEPHOLE)
+    kinds = {q.name: q.kind for q in cell.parameters}
+    assert kinds == {"W_xf": "matrix", "W_hf": "matrix", "p_f": "diagonal", "b_f": "bias",
+                     "W_xc": "matrix", "b_c": "bias"}
+
+
+def test_cell_file_by_path(tmp_path):
+    path = tmp_path / "peep.cell"
+    path.write_text(PEEPHOLE)
+    assert cells.load(str(path)).name == "peep"
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ("input x\nstate h\nh = tanh(W @ x +)\n", ":3:"),
+    ("input x\nstate h\nh = tanh(W @ q)\n", "q"),
+    ("input x\nstate h\nh = frob(W @ x)\n", "unknown function frob"),
+    ("input x\nstate h\nh = tanh(W @ x)\nh = x\n", "defined twice"),
+    ("input x\nstate h\nstate c\nh = tanh(c)\n", "state c has no equation"),
+    ("state h\nh = tanh(h[t-1])\n", "no `input` line"),
+    ("input x\nstate h\nh = tanh(W @ x + a)\na = h * 2\n", "cycle"),
+    ("input x\nstate h\nh = x[t-1]\n", "only states have a previous value"),
+], ids=["syntax", "unknown-vector", "unknown-function", "twice", "missing-state", "no-input", "cycle", "prev-of-input"])
+def test_errors_name_the_problem(text, fragment):
+    with pytest.raises(CellError) as info:
+        cells.parse(text, source="bad.cell")
+    message = str(info.value)
+    assert fragment in message and "\n" not in message
+
+
+def test_unknown_cell_name():
+    with pytest.raises(CellError, match="unknown cell"):
+        cells.load("nosuchcell")

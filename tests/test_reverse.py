@@ -1,0 +1,207 @@
+"""The derivation against two independent witnesses: the seed's formulas (typed here, from the
+customer's handwritten document, with its three mistakes corrected) and finite differences."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy
+
+from lstmgen import reverse, symbols
+from lstmgen.functions import sigmoid
+from lstmgen.ir import Dot, Outer, SumOverTime, TDot
+
+# ----------------------------------------------------------------------------- seed formulas
+v = symbols.vector
+P = symbols.parameter
+
+
+def dL(name, time="t"):
+    return v(name, time, "adjoint")
+
+
+def seed_deltas(t="t", prev="t-1"):
+    """The four bracketed factors of the seed, one per gate (written from the document)."""
+    f, i, o, g, c = v("f", t), v("i", t), v("o", t), v("g", t), v("c", t)
+    return {
+        "f": dL("c", t) * v("c", prev) * (f * (1 - f)),
+        "i": dL("c", t) * g * (i * (1 - i)),
+        "o": dL("h", t) * sympy.tanh(c) * (o * (1 - o)),
+        "c": dL("c", t) * i * (1 - g ** 2),
+    }
+
+
+def seed_step():
+    """Part 1 of the seed (the o_t terms of dL/dx_t and dL/dh_{t-1} corrected: the seed writes
+    dL/dc_t there, but o_t reaches L only through h_t = o_t * tanh(c_t), so dL/dh_t is needed)."""
+    delta = seed_deltas()
+    out = {"c": dL("c") * v("f")}
+    for gate, d in delta.items():
+        out["W_x^" + gate] = Outer(d, v("x"))
+        out["W_h^" + gate] = Outer(d, v("h", "t-1"))
+        out["b^" + gate] = d
+    out["x"] = sum(TDot(P("W_x^" + gate), d) for gate, d in delta.items())
+    out["h"] = sum(TDot(P("W_h^" + gate), d) for gate, d in delta.items())
+    return out
+
+
+def seed_h0():
+    """The seed's dL/dh_0 (its C_1 is a typo for c_1)."""
+    delta = seed_deltas("1", "0")
+    return sum(TDot(P("W_h^" + gate), d) for gate, d in delta.items())
+
+
+# ----------------------------------------------------------------------------- equivalence
+def _split(expr):
+    """Sum of terms -> {(form, operand): elementwise coefficient}."""
+    parts = {}
+    for term in sympy.Add.make_args(expr):
+        for sub in sympy.Add.make_args(term):  # unevaluated sums nest
+            if isinstance(sub, (Outer, TDot)):
+                key = (type(sub).__name__, sub.args[1] if isinstance(sub, Outer) else sub.args[0])
+                coeff = sub.args[0] if isinstance(sub, Outer) else sub.args[1]
+            elif isinstance(sub, SumOverTime):
+                inner = _split(sub.args[0])
+                for k, c in inner.items():
+                    parts[("sum",) + k] = parts.get(("sum",) + k, 0) + c
+                continue
+            else:
+                key, coeff = ("elementwise",), sub
+            parts[key] = parts.get(key, 0) + coeff
+    return parts
+
+
+def sympy_equivalent(a, b) -> bool:
+    pa, pb = _split(sympy.sympify(a)), _split(sympy.sympify(b))
+    if set(pa) != set(pb):
+        return False
+    return all(sympy.simplify(sympy.expand(pa[k] - pb[k])) == 0 for k in pa)
+
+
+@pytest.fixture(scope="module")
+def lstm():
+    return reverse.derive("lstm")
+
+
+@pytest.mark.parametrize("name", sorted(seed_step()))
+def test_step_gradient_matches_seed_symbolically(lstm, name):
+    assert sympy_equivalent(lstm.step_gradient(name), seed_step()[name]), (name, lstm.step_gradient(name))
+
+
+@pytest.mark.parametrize("name", sorted(k for k in seed_step() if k[:2] in ("W_", "b^")))
+def test_summed_family_matches_seed(lstm, name):
+    assert sympy_equivalent(lstm.summed(name), SumOverTime(seed_step()[name]))
+
+
+def test_dh0_matches_seed(lstm):
+    assert sympy_equivalent(lstm.initial("h"), seed_h0())
+
+
+def test_dc0_is_dc1_times_f1(lstm):
+    assert sympy_equivalent(lstm.initial("c"), dL("c", "1") * v("f", "1"))
+
+
+def test_seed_o_term_with_dc_is_wrong(lstm):
+    """The seed's Part 1 dL/dx_t uses dL/dc_t in the o_t term: not equivalent to ours."""
+    delta = seed_deltas()
+    wrong = delta.copy()
+    wrong["o"] = dL("c") * sympy.tanh(v("c")) * (v("o") * (1 - v("o")))
+    seed_dx = sum(TDot(P("W_x^" + g), d) for g, d in wrong.items())
+    assert not sympy_equivalent(lstm.step_gradient("x"), seed_dx)
+
+
+def test_seed_part2_i_term_repeating_f_is_wrong(lstm):
+    """The seed's Part 2 dL/dx_t repeats the f_t bracket in the i_t term."""
+    delta = seed_deltas()
+    wrong = dict(delta, i=delta["f"])
+    seed_dx = sum(TDot(P("W_x^" + g), d) for g, d in wrong.items())
+    assert not sympy_equivalent(lstm.step_gradient("x"), seed_dx)
+
+
+def test_recurrences_state_what_the_seed_leaves_implicit(lstm):
+    c, o = v("c"), v("o")
+    expected_c = dL("c", "t+1") * v("f", "t+1") + dL("h") * o * (1 - sympy.tanh(c) ** 2)
+    assert sympy_equivalent(lstm.state_total("c"), expected_c)
+    nxt = seed_deltas("t+1", "t")
+    expected_h = v("h", "t", "upstream") + sum(TDot(P("W_h^" + g), d) for g, d in nxt.items())
+    assert sympy_equivalent(lstm.state_total("h"), expected_h)
+
+
+# ----------------------------------------------------------------------------- finite differences
+def _evaluate(expr, env):
+    """A small evaluator written for this test: column vectors, elementwise algebra."""
+    if isinstance(expr, sympy.Symbol):
+        return env[expr.name]
+    if expr.is_Number:
+        return float(expr)
+    args = [_evaluate(a, env) for a in expr.args]
+    if isinstance(expr, sympy.Add):
+        return sum(args[1:], args[0])
+    if isinstance(expr, sympy.Mul):
+        out = args[0]
+        for a in args[1:]:
+            out = out * a
+        return out
+    if isinstance(expr, sympy.Pow):
+        return args[0] ** args[1]
+    if isinstance(expr, sigmoid):
+        return 1 / (1 + np.exp(-args[0]))
+    if isinstance(expr, sympy.tanh):
+        return np.tanh(args[0])
+    if isinstance(expr, Dot):
+        return args[0] @ args[1]
+    if isinstance(expr, TDot):
+        return args[0].T @ args[1]
+    if isinstance(expr, Outer):
+        return args[0] @ args[1].T
+    raise TypeError(type(expr))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+def test_step_gradients_match_finite_differences(cell):
+    """L = <a_h, h_t> + <a_c, c_t>: its exact gradients are the step formulas with the adjoint
+    symbols dL/dh_t = a_h + (what h_t's consumers in the step add) and so on."""
+    d = reverse.derive(cell)
+    rng = np.random.RandomState(0)
+    D, H = 4, 3
+    env = {}
+    for q in d.cell.parameters:
+        shape = (H, D) if q.kind == "matrix" and "x" in q.name else (H, H) if q.kind == "matrix" else (H, 1)
+        env[q.name] = rng.randn(*shape)
+    env["x[t]"] = rng.randn(D, 1)
+    for s in d.cell.states:
+        env[s + "[t-1]"] = rng.randn(H, 1)
+    seeds = {s: rng.randn(H, 1) for s in d.cell.states}
+
+    def forward(values):
+        local = dict(values)
+        for eq in d.cell.equations:
+            local[eq.target + "[t]"] = _evaluate(eq.rhs, local)
+        return local
+
+    def loss(values):
+        out = forward(values)
+        return sum(float(np.sum(seeds[s] * out[s + "[t]"])) for s in d.cell.states)
+
+    values = forward(env)
+    # totals of the states at t: the seed on s_t plus what consumers inside the step add
+    totals = {}
+    for eq in reversed(d.cell.equations):
+        if eq.target in d.cell.states:
+            s = eq.target
+            within = sum((_evaluate(term.expr(), {**values, **totals}) for term in d.within_step[s]), 0)
+            totals["dL/d%s[t]" % s] = seeds[s] + within
+    numeric_env = {**values, **totals}
+    eps = 1e-6
+    for name in sorted(d.step):
+        key = name if name in env else name + ("[t]" if name == d.cell.input else "[t-1]")
+        analytic = _evaluate(d.step[name].expr(), numeric_env)
+        numeric = np.zeros_like(env[key])
+        for ix in np.ndindex(env[key].shape):
+            plus, minus = dict(env), dict(env)
+            plus[key] = env[key].copy()
+            minus[key] = env[key].copy()
+            plus[key][ix] += eps
+            minus[key][ix] -= eps
+            numeric[ix] = (loss(plus) - loss(minus)) / (2 * eps)
+        scale = max(1.0, float(np.max(np.abs(numeric))))
+        assert np.max(np.abs(analytic - numeric)) / scale < 1e-7, name
