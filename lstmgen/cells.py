@@ -191,9 +191,9 @@ class _Builder:
 
     def _function_def(self, stmt):
         fname, var, body = str(stmt.children[0]), str(stmt.children[1]), stmt.children[2]
-        z = sympy.Symbol(var)
+        z = sympy.Symbol(var, real=True)
         expr = self._expr(body, {var}, local={var: z})
-        self.functions[fname] = sympy.Lambda(z, expr)
+        self.functions[fname] = (sympy.Lambda(z, expr), 1)
 
     def _equation(self, stmt):
         target = str(stmt.children[0])
@@ -223,9 +223,11 @@ class _Builder:
                 if fname not in self.functions:
                     self.fail(n.children[0], "unknown function %s (known: %s)"
                               % (fname, ", ".join(sorted(self.functions))))
-                if len(n.children) != 2:
-                    self.fail(n.children[0], "%s takes one argument" % fname)
-                return self.functions[fname](walk(n.children[1]))
+                function, arity = self.functions[fname]
+                if len(n.children) - 1 != arity:
+                    self.fail(n.children[0], "%s takes %d argument%s, got %d"
+                              % (fname, arity, "" if arity == 1 else "s", len(n.children) - 1))
+                return function(*[walk(arg) for arg in n.children[1:]])
             if kind == "dot":
                 matrix = str(n.children[0])
                 if local is not None:

@@ -24,11 +24,14 @@ def _softsign(z):
     return z / (1 + sympy.Abs(z))
 
 
+# name -> (SymPy function, number of arguments)
 BUILTIN = {
-    "sigmoid": sigmoid,
-    "tanh": sympy.tanh,
-    "relu": _relu,
-    "softsign": _softsign,
-    "exp": sympy.exp,
-    "log": sympy.log,
+    "sigmoid": (sigmoid, 1),
+    "tanh": (sympy.tanh, 1),
+    "relu": (_relu, 1),
+    "softsign": (_softsign, 1),
+    "exp": (sympy.exp, 1),
+    "log": (sympy.log, 1),
+    "min": (sympy.Min, 2),  # for piecewise-linear definitions such as a hard sigmoid
+    "max": (sympy.Max, 2),
 }

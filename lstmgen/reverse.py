@@ -114,7 +114,7 @@ def derive_cell(cell: cells.Cell) -> Derivation:
         for wrt in sorted(rhs.free_symbols, key=str):
             if wrt in stand_ins:
                 continue
-            slope = local_derivative(rhs, wrt, output)
+            slope = local_derivative(rhs, wrt, output).xreplace(stand_ins)
             ref = symbols.read(wrt)
             local.setdefault((eq.target, wrt.name), Gradient(wrt)).terms.append(Term((), (slope,)))
             if ref is None or ref.time == "t-1" or ref.name == cell.input:
@@ -129,7 +129,7 @@ def derive_cell(cell: cells.Cell) -> Derivation:
                     adjoint.setdefault(ref.name, []).append(Term(up.chain + (ref.name,), up.factors + (slope,)))
         for stand_in, dot in stand_ins.items():
             matrix, vec = dot.args
-            slope = local_derivative(rhs, stand_in, output)
+            slope = local_derivative(rhs, stand_in, output).xreplace(stand_ins)
             ref = symbols.read(vec)
             for up in adjoint[eq.target] + [ones]:
                 factors = up.factors + (slope,)

@@ -21,7 +21,7 @@ def opaque_products(rhs: sympy.Expr) -> tuple[sympy.Expr, dict]:
     """rhs with every Dot(W, v) replaced by a fresh symbol; also the symbol -> Dot map."""
     stand_ins = {}
     for index, dot in enumerate(sorted(rhs.atoms(Dot), key=str)):
-        stand_ins[sympy.Dummy("u%d" % index)] = dot
+        stand_ins[sympy.Dummy("u%d" % index, real=True)] = dot
     return rhs.xreplace({dot: u for u, dot in stand_ins.items()}), stand_ins
 
 

@@ -9,7 +9,8 @@ as ``0`` or ``1``.  Three roles exist for it, each a plain SymPy symbol whose na
 * ``upstream`` -- ``dl/dh[t]``   the loss's own gradient on an output, dl_t/dh_t
 
 Parameters (weights, biases, peepholes) carry no time index; their symbol name is their
-cell-file name, e.g. ``W_x^f``.
+cell-file name, e.g. ``W_x^f``.  Every symbol is real, so that SymPy differentiates |z| and
+max(0, z) the way a network does.
 """
 from __future__ import annotations
 
@@ -81,11 +82,11 @@ def fix_time(time: str, t_value: int) -> str:
 
 def vector(name: str, time: str = "t", role: str = "value") -> sympy.Symbol:
     """The SymPy symbol of quantity `name` at `time` in `role` (see the module docstring)."""
-    return sympy.Symbol("%s%s[%s]" % (_PREFIX[role], name, time))
+    return sympy.Symbol("%s%s[%s]" % (_PREFIX[role], name, time), real=True)
 
 
 def parameter(name: str) -> sympy.Symbol:
-    return sympy.Symbol(name)
+    return sympy.Symbol(name, real=True)
 
 
 def read(symbol: sympy.Symbol) -> Ref | None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import sympy
 
-from lstmgen import reverse, symbols
+from lstmgen import cells, reverse, symbols
 from lstmgen.functions import sigmoid
 from lstmgen.ir import Dot, Outer, SumOverTime, TDot
 
@@ -156,17 +156,18 @@ def _evaluate(expr, env):
     raise TypeError(type(expr))
 
 
-@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+@pytest.mark.parametrize("cell", cells.builtin_names())
 def test_step_gradients_match_finite_differences(cell):
     """L = <a_h, h_t> + <a_c, c_t>: its exact gradients are the step formulas with the adjoint
     symbols dL/dh_t = a_h + (what h_t's consumers in the step add) and so on."""
     d = reverse.derive(cell)
     rng = np.random.RandomState(0)
     D, H = 4, 3
-    env = {}
-    for q in d.cell.parameters:
-        shape = (H, D) if q.kind == "matrix" and "x" in q.name else (H, H) if q.kind == "matrix" else (H, 1)
-        env[q.name] = rng.randn(*shape)
+    env = {q.name: rng.randn(H, 1) for q in d.cell.parameters}
+    for eq in d.cell.equations:
+        for dot in eq.rhs.atoms(Dot):
+            matrix, vec = dot.args
+            env[matrix.name] = rng.randn(H, D if symbols.read(vec).name == d.cell.input else H)
     env["x[t]"] = rng.randn(D, 1)
     for s in d.cell.states:
         env[s + "[t-1]"] = rng.randn(H, 1)
