@@ -15,7 +15,7 @@ import sympy
 
 from . import symbols
 from .errors import CellError
-from .functions import BUILTIN
+from .functions import BUILTIN, define
 from .ir import Dot
 
 CELL_DIR = Path(__file__).parent / "cell_files"
@@ -152,11 +152,11 @@ class _Builder:
         known_vectors = {self.input, *self.states, *targets}
         equations = [Equation(target, self._expr(node, known_vectors), line)
                      for target, node, line in self.raw_equations]
-        equations = self._topological(equations)
+        equations = self._topological(self._name_preactivations(equations))
         quantities = self._quantities(equations)
         gate_order = self.gate_order or [eq.target for eq in equations if eq.rhs.has(Dot)]
         for gate in gate_order:
-            if gate not in targets:
+            if gate not in {eq.target for eq in equations}:
                 self.fail(tree, "`gates` names %s, which has no equation" % gate)
         return Cell(self.name, self.title or self.name, self.input, self.states, self.output,
                     gate_order, equations, quantities)
@@ -193,7 +193,9 @@ class _Builder:
         fname, var, body = str(stmt.children[0]), str(stmt.children[1]), stmt.children[2]
         z = sympy.Symbol(var, real=True)
         expr = self._expr(body, {var}, local={var: z})
-        self.functions[fname] = (sympy.Lambda(z, expr), 1)
+        if fname in BUILTIN:
+            self.fail(stmt.children[0], "%s is a built-in function; choose another name" % fname)
+        self.functions[fname] = (define(fname, z, expr), 1)
 
     def _equation(self, stmt):
         target = str(stmt.children[0])
@@ -259,6 +261,29 @@ class _Builder:
             self.fail(n, "unsupported construct %s" % kind)
 
         return walk(node)
+
+    def _name_preactivations(self, equations: list[Equation]) -> list[Equation]:
+        """Give a name to the argument of a function whose derivative cannot be written with
+        its output (relu, softsign, a user's gelu): `h = relu(W @ x)` becomes `a^h = W @ x`
+        and `h = relu(a^h)`, so that backward formulas can refer to a^h_t."""
+        out = []
+        for eq in equations:
+            rhs, extra = eq.rhs, []
+            for node in sorted(rhs.atoms(sympy.Function), key=sympy.default_sort_key):
+                if isinstance(node, Dot) or len(node.args) != 1 or not node.args[0].has(Dot):
+                    continue
+                z = sympy.Dummy("z", real=True)
+                expressible = sympy.diff(node.func(z), z).has(node.func(z))
+                if node == rhs and expressible:
+                    continue
+                name = "a^%s" % eq.target + ("" if not extra else str(len(extra) + 1))
+                self.latex.setdefault(name, "a^{%s}" % self.latex.get(eq.target, eq.target)
+                                      if len(extra) == 0 else "a^{%s,%d}" % (eq.target, len(extra) + 1))
+                extra.append(Equation(name, node.args[0], eq.line))
+                rhs = rhs.xreplace({node.args[0]: symbols.vector(name)})
+            out.extend(extra)
+            out.append(Equation(eq.target, rhs, eq.line))
+        return out
 
     def _topological(self, equations: list[Equation]) -> list[Equation]:
         """Order equations so that every quantity at t is computed before it is used."""

@@ -35,3 +35,27 @@ BUILTIN = {
     "min": (sympy.Min, 2),  # for piecewise-linear definitions such as a hard sigmoid
     "max": (sympy.Max, 2),
 }
+
+
+class UserFunction(sympy.Function):
+    """An elementwise function a cell file defines by a formula in one variable.
+
+    Subclasses carry `formula` (a Lambda); SymPy differentiates the formula, and the printers
+    show the function by name.
+    """
+
+    nargs = 1
+    formula: sympy.Lambda
+
+    def fdiff(self, argindex=1):
+        variable = self.formula.variables[0]
+        return sympy.diff(self.formula.expr, variable).xreplace({variable: self.args[0]})
+
+    @classmethod
+    def expand_formula(cls, arg):
+        return cls.formula(arg)
+
+
+def define(name: str, variable: sympy.Symbol, body: sympy.Expr) -> type:
+    """A new UserFunction class `name` with formula `variable -> body`."""
+    return type(name, (UserFunction,), {"formula": sympy.Lambda(variable, body), "__module__": __name__})

@@ -7,7 +7,7 @@ import pytest
 import sympy
 
 from lstmgen import cells, reverse, symbols
-from lstmgen.functions import sigmoid
+from lstmgen.functions import UserFunction, sigmoid
 from lstmgen.ir import Dot, Outer, SumOverTime, TDot
 
 # ----------------------------------------------------------------------------- seed formulas
@@ -143,10 +143,18 @@ def _evaluate(expr, env):
         return out
     if isinstance(expr, sympy.Pow):
         return args[0] ** args[1]
-    if isinstance(expr, sigmoid):
-        return 1 / (1 + np.exp(-args[0]))
-    if isinstance(expr, sympy.tanh):
-        return np.tanh(args[0])
+    if isinstance(expr, UserFunction):
+        return _evaluate(expr.expand_formula(expr.args[0]), env)
+    simple = {sigmoid: lambda z: 1 / (1 + np.exp(-z)), sympy.tanh: np.tanh, sympy.exp: np.exp,
+              sympy.log: np.log, sympy.Abs: np.abs, sympy.sign: np.sign,
+              sympy.Heaviside: lambda z: np.heaviside(z, 0.5)}
+    if type(expr) in simple:
+        return simple[type(expr)](args[0])
+    if isinstance(expr, (sympy.Max, sympy.Min)):
+        out = args[0]
+        for a in args[1:]:
+            out = (np.maximum if isinstance(expr, sympy.Max) else np.minimum)(out, a)
+        return out
     if isinstance(expr, Dot):
         return args[0] @ args[1]
     if isinstance(expr, TDot):
@@ -156,11 +164,26 @@ def _evaluate(expr, env):
     raise TypeError(type(expr))
 
 
-@pytest.mark.parametrize("cell", cells.builtin_names())
+# A cell no built-in resembles: two states, a piecewise-linear gate, a user-defined GELU, a
+# softsign output with a peephole-like diagonal weight.
+CUSTOM_CELL = """
+cell twostate
+input x
+state h output
+state m
+function hard_sigmoid(z) = max(0, min(1, 0.2 * z + 0.5))
+function gelu(z) = z * sigmoid(1.702 * z)
+a = hard_sigmoid(W_x^a @ x + W_h^a @ h[t-1] + b^a)
+m = a * m[t-1] + (1 - a) * gelu(W_x^m @ x + b^m)
+h = softsign(W_m @ m + p * h[t-1])
+"""
+
+
+@pytest.mark.parametrize("cell", cells.builtin_names() + ["custom"])
 def test_step_gradients_match_finite_differences(cell):
     """L = <a_h, h_t> + <a_c, c_t>: its exact gradients are the step formulas with the adjoint
     symbols dL/dh_t = a_h + (what h_t's consumers in the step add) and so on."""
-    d = reverse.derive(cell)
+    d = reverse.derive_cell(cells.parse(CUSTOM_CELL)) if cell == "custom" else reverse.derive(cell)
     rng = np.random.RandomState(0)
     D, H = 4, 3
     env = {q.name: rng.randn(H, 1) for q in d.cell.parameters}
