@@ -38,23 +38,25 @@ def environment() -> jinja2.Environment:
 
 def render_document(cell: str, fmt: str = "tex", hadamard: str = "*") -> str:
     """The derivation document of `cell` (a name or .cell path) as LaTeX or Markdown."""
-    from .document import document_context
-
     if fmt not in FORMATS:
         raise LstmgenError("unknown format %r: use one of %s" % (fmt, ", ".join(FORMATS)))
     if hadamard not in HADAMARD:
         raise LstmgenError("unknown --hadamard %r: use one of %s" % (hadamard, ", ".join(HADAMARD)))
-    context = document_context(reverse.derive(cell), fmt=fmt, hadamard=hadamard)
+    derivation = reverse.derive(cell)
+    from .document import document_context
+
+    context = document_context(derivation, fmt=fmt, hadamard=hadamard)
     return environment().get_template("derivation.%s.j2" % fmt).render(**context)
 
 
 def render_module(cell: str, layout: str = "cs231n") -> str:
     """The NumPy forward/backward module of `cell` in `layout`."""
-    from .codegen import module_context
-
     if layout not in LAYOUTS:
         raise LstmgenError("unknown layout %r: use one of %s" % (layout, ", ".join(LAYOUTS)))
-    context = module_context(reverse.derive(cell), layout=layout)
+    derivation = reverse.derive(cell)
+    from .codegen import module_context
+
+    context = module_context(derivation, layout=layout)
     return environment().get_template(context["template"]).render(**context)
 
 

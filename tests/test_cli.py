@@ -1,0 +1,57 @@
+"""The command line: exit codes, one-line errors, never a traceback."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "lstmgen", *map(str, args)], cwd=cwd or ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def assert_usage_error(proc, fragment=""):
+    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert fragment in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("command", ["build", "derive", "codegen", "check"])
+def test_help_on_every_command(command):
+    proc = run(command, "--help")
+    assert proc.returncode == 0 and "usage: lstmgen " + command in proc.stdout
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["frobnicate"], "invalid choice"),
+    (["derive", "--cell", "nosuchcell"], "unknown cell 'nosuchcell'"),
+    (["codegen", "--cell", "nosuchcell"], "unknown cell"),
+    (["derive", "--format", "docx"], "unknown format 'docx'"),
+    (["derive", "--hadamard", "x"], "--hadamard"),
+    (["codegen", "--layout", "fortran"], "unknown layout 'fortran'"),
+    (["derive", "--cell", "missing.cell"], "no such file"),
+], ids=["subcommand", "derive-cell", "codegen-cell", "format", "hadamard", "layout", "cell-file"])
+def test_bad_usage_is_one_line_exit_2(args, fragment):
+    assert_usage_error(run(*args), fragment)
+
+
+def test_unwritable_output(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert_usage_error(run("codegen", "--cell", "rnn", "-o", blocker / "sub" / "out.py"), "cannot write")
+
+
+def test_cell_file_error_names_line_and_column(tmp_path):
+    bad = tmp_path / "bad.cell"
+    bad.write_text("input x\nstate h\nh = tanh(W @ x +)\n")
+    assert_usage_error(run("derive", "--cell", bad), "bad.cell:3:")
+
+
+def test_no_command_prints_help():
+    proc = run()
+    assert proc.returncode == 2 and "usage: lstmgen" in proc.stdout
