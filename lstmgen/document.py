@@ -1,0 +1,184 @@
+"""The derivation document's content: every formula of a cell's backward pass as finished LaTeX.
+
+`document_context` walks a `reverse.Derivation` in the order of the seed document and hands the
+templates (``templates/derivation.tex.j2`` / ``derivation.md.j2``) lists of display equations.
+Part 1 is the step backward: the derivatives of the elementwise functions (from SymPy), the local
+derivatives of every gate, the easy state gradients, one family of parameter gradients per gate
+with the chain rule written out, and the gradients of the input and the previous states.  Part 2
+is the full backward: the sums over t, the recurrences of the state gradients and their values at
+t = 0.  Each display equation has rows: one row, or several rows of an aligned block (a chained
+equality broken at its = signs, a long sum broken before each +).
+"""
+from __future__ import annotations
+
+import sympy
+from sympy.core.function import Application
+
+from . import ir, symbols
+from .printing.latex import HADAMARD, LOSS, chain_product, derivative, latex, latex_terms
+from .rules import local_derivative
+
+THETA = sympy.Symbol("theta", real=True)
+_MATRIX_FORMS = (ir.Dot, ir.TDot, ir.Outer, ir.SumOverTime, ir.Transpose, ir.MatMul)
+# a sum whose LaTeX source is longer than this is broken into one row per term
+LONG_SUM = 120
+_TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def document_context(d, fmt: str = "tex", hadamard: str = "*") -> dict:
+    """Everything the derivation templates fill in, for derivation `d` of `lstmgen.reverse`."""
+    doc = _Document(d, fmt, hadamard)
+    cell = d.cell
+    gates = [eq.target for eq in cell.equations if eq.target in cell.gate_order]
+    families = _families(d)
+    easy = [s for s in cell.states if s in d.step and all(t.form == "elementwise" for t in d.step[s].terms)]
+    closing = [name for name in cell.step_inputs if name in d.step and name not in easy]
+    recurrent = [s for s in cell.states if s in d.step]
+    return {
+        "title": doc.text(cell.title),
+        "command": "lstmgen derive --cell %s --format %s%s"  # for the output's header comment
+                   % (cell.name, fmt, "" if hadamard == "*" else " --hadamard " + hadamard),
+        "times": HADAMARD[hadamard].strip(),
+        "output": doc.symbol(symbols.vector(cell.output)),
+        "upstream": doc.symbol(symbols.vector(cell.output, "t", "upstream")),
+        "loss": doc.symbol(LOSS),
+        "identities": [doc.identity(applied) for applied in _functions(cell)],
+        "local_derivatives": [{"name": doc.symbol(symbols.vector(gate)), "equations": doc.local(gate)}
+                              for gate in gates],
+        "state_steps": [doc.step(s) for s in easy],
+        "families": [{"name": doc.symbol(symbols.vector(target)),
+                      "equations": [doc.step(p) for p in params]} for target, params in families],
+        "closing_steps": [doc.step(name) for name in closing],
+        "summed_families": [{"name": doc.symbol(symbols.vector(target)),
+                             "equations": [doc.summed(p) for p in params]} for target, params in families],
+        "recurrences": [doc.recurrence(s) for s in recurrent],
+        "input_total": doc.plain_step(cell.input) if cell.input in d.step else None,
+        "initials": [doc.initial(s) for s in recurrent],
+        "previous_names": [doc.symbol(symbols.vector(s, "t-1", "adjoint")) for s in recurrent],
+    }
+
+
+class _Document:
+    """Prints equations of one derivation in one format."""
+
+    def __init__(self, d, fmt: str, hadamard: str):
+        self.d = d
+        self.cell = d.cell
+        self.fmt = fmt
+        self.hadamard = hadamard
+        # LaTeX pages are narrow: a chained equality gets one row per link there
+        self.split_links = fmt == "tex"
+
+    # ---- printing helpers ------------------------------------------------------------------
+    def symbol(self, expr) -> str:
+        return latex(expr, self.cell, self.hadamard)
+
+    def terms(self, expr) -> list[str]:
+        return latex_terms(expr, self.cell, self.hadamard)
+
+    def text(self, words: str) -> str:
+        """Prose from a cell file, escaped for LaTeX (Markdown takes it as it is)."""
+        if self.fmt != "tex":
+            return words
+        return "".join(_TEX_SPECIAL.get(ch, ch) for ch in words)
+
+    def equation(self, lhs: str, links: list[list[str]]) -> dict:
+        """lhs = link = link ...; each link a list of signed terms ('a', '+ b')."""
+        links = [link if len(" ".join(link)) > LONG_SUM else [" ".join(link)] for link in links]
+        single = all(len(link) == 1 for link in links) and (len(links) == 1 or not self.split_links)
+        if single:
+            return {"aligned": False, "rows": [" = ".join([lhs] + [link[0] for link in links])]}
+        rows = []
+        for index, link in enumerate(links):
+            rows.append(("%s & = %s" % (lhs, link[0])) if index == 0 else "& = %s" % link[0])
+            rows.extend("& %s" % term for term in link[1:])
+        return {"aligned": True, "rows": rows}
+
+    def chain(self, gradient) -> list[str]:
+        """Each term's chain-rule product, dL/dq_t . dq_t/dr_t . ... . dr_t/dwrt, as a signed term."""
+        out = []
+        for term in gradient.terms:
+            factors = [symbols.vector(term.chain[0], "t", "adjoint")]
+            factors += [sympy.Derivative(symbols.vector(a), symbols.vector(b), evaluate=False)
+                        for a, b in zip(term.chain, term.chain[1:])]
+            factors.append(sympy.Derivative(symbols.vector(term.chain[-1]), gradient.wrt, evaluate=False))
+            text = chain_product(factors, self.cell)
+            out.append(text if not out else "+ " + text)
+        return out
+
+    # ---- the equations ---------------------------------------------------------------------
+    def identity(self, applied) -> dict:
+        """d f(theta)/d theta = f'(theta), differentiated by SymPy."""
+        slope = local_derivative(applied, THETA, applied)
+        return self.equation(derivative(applied, THETA, self.cell), [self.terms(slope)])
+
+    def local(self, gate: str) -> list[dict]:
+        """d sum(gate_t) / d v for every v the gate's equation uses directly."""
+        entries = [(wrt, gradient) for (target, wrt), gradient in self.d.local.items() if target == gate]
+        entries.sort(key=lambda entry: _local_rank(self.cell, entry[1]))
+        output = symbols.vector(gate)
+        return [self.equation(derivative(output, gradient.wrt, self.cell), [self.terms(gradient.expr())])
+                for _, gradient in entries]
+
+    def step(self, name: str) -> dict:
+        """dL/dv at step t with its chain rule: dL/dv = chain products = result."""
+        gradient = self.d.step[name]
+        lhs = derivative(LOSS, gradient.wrt, self.cell)
+        return self.equation(lhs, [self.chain(gradient), self.terms(gradient.expr())])
+
+    def plain_step(self, name: str) -> dict:
+        gradient = self.d.step[name]
+        return self.equation(derivative(LOSS, gradient.wrt, self.cell), [self.terms(gradient.expr())])
+
+    def summed(self, name: str) -> dict:
+        wrt = self.d.step[name].wrt
+        return self.equation(derivative(LOSS, wrt, self.cell), [self.terms(self.d.summed(name))])
+
+    def recurrence(self, state: str) -> dict:
+        lhs = self.symbol(symbols.vector(state, "t", "adjoint"))
+        return self.equation(lhs, [self.terms(self.d.state_total(state))])
+
+    def initial(self, state: str) -> dict:
+        lhs = self.symbol(symbols.vector(state, "0", "adjoint"))
+        return self.equation(lhs, [self.terms(self.d.initial(state))])
+
+
+def _functions(cell) -> list:
+    """f(theta) for every elementwise function the cell's equations apply, in order of first use."""
+    found, seen = [], set()
+    for eq in cell.equations:
+        for node in sympy.preorder_traversal(eq.rhs):
+            if not isinstance(node, Application) or isinstance(node, _MATRIX_FORMS) or node.func in seen:
+                continue
+            arguments = [THETA if arg.free_symbols else arg for arg in node.args]
+            if arguments.count(THETA) == 1:  # one variable argument: relu's Max(0, z) counts
+                seen.add(node.func)
+                found.append(node.func(*arguments))
+    return found
+
+
+def _families(d) -> list[tuple[str, list[str]]]:
+    """Parameters grouped by the equation their gradient enters through, in equation order."""
+    by_target: dict[str, list[str]] = {}
+    for quantity in d.cell.parameters:
+        gradient = d.step.get(quantity.name)
+        if gradient is None or not gradient.terms:
+            continue
+        by_target.setdefault(gradient.terms[0].via, []).append(quantity.name)
+    return [(eq.target, by_target[eq.target]) for eq in d.cell.equations if eq.target in by_target]
+
+
+def _local_rank(cell, gradient) -> tuple:
+    """Order of the local derivatives as the seed writes them: x_t, W_x, h_{t-1}, W_h, then biases."""
+    vectors = {name: k for k, name in enumerate(cell.step_inputs)}
+    parameters = {q.name: k for k, q in enumerate(cell.parameters)}
+    term = gradient.terms[0]
+    if term.form == "transposed":
+        return (0, vectors.get(symbols.read(gradient.wrt).name, len(vectors)), 0, str(gradient.wrt))
+    if term.form == "outer":
+        return (0, vectors.get(symbols.read(term.operand).name, len(vectors)), 1, str(gradient.wrt))
+    ref = symbols.read(gradient.wrt)
+    if ref is None:
+        return (1, parameters.get(gradient.wrt.name, len(parameters)), 0, str(gradient.wrt))
+    return (2, vectors.get(ref.name, len(vectors)), 0, str(gradient.wrt))
