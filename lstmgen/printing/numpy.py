@@ -1,0 +1,204 @@
+"""NumPy printing: one Python expression per derivation expression, in batch-major (row) layout.
+
+The derivation works on column vectors; generated code holds a batch of N samples as the rows
+of an (N, H) array.  So the matrix structure of `lstmgen.ir` turns around:
+
+* ``Dot(W, v)``     W v    ->  ``v @ W``
+* ``TDot(W, e)``    Wᵀ e   ->  ``e @ W.T``
+* ``Outer(e, v)``   e vᵀ   ->  ``v.T @ e``        (the product also sums over the batch)
+* ``BatchSum(e)``   Σ_n e  ->  ``e.sum(axis=0)``  (the gradient of a bias broadcast over the batch)
+
+Everything elementwise prints as NumPy does it: ``*``, ``+``, ``**``, ``np.tanh``, and
+``sigmoid(...)``, a numerically safe helper that every generated module defines.
+"""
+from __future__ import annotations
+
+import keyword
+
+import sympy
+from sympy.printing.precedence import PRECEDENCE, precedence
+from sympy.printing.str import StrPrinter
+
+from ..errors import LstmgenError
+from ..ir import Dot, Outer, TDot
+
+_MATMULS = (Dot, TDot, Outer)
+# Powers whose two operands are both "simple" hug the operator, as black and ruff format them.
+_SIMPLE = (sympy.Symbol, sympy.Integer)
+
+
+class BatchSum(sympy.Function):
+    """Σ_n e over the batch axis: how a per-sample gradient reaches a parameter that every sample shares."""
+
+    nargs = 1
+
+
+class NumPyPrinter(StrPrinter):
+    """Prints `lstmgen.ir` expressions as batch-major NumPy code.
+
+    `names` maps every SymPy symbol name that may occur (``'c[t-1]'``, ``'dL/dc[t]'``, ``'Wx'``)
+    to the Python expression that holds it in the generated function (``'prev_c'``, ...).
+    """
+
+    printmethod = "_numpycode"
+
+    def __init__(self, names: dict[str, str], settings=None):
+        super().__init__(settings)
+        self.names = dict(names)
+
+    # ---- precedence ------------------------------------------------------------------
+    @staticmethod
+    def _rank(expr) -> int:
+        """Python precedence of the printed form: a matrix product binds like `*`."""
+        if isinstance(expr, _MATMULS):
+            return PRECEDENCE["Mul"]
+        if isinstance(expr, BatchSum):
+            return PRECEDENCE["Atom"]
+        return precedence(expr)
+
+    def _group(self, expr, below: int) -> str:
+        """`expr` printed, in parentheses when it binds no tighter than `below`."""
+        text = self._print(expr)
+        return f"({text})" if self._rank(expr) <= below else text
+
+    # ---- atoms -----------------------------------------------------------------------
+    def _print_Symbol(self, expr):
+        """A symbol prints as the Python name the generated function gives it."""
+        try:
+            return self.names[expr.name]
+        except KeyError:
+            raise LstmgenError(f"the NumPy printer has no Python name for {expr.name}") from None
+
+    def _print_Integer(self, expr):
+        """Integers print as Python ints, so that they keep the arrays' dtype."""
+        return str(int(expr))
+
+    def _print_Rational(self, expr):
+        """p/q prints as a division of ints (a Python float keeps float32 arrays float32)."""
+        return f"{expr.p} / {expr.q}"
+
+    def _print_Half(self, expr):
+        """1/2 prints as 0.5."""
+        return "0.5"
+
+    def _print_Float(self, expr):
+        """A float prints with the shortest repr that round-trips."""
+        return repr(float(expr))
+
+    # ---- elementwise arithmetic --------------------------------------------------------
+    def _print_Add(self, expr):
+        """Terms in their stored order (unevaluated sums keep the derivation's order), minus signs pulled out."""
+        out = []
+        for index, term in enumerate(expr.args):
+            negative, magnitude = self._signed(term)
+            if index == 0:
+                out.append("-" + magnitude if negative else magnitude)
+            else:
+                out.append(("- " if negative else "+ ") + magnitude)
+        return " ".join(out)
+
+    def _signed(self, term) -> tuple[bool, str]:
+        """(is the term negative, the term printed without its minus sign)."""
+        if isinstance(term, sympy.Number) and term.is_negative:
+            return True, self._print(-term)
+        if isinstance(term, sympy.Mul) and isinstance(term.args[0], sympy.Number) and term.args[0].is_negative:
+            rest = term.args[1:] if term.args[0] == -1 else (-term.args[0], *term.args[1:])
+            return True, self._factors(rest)
+        if isinstance(term, sympy.Mul):
+            return False, self._factors(term.args)
+        return False, self._print(term)
+
+    def _print_Mul(self, expr):
+        """Elementwise `*` over the factors in their stored order; a factor that is itself a product keeps its
+        brackets, as the derivation document groups it."""
+        negative, magnitude = self._signed(expr)
+        return "-" + magnitude if negative else magnitude
+
+    def _factors(self, factors) -> str:
+        if len(factors) == 1:
+            return self._group(factors[0], PRECEDENCE["Mul"] - 1)
+        return " * ".join(self._group(f, PRECEDENCE["Mul"]) for f in factors)
+
+    def _print_Pow(self, expr):
+        """`**`, hugged between simple operands (``g**2``, ``np.tanh(c) ** 2``); 1/x and sqrt spelled out."""
+        base, exp = expr.args
+        if exp == -1:
+            return "1 / {}".format(self._group(base, PRECEDENCE["Mul"]))
+        if exp == sympy.S.Half:
+            return f"np.sqrt({self._print(base)})"
+        hug = isinstance(base, _SIMPLE) and isinstance(exp, _SIMPLE) and not (base.is_number and base < 0)
+        return ("%s**%s" if hug else "%s ** %s") % (self._group(base, PRECEDENCE["Pow"]),
+                                                    self._group(exp, PRECEDENCE["Pow"] - 1))
+
+    # ---- elementwise functions -------------------------------------------------------
+    def _call(self, name: str, expr) -> str:
+        return "{}({})".format(name, ", ".join(self._print(arg) for arg in expr.args))
+
+    def _print_sigmoid(self, expr):
+        """sigmoid(z) calls the generated module's overflow-free helper."""
+        return self._call("sigmoid", expr)
+
+    def _print_tanh(self, expr):
+        """tanh(z) -> np.tanh(z)."""
+        return self._call("np.tanh", expr)
+
+    def _print_exp(self, expr):
+        """exp(z) -> np.exp(z)."""
+        return self._call("np.exp", expr)
+
+    def _print_log(self, expr):
+        """log(z) -> np.log(z)."""
+        return self._call("np.log", expr)
+
+    def _print_Abs(self, expr):
+        """|z| -> np.abs(z)."""
+        return self._call("np.abs", expr)
+
+    def _print_Max(self, expr):
+        """Max(a, b) -> np.maximum(a, b), elementwise."""
+        return self._pairwise("np.maximum", expr)
+
+    def _print_Min(self, expr):
+        """Min(a, b) -> np.minimum(a, b), elementwise."""
+        return self._pairwise("np.minimum", expr)
+
+    def _pairwise(self, name: str, expr) -> str:
+        args = [self._print(arg) for arg in expr.args]
+        text = args[0]
+        for arg in args[1:]:
+            text = f"{name}({text}, {arg})"
+        return text
+
+    def _print_Function(self, expr):
+        """Any other function has no NumPy form here: say so instead of printing unrunnable code."""
+        raise LstmgenError(f"the NumPy printer has no form for the function {type(expr).__name__}")
+
+    # ---- matrix structure, batch-major -------------------------------------------------
+    def _print_Dot(self, expr):
+        """W v -> v @ W: a batch of row vectors times the (in, out) weight."""
+        matrix, vec = expr.args
+        return "{} @ {}".format(self._group(vec, PRECEDENCE["Mul"]), self._group(matrix, PRECEDENCE["Mul"]))
+
+    def _print_TDot(self, expr):
+        """Wᵀ e -> e @ W.T."""
+        matrix, delta = expr.args
+        return "{} @ {}.T".format(self._group(delta, PRECEDENCE["Mul"]), self._group(matrix, PRECEDENCE["Func"]))
+
+    def _print_Outer(self, expr):
+        """e vᵀ -> v.T @ e, which also sums the per-sample outer products over the batch."""
+        delta, vec = expr.args
+        return "{}.T @ {}".format(self._group(vec, PRECEDENCE["Func"]), self._group(delta, PRECEDENCE["Mul"]))
+
+    def _print_BatchSum(self, expr):
+        """Σ_n e -> e.sum(axis=0)."""
+        return "{}.sum(axis=0)".format(self._group(expr.args[0], PRECEDENCE["Func"]))
+
+
+def print_numpy(expr: sympy.Expr, names: dict[str, str]) -> str:
+    """`expr` as one NumPy expression, its symbols named by `names` (symbol name -> Python name)."""
+    return NumPyPrinter(names).doprint(expr)
+
+
+def identifier(name: str) -> str:
+    """`name` made safe as a Python variable: a keyword gets a trailing underscore (PEP 8)."""
+    return name + "_" if keyword.iskeyword(name) else name

@@ -1,0 +1,57 @@
+"""Shared test helpers: optional witnesses that CI makes mandatory, and loading generated modules."""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def require(module: str, flag: str):
+    """Import `module`, or skip the calling test with the reason; fail instead when the environment
+    variable `flag` is 1 (CI sets it, so a missing witness never passes silently there)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        if os.environ.get(flag) == "1":
+            pytest.fail(f"{module} is required ({flag}=1) but cannot be imported: {exc}")
+        pytest.skip(f"{module} cannot be imported ({exc}); set {flag}=1 to turn this skip into a failure")
+
+
+@pytest.fixture(scope="session")
+def torch():
+    """PyTorch, the independent autodiff oracle (see `require`)."""
+    return require("torch", "LSTMGEN_REQUIRE_TORCH")
+
+
+def load_module(path: Path, name: str):
+    """Import the Python file at `path` as a module called `name`."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def numpy_module(tmp_path_factory):
+    """numpy_module(cell, source): the NumPy module of `cell`, either rendered now by
+    render.render_module (source "rendered") or the checked-in generated/<cell>_numpy.py ("generated")."""
+    from lstmgen import render
+
+    loaded = {}
+
+    def load(cell: str, source: str = "rendered"):
+        if (cell, source) not in loaded:
+            if source == "rendered":
+                path = tmp_path_factory.mktemp("codegen") / f"{cell}_numpy.py"
+                path.write_text(render.render_module(cell), encoding="utf-8")
+            else:
+                path = ROOT / "generated" / f"{cell}_numpy.py"
+            loaded[cell, source] = load_module(path, f"lstmgen_test_{source}_{cell}")
+        return loaded[cell, source]
+
+    return load

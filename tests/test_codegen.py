@@ -1,0 +1,430 @@
+"""Code generation: the NumPy modules are correct (finite differences, an independent forward),
+robust (dtypes, saturation, bad shapes, NaN) and read like careful human code."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import warnings
+
+import numpy as np
+import pytest
+import sympy
+from conftest import ROOT, load_module
+
+from lstmgen import cells, cli, codegen, render, reverse, symbols
+from lstmgen.errors import LstmgenError
+from lstmgen.functions import sigmoid
+from lstmgen.ir import Dot, Outer, TDot
+from lstmgen.printing.numpy import BatchSum, print_numpy
+
+SOURCES = ["rendered", "generated"]
+SHAPES = [(3, 3, 4, 5), (1, 1, 2, 1), (2, 4, 3, 2)]  # (N, T, D, H): D != H, and N = T = H = 1
+GATES = {"lstm": 4, "rnn": 1}
+STATES = {"lstm": 2, "rnn": 1}
+
+# A third cell that no code path knows about: two gates and an elementwise path through h[t-1].
+MGU = """
+cell mgu
+input x
+state h output
+gates z n
+z = sigmoid(W_x^z @ x + W_h^z @ h[t-1] + b^z)
+n = tanh(W_x^n @ x + W_h^n @ h[t-1] + b^n)
+h = (1 - z) * h[t-1] + z * n
+"""
+
+
+# =========================================================================== independent witnesses
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def reference_lstm_step(x, prev_h, prev_c, Wx, Wh, b):
+    """The textbook LSTM step, CS231n layout (gate blocks i, f, o, g)."""
+    H = prev_h.shape[1]
+    a = x @ Wx + prev_h @ Wh + b
+    i, f, o = _sigmoid(a[:, :H]), _sigmoid(a[:, H:2 * H]), _sigmoid(a[:, 2 * H:3 * H])
+    g = np.tanh(a[:, 3 * H:])
+    next_c = f * prev_c + i * g
+    return o * np.tanh(next_c), next_c
+
+
+def reference_rnn_step(x, prev_h, Wx, Wh, b):
+    """The textbook vanilla RNN step."""
+    return (np.tanh(x @ Wx + prev_h @ Wh + b),)
+
+
+def reference_mgu_step(x, prev_h, Wx, Wh, b):
+    H = prev_h.shape[1]
+    a = x @ Wx + prev_h @ Wh + b
+    z, n = _sigmoid(a[:, :H]), np.tanh(a[:, H:])
+    return ((1 - z) * prev_h + z * n,)
+
+
+REFERENCE = {"lstm": reference_lstm_step, "rnn": reference_rnn_step, "mgu": reference_mgu_step}
+
+
+def reference_sequence(cell, x, h0, Wx, Wh, b):
+    states = [h0] + [np.zeros_like(h0)] * (STATES.get(cell, 1) - 1)
+    out = []
+    for t in range(x.shape[1]):
+        states = list(REFERENCE[cell](x[:, t, :], *states, Wx, Wh, b))
+        out.append(states[0])
+    return np.stack(out, axis=1)
+
+
+# =========================================================================== helpers
+def step_args(cell, N, D, H, rng, dtype=np.float64):
+    G, S = GATES.get(cell, 2), STATES.get(cell, 1)
+    arrays = [rng.randn(N, D)] + [rng.randn(N, H) for _ in range(S)]
+    arrays += [rng.randn(D, G * H) * 0.5, rng.randn(H, G * H) * 0.5, rng.randn(G * H) * 0.5]
+    return [a.astype(dtype) for a in arrays]
+
+
+def sequence_args(cell, N, T, D, H, rng, dtype=np.float64):
+    G = GATES.get(cell, 2)
+    arrays = [rng.randn(N, T, D), rng.randn(N, H), rng.randn(D, G * H) * 0.5, rng.randn(H, G * H) * 0.5,
+              rng.randn(G * H) * 0.5]
+    return [a.astype(dtype) for a in arrays]
+
+
+def functions(module, cell, level):
+    """(forward, backward) of one level: 'step' or 'sequence'."""
+    if level == "step":
+        return getattr(module, cell + "_step_forward"), getattr(module, cell + "_step_backward")
+    return getattr(module, cell + "_forward"), getattr(module, cell + "_backward")
+
+
+def scale_error(numeric, analytic) -> float:
+    """max |difference| relative to the larger array's largest entry (never elementwise)."""
+    scale = max(np.max(np.abs(numeric)), np.max(np.abs(analytic)), 1e-12)
+    return float(np.max(np.abs(numeric - analytic)) / scale)
+
+
+def numerical_gradient(loss, args, k, step=1e-6):
+    """Central differences of loss(*args) with respect to args[k], on private copies."""
+    args = [a.copy() for a in args]
+    grad = np.zeros_like(args[k])
+    for index in np.ndindex(args[k].shape):
+        old = args[k][index]
+        args[k][index] = old + step
+        plus = loss(*args)
+        args[k][index] = old - step
+        minus = loss(*args)
+        args[k][index] = old
+        grad[index] = (plus - minus) / (2 * step)
+    return grad
+
+
+def assert_gradients(forward, backward, args, rng):
+    """Every gradient of backward against central differences of sum(outputs * upstream)."""
+    *outputs, cache = forward(*args)
+    upstream = [rng.randn(*out.shape) for out in outputs]
+    grads = backward(*upstream, cache)
+    assert len(grads) == len(args)
+
+    def loss(*a):
+        return sum(float(np.sum(out * up)) for out, up in zip(forward(*a)[:-1], upstream))
+
+    for k, (arg, grad) in enumerate(zip(args, grads)):
+        assert grad.shape == arg.shape, (k, grad.shape, arg.shape)
+        error = scale_error(numerical_gradient(loss, args, k), grad)
+        assert error < 1e-7, f"gradient {k}: error {error:.2e}"
+    # and along one random direction through all inputs at once
+    direction = [rng.randn(*a.shape) for a in args]
+    step = 1e-6
+    plus = loss(*[a + step * v for a, v in zip(args, direction)])
+    minus = loss(*[a - step * v for a, v in zip(args, direction)])
+    numeric = (plus - minus) / (2 * step)
+    analytic = sum(float(np.sum(g * v)) for g, v in zip(grads, direction))
+    assert abs(numeric - analytic) / max(abs(numeric), abs(analytic), 1e-12) < 1e-7
+
+
+@pytest.fixture(scope="module")
+def mgu_module(tmp_path_factory):
+    cell = cells.parse(MGU, default_name="mgu")
+    path = tmp_path_factory.mktemp("mgu") / "mgu_numpy.py"
+    derivation = reverse.derive_cell(cell)
+    context = codegen.module_context(derivation)
+    path.write_text(render.environment().get_template(context["template"]).render(**context), encoding="utf-8")
+    return load_module(path, "lstmgen_test_mgu")
+
+
+# =========================================================================== gradients
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "N{}T{}D{}H{}".format(*s))
+@pytest.mark.parametrize("cell", sorted(GATES))
+def test_step_gradients_match_finite_differences(numpy_module, cell, shape, source):
+    N, _, D, H = shape
+    rng = np.random.RandomState(0)
+    forward, backward = functions(numpy_module(cell, source), cell, "step")
+    assert_gradients(forward, backward, step_args(cell, N, D, H, rng), rng)
+
+
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "N{}T{}D{}H{}".format(*s))
+@pytest.mark.parametrize("cell", sorted(GATES))
+def test_sequence_gradients_match_finite_differences(numpy_module, cell, shape, source):
+    rng = np.random.RandomState(1)
+    forward, backward = functions(numpy_module(cell, source), cell, "sequence")
+    assert_gradients(forward, backward, sequence_args(cell, *shape, rng), rng)
+
+
+@pytest.mark.parametrize("level", ["step", "sequence"])
+def test_a_cell_no_code_knows_about_is_generated_correctly(mgu_module, level):
+    rng = np.random.RandomState(2)
+    forward, backward = functions(mgu_module, "mgu", level)
+    args = step_args("mgu", 3, 4, 5, rng) if level == "step" else sequence_args("mgu", 3, 3, 4, 5, rng)
+    assert_gradients(forward, backward, args, rng)
+    if level == "sequence":
+        np.testing.assert_allclose(forward(*args)[0], reference_sequence("mgu", *args), rtol=1e-12, atol=1e-12)
+
+
+# =========================================================================== forward
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "N{}T{}D{}H{}".format(*s))
+@pytest.mark.parametrize("cell", sorted(GATES))
+def test_forward_matches_an_independent_forward(numpy_module, cell, shape, source):
+    N, T, D, H = shape
+    rng = np.random.RandomState(3)
+    module = numpy_module(cell, source)
+    step_forward, _ = functions(module, cell, "step")
+    args = step_args(cell, N, D, H, rng)
+    for ours, theirs in zip(step_forward(*args)[:-1], REFERENCE[cell](*args)):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+    forward, _ = functions(module, cell, "sequence")
+    args = sequence_args(cell, N, T, D, H, rng)
+    h, _ = forward(*args)
+    assert h.shape == (N, T, H)
+    np.testing.assert_allclose(h, reference_sequence(cell, *args), rtol=1e-12, atol=1e-12)
+
+
+# =========================================================================== dtypes and saturation
+def _run_all(module, cell, step, sequence, rng):
+    """Call the four functions; return every array they produce (caches excepted)."""
+    step_forward, step_backward = functions(module, cell, "step")
+    forward, backward = functions(module, cell, "sequence")
+    *states, step_cache = step_forward(*step)
+    step_grads = step_backward(*[rng.randn(*s.shape).astype(s.dtype) for s in states], step_cache)
+    h, cache = forward(*sequence)
+    grads = backward(rng.randn(*h.shape).astype(h.dtype), cache)
+    return [*states, *step_grads, h, *grads]
+
+
+@pytest.mark.parametrize("cell", sorted(GATES))
+def test_float32_in_float32_out(numpy_module, cell):
+    module = numpy_module(cell)
+    results = {}
+    for dtype in (np.float32, np.float64):
+        rng = np.random.RandomState(4)
+        step, sequence = step_args(cell, 3, 4, 5, rng, dtype), sequence_args(cell, 3, 3, 4, 5, rng, dtype)
+        results[dtype] = _run_all(module, cell, step, sequence, np.random.RandomState(5))
+    assert all(out.dtype == np.float32 for out in results[np.float32])
+    for single, double in zip(results[np.float32], results[np.float64]):
+        np.testing.assert_allclose(single, double, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cell", sorted(GATES))
+def test_saturated_gates_raise_no_warnings(numpy_module, cell, dtype):
+    """Pre-activations in the hundreds: a naive 1 / (1 + exp(-z)) would overflow."""
+    module = numpy_module(cell)
+    rng = np.random.RandomState(6)
+    step = [a * 300 for a in step_args(cell, 3, 4, 5, rng, dtype)]
+    sequence = [a * 300 for a in sequence_args(cell, 3, 3, 4, 5, rng, dtype)]
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        results = _run_all(module, cell, step, sequence, rng)
+    assert all(np.all(np.isfinite(out)) and out.dtype == dtype for out in results)
+    assert np.max(np.abs(step[0] @ step[-3] + step[1] @ step[-2])) > 100
+
+
+@pytest.mark.parametrize("cell", sorted(GATES))
+def test_inputs_are_not_modified(numpy_module, cell):
+    module = numpy_module(cell)
+    rng = np.random.RandomState(7)
+    step, sequence = step_args(cell, 3, 4, 5, rng), sequence_args(cell, 3, 3, 4, 5, rng)
+    before = [a.copy() for a in step + sequence]
+    step_forward, step_backward = functions(module, cell, "step")
+    forward, backward = functions(module, cell, "sequence")
+    *states, step_cache = step_forward(*step)
+    upstream = [np.ones_like(s) for s in states]
+    saved = [u.copy() for u in upstream]
+    step_backward(*upstream, step_cache)
+    h, cache = forward(*sequence)
+    dh = np.ones_like(h)
+    backward(dh, cache)
+    for old, new in zip(before + saved + [np.ones_like(h)], step + sequence + upstream + [dh]):
+        np.testing.assert_array_equal(old, new)
+
+
+# =========================================================================== bad input
+def _lstm_step_inputs():
+    rng = np.random.RandomState(8)
+    return dict(zip(["x", "prev_h", "prev_c", "Wx", "Wh", "b"], step_args("lstm", 3, 4, 5, rng)))
+
+
+BAD_STEP = {  # argument -> (wrong array, message)
+    "Wx_wrong_H": ("Wx", np.zeros((4, 24)), "Wx: expected shape (4, 20), got (4, 24)"),
+    "x_wrong_D": ("x", np.zeros((3, 5)), "x: expected shape (3, 4), got (3, 5)"),
+    "b_length_1": ("b", np.zeros(1), "b: expected shape (20,), got (1,)"),
+    "b_2d": ("b", np.zeros((1, 20)), "b: expected a 1-D array, got shape (1, 20)"),
+    "prev_c_wrong_N": ("prev_c", np.zeros((2, 5)), "prev_c: expected shape (3, 5), got (2, 5)"),
+    "Wh_wrong_rows": ("Wh", np.zeros((4, 20)), "Wh: expected shape (5, 20), got (4, 20)"),
+    "x_integer": ("x", np.zeros((3, 4), dtype=int), "x: expected a floating-point array"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_STEP))
+def test_step_forward_names_the_bad_argument(numpy_module, case):
+    name, wrong, message = BAD_STEP[case]
+    inputs = _lstm_step_inputs()
+    inputs[name] = wrong
+    with pytest.raises(ValueError, match=re.escape(message)):
+        numpy_module("lstm").lstm_step_forward(**inputs)
+
+
+@pytest.mark.parametrize("cell", sorted(GATES))
+def test_sequence_functions_reject_bad_shapes(numpy_module, cell):
+    module = numpy_module(cell)
+    forward, backward = functions(module, cell, "sequence")
+    x, h0, Wx, Wh, b = sequence_args(cell, 2, 3, 4, 5, np.random.RandomState(9))
+    with pytest.raises(ValueError, match=re.escape("x: expected shape (2, 3, 4), got (2, 3, 6)")):
+        forward(np.zeros((2, 3, 6)), h0, Wx, Wh, b)
+    with pytest.raises(ValueError, match=re.escape("b: expected shape")):
+        forward(x, h0, Wx, Wh, b[:1])
+    with pytest.raises(ValueError, match="at least one time step"):
+        forward(x[:, :0], h0, Wx, Wh, b)
+    _, cache = forward(x, h0, Wx, Wh, b)
+    with pytest.raises(ValueError, match=re.escape("dh: expected shape (2, 3, 5), got (2, 2, 5)")):
+        backward(np.zeros((2, 2, 5)), cache)
+    step_forward, step_backward = functions(module, cell, "step")
+    *states, step_cache = step_forward(*step_args(cell, 2, 4, 5, np.random.RandomState(9)))
+    with pytest.raises(ValueError, match=re.escape("dnext_h: expected shape (2, 5), got (2, 4)")):
+        step_backward(np.zeros((2, 4)), *states[1:], step_cache)
+
+
+def _quietly(function, *args):
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        return function(*args)
+
+
+@pytest.mark.parametrize("cell", sorted(GATES))
+def test_nan_stays_in_its_sample(numpy_module, cell):
+    module = numpy_module(cell)
+    rng = np.random.RandomState(10)
+    step_forward, step_backward = functions(module, cell, "step")
+    step = step_args(cell, 3, 4, 5, rng)
+    step[0][1, 2] = np.nan
+    *states, step_cache = _quietly(step_forward, *step)
+    grads = _quietly(step_backward, *[np.ones_like(s) for s in states], step_cache)
+    for array in states + list(grads[:1 + len(states)]):  # the next states, dx and every dprev
+        assert np.all(np.isnan(array[1])) and np.all(np.isfinite(array[[0, 2]]))
+    forward, backward = functions(module, cell, "sequence")
+    sequence = sequence_args(cell, 2, 3, 4, 5, rng)
+    sequence[0][1, 1, 0] = np.nan
+    h, cache = _quietly(forward, *sequence)
+    assert np.all(np.isfinite(h[0])) and np.all(np.isfinite(h[1, 0])) and np.all(np.isnan(h[1, 1:]))
+    dx, dh0, *_ = _quietly(backward, np.ones_like(h), cache)
+    assert np.all(np.isfinite(dx[0])) and np.all(np.isfinite(dh0[0])) and np.all(np.isnan(dh0[1]))
+
+
+# =========================================================================== the code itself
+@pytest.mark.parametrize("cell", sorted(GATES))
+def test_header_docstrings_and_loops(cell):
+    text = render.render_module(cell)
+    header = text.splitlines()[0]
+    assert "Generated" in header and "templates/numpy_module.py.j2" in header and "lstmgen build" in header
+    assert "do not edit" in header
+    loops = [line.strip() for line in text.splitlines() if line.strip().startswith(("for ", "while "))]
+    assert loops == ["for t in range(T):", "for t in reversed(range(T)):"], "only the time loop may be a Python loop"
+    assert "(N, D)" in text and "(N, T, H)" in text
+    assert re.search(r"^\s+x, prev_h, .*= cache$", text, re.MULTILINE), "the cache is unpacked by field name"
+
+
+def test_lstm_backward_reads_like_the_cs231n_solution():
+    text = render.render_module("lstm")
+    for name in ("di", "df", "do", "dg"):
+        assert re.search(rf"^    {name} = ", text, re.MULTILINE), name
+    assert "    da = np.concatenate([di, df, do, dg], axis=1)" in text
+    for line in ("dx = da @ Wx.T", "dprev_h = da @ Wh.T", "dWx = x.T @ da", "dWh = prev_h.T @ da",
+                 "db = da.sum(axis=0)", "a = x @ Wx + prev_h @ Wh + b", "dnext_c = dprev_c",
+                 "dnext_h = dh[:, t, :] + dprev_h"):
+        assert "    " + line + "\n" in text, line
+    body = text[text.index("def lstm_step_backward"):text.index("def lstm_forward")]
+    blocks = body.split("= cache\n", 1)[1].strip().split("\n\n")
+    assert all(block.strip().startswith("#") for block in blocks[:-1]), "every backward block opens with a comment"
+
+
+def test_rendering_is_deterministic_and_checked_in():
+    render.environment.cache_clear()
+    for cell in GATES:
+        text = render.render_module(cell)
+        assert text == render.render_module(cell)
+        assert (ROOT / "generated" / (cell + "_numpy.py")).read_text(encoding="utf-8") == text, \
+            "generated/ is stale; refresh it with `lstmgen build`"
+
+
+@pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff is not installed")
+@pytest.mark.parametrize("cell", sorted(GATES))
+def test_generated_code_is_lint_clean_and_formatted(cell, tmp_path):
+    path = tmp_path / (cell + "_numpy.py")
+    path.write_text(render.render_module(cell), encoding="utf-8")
+    for command in (["ruff", "check", "--no-cache", str(path)], ["ruff", "format", "--check", "--no-cache", str(path)]):
+        proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_codegen_command_writes_the_module(tmp_path):
+    out = tmp_path / "rnn.py"
+    assert cli.main(["codegen", "--cell", "rnn", "-o", str(out)]) == 0
+    assert out.read_text(encoding="utf-8") == render.render_module("rnn")
+
+
+def test_layouts_that_do_not_fit_are_refused():
+    peephole = cells.parse("""
+cell peep
+input x
+state h output
+state c
+f = sigmoid(W_xf @ x + W_hf @ h[t-1] + p_f * c[t-1] + b_f)
+c = f * c[t-1] + (1 - f) * tanh(W_xc @ x + W_hc @ h[t-1] + b_c)
+h = tanh(c)
+""", default_name="peep")
+    with pytest.raises(LstmgenError, match="does not fit the cs231n layout: gate f has a parameter p_f"):
+        codegen.module_context(reverse.derive_cell(peephole))
+    with pytest.raises(LstmgenError, match="unknown layout"):
+        codegen.module_context(reverse.derive("lstm"), layout="fortran")
+
+
+# =========================================================================== the printer
+V = {name: symbols.vector(name) for name in ("x", "f", "g")}
+NAMES = {"x[t]": "x", "f[t]": "f", "g[t]": "g", "W": "W", "e": "e", "dL/dc[t]": "dnext_c"}
+W, E = symbols.parameter("W"), sympy.Symbol("e")
+
+
+@pytest.mark.parametrize("expr,expected", [
+    (Dot(W, V["x"]), "x @ W"),
+    (TDot(W, E), "e @ W.T"),
+    (Outer(E, V["x"]), "x.T @ e"),
+    (BatchSum(E), "e.sum(axis=0)"),
+    (BatchSum(sympy.Mul(E, V["f"], evaluate=False)), "(e * f).sum(axis=0)"),
+    (sympy.Mul(symbols.vector("c", role="adjoint"), V["f"] * (1 - V["f"]), evaluate=False),
+     "dnext_c * (f * (1 - f))"),
+    (1 - V["g"] ** 2, "1 - g**2"),
+    (1 - sympy.tanh(V["g"]) ** 2, "1 - np.tanh(g) ** 2"),
+    (sigmoid(V["x"]), "sigmoid(x)"),
+    (-V["x"] * (V["f"] + V["g"]), "-x * (f + g)"),
+], ids=["dot", "tdot", "outer", "batchsum", "batchsum-product", "grouping", "power", "power-call", "sigmoid",
+        "minus"])
+def test_numpy_printer(expr, expected):
+    assert print_numpy(expr, NAMES) == expected
+
+
+def test_numpy_printer_refuses_what_it_cannot_print():
+    with pytest.raises(LstmgenError, match="no Python name for h"):
+        print_numpy(sympy.Symbol("h[t]"), NAMES)
+    with pytest.raises(LstmgenError, match="no form for the function erf"):
+        print_numpy(sympy.erf(V["x"]), NAMES)
