@@ -10,7 +10,7 @@ One step of the forward pass, batch-major (every array holds one row per sample)
     i = sigmoid(a_i)
     o = sigmoid(a_o)
     g = np.tanh(a_g)
-    next_c = prev_c * f + g * i
+    next_c = f * prev_c + i * g
     next_h = o * np.tanh(next_c)
 
 The weights and the bias hold one block per gate, side by side along their last axis
@@ -106,7 +106,7 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
     i = sigmoid(a_i)
     o = sigmoid(a_o)
     g = np.tanh(a_g)
-    next_c = prev_c * f + g * i
+    next_c = f * prev_c + i * g
     next_h = o * np.tanh(next_c)
 
     cache = LstmStepCache(x=x, prev_h=prev_h, prev_c=prev_c, Wx=Wx, Wh=Wh, f=f, i=i, o=o, g=g, next_c=next_c)
@@ -140,16 +140,16 @@ def lstm_step_backward(dnext_h, dnext_c, cache):
     # through next_h = o * np.tanh(next_c)
     dnext_c_total = dnext_c + dnext_h * (o * (1 - np.tanh(next_c) ** 2))
 
-    # through i = sigmoid(a_i) and next_c = prev_c * f + g * i
+    # through i = sigmoid(a_i) and next_c = f * prev_c + i * g
     di = dnext_c_total * g * (i * (1 - i))
 
-    # through f = sigmoid(a_f) and next_c = prev_c * f + g * i
+    # through f = sigmoid(a_f) and next_c = f * prev_c + i * g
     df = dnext_c_total * prev_c * (f * (1 - f))
 
     # through o = sigmoid(a_o) and next_h = o * np.tanh(next_c)
     do = dnext_h * np.tanh(next_c) * (o * (1 - o))
 
-    # through g = np.tanh(a_g) and next_c = prev_c * f + g * i
+    # through g = np.tanh(a_g) and next_c = f * prev_c + i * g
     dg = dnext_c_total * i * (1 - g**2)
 
     # a = x @ Wx + prev_h @ Wh + b, split into a_i, a_f, a_o, a_g
@@ -160,7 +160,7 @@ def lstm_step_backward(dnext_h, dnext_c, cache):
     dWh = prev_h.T @ da
     db = da.sum(axis=0)
 
-    # through next_c = prev_c * f + g * i
+    # through next_c = f * prev_c + i * g
     dprev_c = dnext_c_total * f
 
     return dx, dprev_h, dprev_c, dWx, dWh, db

@@ -25,11 +25,27 @@ MAX_CELL_FILE_BYTES = 64_000
 
 @dataclass(frozen=True)
 class Equation:
-    """target_t = rhs, where rhs is a SymPy expression over symbols of `lstmgen.symbols`."""
+    """target_t = rhs, where rhs is a SymPy expression over symbols of `lstmgen.symbols`.
+
+    `rhs` is SymPy's canonical form, for the algebra; `written` is the same expression with
+    sums and products in the order the cell file writes them, for printers to quote.
+    """
 
     target: str
     rhs: sympy.Expr
     line: int
+    written: sympy.Expr | None = None
+
+    def __post_init__(self):
+        if self.written is None:
+            object.__setattr__(self, "written", self.rhs)
+
+
+def _canonical(expr: sympy.Expr) -> sympy.Expr:
+    """Evaluate the unevaluated sums and products of a parsed expression."""
+    if not expr.args:
+        return expr
+    return expr.func(*[_canonical(arg) for arg in expr.args])
 
 
 @dataclass
@@ -150,8 +166,10 @@ class _Builder:
             if state not in targets:
                 self.fail(tree, "state %s has no equation `%s = ...`" % (state, state))
         known_vectors = {self.input, *self.states, *targets}
-        equations = [Equation(target, self._expr(node, known_vectors), line)
-                     for target, node, line in self.raw_equations]
+        equations = []
+        for target, node, line in self.raw_equations:
+            written = self._expr(node, known_vectors)
+            equations.append(Equation(target, _canonical(written), line, written))
         equations = self._topological(self._name_preactivations(equations))
         quantities = self._quantities(equations)
         gate_order = self.gate_order or [eq.target for eq in equations if eq.rhs.has(Dot)]
@@ -195,7 +213,7 @@ class _Builder:
         expr = self._expr(body, {var}, local={var: z})
         if fname in BUILTIN:
             self.fail(stmt.children[0], "%s is a built-in function; choose another name" % fname)
-        self.functions[fname] = (define(fname, z, expr), 1)
+        self.functions[fname] = (define(fname, z, _canonical(expr)), 1)
 
     def _equation(self, stmt):
         target = str(stmt.children[0])
@@ -216,7 +234,10 @@ class _Builder:
                     else sympy.Integer(str(n.children[0]))
             if kind in ("add", "sub", "mul", "div", "pow"):
                 a, b = walk(n.children[0]), walk(n.children[1])
-                return {"add": lambda: a + b, "sub": lambda: a - b, "mul": lambda: a * b,
+                # unevaluated, so that documents and code keep the order the author wrote
+                return {"add": lambda: sympy.Add(a, b, evaluate=False),
+                        "sub": lambda: sympy.Add(a, -b, evaluate=False),
+                        "mul": lambda: sympy.Mul(a, b, evaluate=False),
                         "div": lambda: a / b, "pow": lambda: a ** b}[kind]()
             if kind == "neg":
                 return -walk(n.children[0])
@@ -282,7 +303,7 @@ class _Builder:
                 extra.append(Equation(name, node.args[0], eq.line))
                 rhs = rhs.xreplace({node.args[0]: symbols.vector(name)})
             out.extend(extra)
-            out.append(Equation(eq.target, rhs, eq.line))
+            out.append(Equation(eq.target, rhs, eq.line, eq.written if not extra else rhs))
         return out
 
     def _topological(self, equations: list[Equation]) -> list[Equation]:

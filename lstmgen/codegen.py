@@ -190,7 +190,7 @@ class _Cs231nModule:
         by_gate = {g.name: g for g in self.gates}
         lines = []
         for eq in self.cell.equations:
-            rhs = eq.rhs
+            rhs = eq.rhs if eq.target in by_gate else eq.written
             if eq.target in by_gate:
                 gate = by_gate[eq.target]
                 rhs = rhs.xreplace({gate.preactivation: sympy.Symbol(gate.a_name)})
