@@ -60,6 +60,7 @@ class Cell:
     gate_order: list[str]
     equations: list[Equation]
     quantities: dict[str, symbols.Quantity] = field(default_factory=dict)
+    layout_orders: dict[str, list[str]] = field(default_factory=dict)  # e.g. {"torch": [i, f, g, o]}
 
     def equation(self, target: str) -> Equation:
         return next(eq for eq in self.equations if eq.target == target)
@@ -143,6 +144,7 @@ class _Builder:
         self.states: list[str] = []
         self.output = None
         self.gate_order: list[str] = []
+        self.layout_orders: dict[str, list[str]] = {}
         self.latex: dict[str, str] = {}
         self.functions = dict(BUILTIN)
         self.raw_equations: list[tuple[str, lark.Tree, int]] = []
@@ -176,8 +178,11 @@ class _Builder:
         for gate in gate_order:
             if gate not in {eq.target for eq in equations}:
                 self.fail(tree, "`gates` names %s, which has no equation" % gate)
+        for layout, order in self.layout_orders.items():
+            if sorted(order) != sorted(gate_order):
+                self.fail(tree, "`order %s` must list the gates %s in some order" % (layout, " ".join(gate_order)))
         return Cell(self.name, self.title or self.name, self.input, self.states, self.output,
-                    gate_order, equations, quantities)
+                    gate_order, equations, quantities, self.layout_orders)
 
     # ---- statements -------------------------------------------------------------------
     def _cell_name(self, stmt):
@@ -203,6 +208,9 @@ class _Builder:
 
     def _gate_order(self, stmt):
         self.gate_order = [str(tok) for tok in stmt.children]
+
+    def _layout_order(self, stmt):
+        self.layout_orders[str(stmt.children[0])] = [str(tok) for tok in stmt.children[1:]]
 
     def _latex_decl(self, stmt):
         self.latex[str(stmt.children[0])] = str(stmt.children[1])[1:-1]
