@@ -1,0 +1,124 @@
+"""Benchmarks: where `lstmgen build` and `lstmgen check` spend their time, and how fast the
+generated NumPy code is next to its peers.  Prints figures and ratios; asserts nothing.
+
+    python benchmarks/bench.py            # everything
+    python benchmarks/bench.py build      # one part: build, check or numpy
+"""
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = ROOT.parent / "shared" / "seed" / "lstm_backward_handwritten.md"
+
+
+def wall(command, repeat=3, ok=(0,)):
+    """Best wall time of a fresh interpreter running `command` (which must exit with a code in `ok`)."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+        best = min(best, time.perf_counter() - start)
+        if proc.returncode not in ok:
+            raise SystemExit("%s failed (exit %d): %s" % (" ".join(command[1:]), proc.returncode, proc.stderr[-500:]))
+    return best
+
+
+def bench_build():
+    with tempfile.TemporaryDirectory() as out:
+        cold = wall([sys.executable, "-m", "lstmgen", "build", "--out", out])
+    bare = wall([sys.executable, "-c", "import sympy, numpy, jinja2, lark"])
+    print("lstmgen build, cold process:         %6.2f s" % cold)
+    print("  of which Python + sympy/numpy/jinja2/lark imports: %5.2f s" % bare)
+    start = time.perf_counter()
+    from lstmgen import cells, render, reverse
+    imported = time.perf_counter()
+    derivations = {name: reverse.derive(name) for name in render.BUILD_CELLS}
+    derived = time.perf_counter()
+    docs = {name: [render.render_document(name, fmt) for fmt in render.FORMATS] for name in render.BUILD_CELLS}
+    documented = time.perf_counter()
+    modules = {name: render.render_module(name) for name in render.BUILD_CELLS}
+    generated = time.perf_counter()
+    print("  in-process: import lstmgen %.2f s, derive %d cells %.2f s, documents %.2f s, modules %.2f s"
+          % (imported - start, len(derivations), derived - imported, documented - derived, generated - documented))
+    del cells, docs, modules
+
+
+def bench_check():
+    if not SEED.is_file():
+        print("check: the seed document is not beside the project; skipped")
+        return
+    cold = wall([sys.executable, "-m", "lstmgen", "check", str(SEED), "--json"], ok=(1,))  # 1: it finds the errors
+    startup = wall([sys.executable, "-c", "import lstmgen.checker, lstmgen.reverse"])
+    print("lstmgen check seed, cold process:    %6.2f s (start-up and imports %.2f s)" % (cold, startup))
+    from lstmgen import check
+    text = SEED.read_text(encoding="utf-8")
+    start = time.perf_counter()
+    check(text, cell="lstm")
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    check(text, cell="lstm")
+    again = time.perf_counter() - start
+    print("  in-process: first check %.2f s (builds the numeric witnesses), again %.2f s" % (first, again))
+
+
+def _load(path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _best(fn, repeat=5):
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def bench_numpy(N=32, T=50, D=64, H=128):
+    lstm = _load(ROOT / "generated" / "lstm_numpy.py")
+    rng = np.random.default_rng(0)
+    x, h0 = rng.standard_normal((N, T, D)), rng.standard_normal((N, H))
+    Wx, Wh, b = rng.standard_normal((D, 4 * H)) * 0.1, rng.standard_normal((H, 4 * H)) * 0.1, np.zeros(4 * H)
+    dh = rng.standard_normal((N, T, H))
+
+    def ours():
+        h, cache = lstm.lstm_forward(x, h0, Wx, Wh, b)
+        lstm.lstm_backward(dh, cache)
+
+    ours_s = _best(ours)
+    print("generated lstm forward+backward (N=%d T=%d D=%d H=%d, float64): %.1f ms" % (N, T, D, H, ours_s * 1e3))
+    try:
+        import torch
+    except ImportError:
+        print("  torch is not installed: no ratio against autograd")
+        return
+    torch.set_num_threads(1)
+    layer = torch.nn.LSTM(D, H, batch_first=True).double()
+    xt = torch.tensor(x, requires_grad=True)
+    h0t = torch.tensor(h0[None], requires_grad=True)
+    c0t = torch.zeros_like(h0t)
+    dht = torch.tensor(dh)
+
+    def theirs():
+        out, _ = layer(xt, (h0t, c0t))
+        out.backward(dht)
+
+    torch_s = _best(theirs)
+    print("  torch.nn.LSTM + autograd, 1 thread: %.1f ms -> generated/torch = %.2f" % (torch_s * 1e3, ours_s / torch_s))
+
+
+if __name__ == "__main__":
+    parts = sys.argv[1:] or ["build", "check", "numpy"]
+    for part in parts:
+        {"build": bench_build, "check": bench_check, "numpy": bench_numpy}[part]()
