@@ -1,0 +1,131 @@
+"""`lstmgen check`: one verdict per handwritten equation (correct, incorrect, unrecognized).
+
+extract.py finds the display equations of a document, parse.py reads each with the grammar
+in grammars/latex.lark, judge.py compares it with the derivation (environment.py supplies
+numeric witness values), report.py prints the verdicts.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .. import cells
+from ..errors import DocumentError
+from . import extract
+from .judge import judge
+from .report import EquationReport, FileReport, to_json, to_text
+
+__all__ = ["check_text", "check_file", "run_check", "EquationReport", "FileReport"]
+
+MAX_DOCUMENT_BYTES = 2_000_000
+MAX_EQUATIONS = 2_000
+SUFFIXES = (".md", ".tex", ".markdown")
+
+
+def _cell_name(cell: str) -> str:
+    """Validate the cell early (CellError for an unknown one); a .cell path is used as given."""
+    cells.load(cell)
+    return cell
+
+
+def _hadamard(text: str) -> str:
+    return "odot" if r"\odot" in text and text.count(r"\odot") >= text.count("*") else "*"
+
+
+def check_text(text: str, cell: str = "lstm", source: str = "<text>") -> FileReport:
+    """Judge every display equation of `text` (Markdown or LaTeX) against `cell`'s derivation."""
+    cell = _cell_name(cell)
+    if not isinstance(text, str):
+        raise DocumentError("%s: the document must be text" % source)
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_DOCUMENT_BYTES:
+        raise DocumentError("%s: larger than %d bytes" % (source, MAX_DOCUMENT_BYTES))
+    if "\x00" in text:
+        raise DocumentError("%s: a binary file, not a Markdown or LaTeX document" % source)
+    tex = source.endswith(".tex") or r"\begin{document}" in text
+    found, unterminated = extract.equations(text.replace("\r\n", "\n").replace("\r", "\n"), tex=tex)
+    if len(found) > MAX_EQUATIONS:
+        raise DocumentError("%s: more than %d equations" % (source, MAX_EQUATIONS))
+    hadamard = _hadamard(text)
+    report = FileReport(source)
+    if not text.strip():
+        report.equations.append(EquationReport(1, "", "unrecognized", "", "the document is empty"))
+        return report
+    for eq in found:
+        verdict = judge(eq.text, cell, hadamard)
+        if verdict is None:
+            continue
+        report.equations.append(EquationReport(eq.line, verdict.lhs, verdict.status, verdict.expected,
+                                               verdict.message, list(verdict.warnings)))
+    for line in unterminated:
+        report.equations.append(EquationReport(line, "", "unrecognized", "",
+                                               "a display-math block opened here is never closed"))
+    if not report.equations:
+        report.equations.append(EquationReport(
+            1, "", "unrecognized", "", "no display equations found (write them in $$...$$, \\[...\\] or an "
+            "equation/align environment)"))
+    report.equations.sort(key=lambda e: e.line)
+    return report
+
+
+def _read(path: Path) -> str:
+    try:
+        size = path.stat().st_size
+        if size > MAX_DOCUMENT_BYTES:
+            raise DocumentError("%s: larger than %d bytes" % (path, MAX_DOCUMENT_BYTES))
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DocumentError("%s: cannot read it (%s)" % (path, exc.strerror or exc)) from None
+    if b"\x00" in raw:
+        raise DocumentError("%s: a binary file, not a Markdown or LaTeX document" % path)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DocumentError("%s: not UTF-8 text" % path) from None
+
+
+def check_file(path, cell: str = "lstm") -> FileReport:
+    path = Path(path)
+    return check_text(_read(path), cell=cell, source=str(path))
+
+
+def _documents(paths: list) -> list[Path]:
+    out = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+            if not found:
+                raise DocumentError("%s: a folder with no .md or .tex documents" % name)
+            out.extend(found)
+        elif path.is_file():
+            out.append(path)
+        elif path.exists():
+            raise DocumentError("%s: not a regular file" % name)
+        else:
+            raise DocumentError("%s: no such file or folder" % name)
+    if not out:
+        raise DocumentError("no documents to check")
+    return out
+
+
+def run_check(paths: list, cell: str = "lstm", as_json: bool = False) -> int:
+    """The `lstmgen check` command.
+
+    Exit code 0 when every equation of every document is correct, 1 when any is incorrect or
+    unrecognized; an unusable single document raises DocumentError (the CLI's exit 2).  With
+    several documents (a class's submissions) an unreadable one becomes an 'unrecognized' entry
+    so that the others are still checked."""
+    cell = _cell_name(cell)
+    documents = _documents(list(paths))
+    several = len(documents) > 1 or any(Path(p).is_dir() for p in paths)
+    reports = []
+    for path in documents:
+        try:
+            reports.append(check_file(path, cell))
+        except DocumentError as exc:
+            if not several:
+                raise
+            reports.append(FileReport(str(path), [EquationReport(1, "", "unrecognized", "", str(exc))]))
+    sys.stdout.write(to_json(reports, several) if as_json else to_text(reports))
+    sys.stdout.flush()
+    return max(r.exit_code for r in reports)

@@ -1,0 +1,209 @@
+"""Witness values: a random sequence run forward and backward through a cell, so that every
+forward value, total gradient dL/ds_t and parameter holds a consistent numeric value.
+
+Shapes: column vectors (batch 1), x_t is D x 1, every other vector H x 1, a matrix W with
+W v in the equations is H x dim(v).  The backward pass uses the derivation's own recurrences
+(`Derivation.state_total`, `Derivation.initial`), so the checker knows no derivative itself.
+
+`local_gradient` is the vector-Jacobian product used for chain-rule factors such as
+dc_t/df_t: the gradient of sum(upstream * target_t) with respect to one argument of the
+target's own equation, from `rules.local_derivative` (an argument the equation does not use
+gets zero, so the seed's dc_t/do_t is 0).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import sympy
+
+from .. import ir, symbols
+from ..evaluate import EvaluationError, Evaluator
+from ..reverse import Derivation, derive
+from ..rules import local_derivative, opaque_products
+
+T_STEPS = 4
+# (D, H) of each random draw: D != H and both > 1, so a shape error never hides.
+DRAW_DIMS = ((3, 5), (4, 2), (2, 3))
+# (draw, t) at which a formula is compared: an early, a late (t = T: nothing from t+1) step.
+POINTS = ((0, 2), (0, 4), (1, 3), (2, 2))
+UPSTREAM = sympy.Symbol("upstream")  # the vector a vector-Jacobian product starts from
+
+
+# ----------------------------------------------------------------------------- dimensions
+def vector_dim(cell, name: str) -> str:
+    """'D' for the input, 'H' for every other vector quantity."""
+    return "D" if name == cell.input else "H"
+
+
+@lru_cache(maxsize=None)
+def _matrix_columns(cell_name: str) -> dict:
+    d = derive(cell_name)
+    out = {}
+    for eq in d.cell.equations:
+        for dot in eq.rhs.atoms(ir.Dot):
+            ref = symbols.read(dot.args[1])
+            out[dot.args[0].name] = vector_dim(d.cell, ref.name)
+    return out
+
+
+def parameter_shape(cell_name: str, name: str) -> tuple:
+    """('H', 'D') for W_x^f, ('H', 1) for a bias or a diagonal weight."""
+    cols = _matrix_columns(cell_name)
+    return ("H", cols[name]) if name in cols else ("H", 1)
+
+
+# ----------------------------------------------------------------------------- backward walk
+@lru_cache(maxsize=None)
+def _opaque(cell_name: str, target: str):
+    eq = derive(cell_name).cell.equation(target)
+    rhs, stand_ins = opaque_products(eq.rhs)
+    slopes = {}
+    for wrt in sorted(rhs.free_symbols, key=str):
+        slopes[wrt] = local_derivative(rhs, wrt, symbols.vector(target)).xreplace(stand_ins)
+    return rhs, stand_ins, slopes
+
+
+def _backward(cell_name: str, seeds: dict, into_states: bool, follow: bool = True) -> dict:
+    """Push `seeds` {quantity name at t: upstream expr} back through the step equations.
+
+    Returns {symbol: gradient expr} for every symbol reached (values at t and t-1, the input,
+    parameters).  With into_states False a state at t is a leaf (its seed is a total); with
+    follow False only the seeds' own equations are differentiated (partial derivatives)."""
+    d = derive(cell_name)
+    cell = d.cell
+    targets = {eq.target for eq in cell.equations}
+    acc: dict = {}
+    pending = {symbols.vector(name): [up] for name, up in seeds.items()}
+
+    def give(sym, contribution):
+        acc.setdefault(sym, []).append(contribution)
+        if not follow:
+            return
+        ref = symbols.read(sym)
+        if ref is not None and ref.time == "t" and ref.name in targets:
+            if ref.name in cell.states and not into_states:
+                return
+            pending.setdefault(sym, []).append(contribution)
+
+    for eq in reversed(cell.equations):
+        out_sym = symbols.vector(eq.target)
+        if out_sym not in pending:
+            continue
+        up = ir.total(pending.pop(out_sym))
+        rhs, stand_ins, slopes = _opaque(cell_name, eq.target)
+        for wrt, slope in slopes.items():
+            if wrt in stand_ins:
+                continue
+            give(wrt, ir.product([up, slope]))
+        for stand_in, dot in stand_ins.items():
+            matrix, vec = dot.args
+            delta = ir.product([up, slopes[stand_in]])
+            give(matrix, ir.Outer(delta, vec))
+            give(vec, ir.TDot(matrix, delta))
+    return {sym: ir.total(parts) for sym, parts in acc.items()}
+
+
+@lru_cache(maxsize=None)
+def local_gradient(cell_name: str, target: str, wrt: sympy.Symbol) -> sympy.Expr:
+    """∂ sum(UPSTREAM * target_t) / ∂ wrt, the partial derivative of target's own equation
+    (wrt at t, t-1 or a parameter; 0 when the equation does not use wrt): a chain-rule factor
+    ∂c_t/∂f_t means exactly this, and the paths through other quantities are other terms."""
+    reached = _backward(cell_name, {target: UPSTREAM}, into_states=True, follow=False)
+    return reached.get(wrt, sympy.Integer(0))
+
+
+@lru_cache(maxsize=None)
+def adjoint_expr(cell_name: str, name: str) -> sympy.Expr:
+    """dL/dq_t of an intermediate q in terms of the states' total gradients at t."""
+    d = derive(cell_name)
+    seeds = {s: symbols.vector(s, "t", "adjoint") for s in d.cell.states}
+    reached = _backward(cell_name, seeds, into_states=False)
+    return reached.get(symbols.vector(name), sympy.Integer(0))
+
+
+# ----------------------------------------------------------------------------- witness
+@dataclass
+class Witness:
+    """One random draw: arrays keyed by (role, name, step) and parameters by name."""
+
+    cell_name: str
+    D: int
+    H: int
+    T: int
+    vectors: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
+
+    def dim(self, label):
+        return {"D": self.D, "H": self.H, 1: 1}[label]
+
+    def lookup(self, symbol: sympy.Symbol, t: int):
+        ref = symbols.read(symbol)
+        if ref is None:
+            try:
+                return self.params[symbol.name]
+            except KeyError:
+                raise EvaluationError("no value for %s" % symbol.name) from None
+        step = int(symbols.fix_time(ref.time, t))
+        key = (ref.role, ref.name, step)
+        if key in self.vectors:
+            return self.vectors[key]
+        cell = derive(self.cell_name).cell
+        if ref.role != "value" and step > self.T and ref.name in cell.quantities:
+            return np.zeros((self.dim(vector_dim(cell, ref.name)), 1))
+        if ref.role == "upstream" and ref.name in cell.quantities and 0 <= step:
+            return np.zeros((self.dim(vector_dim(cell, ref.name)), 1))
+        raise EvaluationError("no value for %s at step %d" % (ref.name, step))
+
+    def evaluator(self, t: int) -> Evaluator:
+        return Evaluator(self.lookup, t, self.T)
+
+
+@lru_cache(maxsize=None)
+def witnesses(cell_name: str) -> tuple:
+    """The random draws of `DRAW_DIMS` for a cell (seeded, so verdicts are reproducible)."""
+    return tuple(_draw(cell_name, D, H, seed) for seed, (D, H) in enumerate(DRAW_DIMS))
+
+
+def _draw(cell_name: str, D: int, H: int, seed: int) -> Witness:
+    d: Derivation = derive(cell_name)
+    cell = d.cell
+    rng = np.random.RandomState(1234 + seed)
+    w = Witness(cell_name, D, H, T_STEPS)
+    for q in cell.parameters:
+        rows, cols = parameter_shape(cell_name, q.name)
+        fan_in = w.dim(cols)
+        w.params[q.name] = rng.randn(w.dim(rows), w.dim(cols)) / np.sqrt(fan_in)
+    last = T_STEPS + 1  # one extra step, so that formulas at t = T can read values at t+1
+    for step in range(1, last + 1):
+        w.vectors[("value", cell.input, step)] = rng.randn(D, 1)
+    for state in cell.states:
+        w.vectors[("value", state, 0)] = rng.randn(H, 1)
+    for step in range(1, last + 1):
+        ev = w.evaluator(step)
+        for eq in cell.equations:
+            w.vectors[("value", eq.target, step)] = np.asarray(ev(eq.rhs), dtype=float).reshape(H, 1)
+    for step in range(1, T_STEPS + 1):
+        w.vectors[("upstream", cell.output, step)] = rng.randn(H, 1)
+    for step in range(T_STEPS, 0, -1):
+        todo = list(cell.states)
+        for _ in range(len(cell.states) + 1):
+            for state in list(todo):
+                try:
+                    value = w.evaluator(step)(d.state_total(state))
+                except EvaluationError:
+                    continue
+                w.vectors[("adjoint", state, step)] = value
+                todo.remove(state)
+        if todo:
+            raise EvaluationError("cannot order the state gradients of %s" % cell_name)
+    for state in cell.states:
+        w.vectors[("adjoint", state, 0)] = w.evaluator(1)(d.initial(state))
+    for step in range(1, T_STEPS + 1):
+        ev = w.evaluator(step)
+        w.vectors[("adjoint", cell.input, step)] = ev(d.step_gradient(cell.input))
+        for eq in cell.equations:
+            if eq.target not in cell.states:
+                w.vectors[("adjoint", eq.target, step)] = ev(adjoint_expr(cell_name, eq.target))
+    return w

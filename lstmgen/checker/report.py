@@ -1,0 +1,91 @@
+"""Reports of `lstmgen check`: per-equation verdicts as objects, JSON and a human summary."""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+
+STATUSES = ("correct", "incorrect", "unrecognized")
+
+
+@dataclass
+class EquationReport:
+    """One equation's verdict; line is the 1-based line where the equation starts."""
+
+    line: int
+    lhs: str
+    status: str
+    expected: str = ""
+    message: str = ""
+    warnings: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"line": self.line, "lhs": self.lhs, "status": self.status, "expected": self.expected,
+                "message": self.message, "warnings": list(self.warnings)}
+
+
+@dataclass
+class FileReport:
+    """All verdicts on one document."""
+
+    file: str
+    equations: list = field(default_factory=list)
+
+    @property
+    def summary(self) -> dict:
+        return {k: sum(1 for e in self.equations if e.status == k) for k in STATUSES}
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every equation is correct, 1 otherwise (incorrect or unrecognized)."""
+        return 0 if all(e.status == "correct" for e in self.equations) else 1
+
+    def to_dict(self) -> dict:
+        return {"file": self.file, "equations": [e.to_dict() for e in self.equations], "summary": self.summary}
+
+
+def to_json(reports: list, as_list: bool) -> str:
+    data = [r.to_dict() for r in reports] if as_list else reports[0].to_dict()
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def _marks() -> dict:
+    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+    try:
+        "✓✗".encode(encoding)
+        return {"correct": "✓", "incorrect": "✗", "unrecognized": "?"}
+    except (UnicodeEncodeError, LookupError):
+        return {"correct": "ok", "incorrect": "X", "unrecognized": "?"}
+
+
+def _short(text: str, width: int = 70) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def to_text(reports: list) -> str:
+    """file:line, a mark, the left side; for ✗ the diagnosis and the expected formula."""
+    marks = _marks()
+    lines = []
+    for report in reports:
+        for e in report.equations:
+            lines.append("%s:%d: %s %s" % (report.file, e.line, marks[e.status], _short(e.lhs)))
+            if e.status != "correct":
+                lines.append("    %s" % e.message)
+                if e.status == "incorrect" and e.expected:
+                    lines.append("    expected: %s" % e.expected)
+            for w in e.warnings:
+                if w not in e.message or e.status == "correct":
+                    lines.append("    %s" % w)
+        s = report.summary
+        lines.append("%s: %d correct, %d incorrect, %d unrecognized" % (
+            report.file, s["correct"], s["incorrect"], s["unrecognized"]))
+        lines.append("")
+    if len(reports) > 1:
+        width = max(len("file"), *(len(r.file) for r in reports))
+        lines.append("%-*s  %7s  %9s  %12s" % (width, "file", "correct", "incorrect", "unrecognized"))
+        for r in reports:
+            s = r.summary
+            lines.append("%-*s  %7d  %9d  %12d" % (width, r.file, s["correct"], s["incorrect"], s["unrecognized"]))
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,177 @@
+"""Numeric evaluation of `lstmgen.ir` expressions on NumPy column vectors and matrices.
+
+Symbols are looked up through a callback (the checker's witness environment supplies forward
+values, total gradients and parameters); elementwise SymPy algebra maps to NumPy elementwise
+operations and the matrix nodes of `lstmgen.ir` to ``@``.  Shapes are checked, never
+broadcast silently: adding an H-vector to a D-vector raises `ShapeError`.
+
+Values are float64 2-D arrays (a vector is a column, shape (n, 1)) or Python floats (scalars).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import sympy
+
+
+
+class EvaluationError(Exception):
+    """An expression that cannot be evaluated (an unknown function, a missing symbol)."""
+
+
+class ShapeError(EvaluationError):
+    """Operands whose shapes do not fit the operation."""
+
+
+def _shape(value) -> tuple:
+    return np.shape(value)
+
+
+def _describe(shape: tuple) -> str:
+    return "scalar" if not shape else "%s" % "x".join(str(n) for n in shape)
+
+
+def _elementwise_shapes(values, what: str) -> None:
+    shapes = {_shape(v) for v in values if _shape(v) != ()}
+    if len(shapes) > 1:
+        raise ShapeError("%s of shapes %s" % (what, ", ".join(_describe(s) for s in sorted(shapes))))
+
+
+def sigmoid(z):
+    return 0.5 * (1.0 + np.tanh(0.5 * z))  # = 1 / (1 + exp(-z)), without overflow warnings
+
+
+_ELEMENTWISE: dict[str, Callable] = {
+    "sigmoid": sigmoid,
+    "tanh": np.tanh,
+    "exp": np.exp,
+    "log": np.log,
+    "Abs": np.abs,
+    "sign": np.sign,
+    "Heaviside": lambda z: np.heaviside(z, 0.5),
+}
+
+
+class Evaluator:
+    """Evaluate expressions at time step `t` (an int) of a sequence of length `T`.
+
+    lookup(symbol, t) returns the array of a symbol at step t (the symbol's own time label,
+    e.g. 't-1', is resolved by the callback).  Subclasses add ``_eval_<Class>`` methods for
+    their own node types.
+    """
+
+    def __init__(self, lookup: Callable, t: int, T: int):
+        self.lookup = lookup
+        self.t = t
+        self.T = T
+
+    def at(self, t: int) -> "Evaluator":
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.t = t
+        return clone
+
+    def __call__(self, expr):
+        if isinstance(expr, sympy.Symbol):
+            return self.lookup(expr, self.t)
+        if expr.is_Number:
+            if not expr.is_finite:
+                raise EvaluationError("the number %s is not finite" % expr)
+            return float(expr)
+        method = getattr(self, "_eval_" + type(expr).__name__, None)
+        if method is not None:
+            return method(expr)
+        name = getattr(expr.func, "__name__", type(expr).__name__)
+        if isinstance(expr, sympy.Function) and name in _ELEMENTWISE and len(expr.args) == 1:
+            return _ELEMENTWISE[name](self(expr.args[0]))
+        raise EvaluationError("cannot evaluate %s" % name)
+
+    # ---- elementwise algebra ------------------------------------------------------------
+    def _eval_Add(self, expr):
+        values = [self(a) for a in expr.args]
+        _elementwise_shapes(values, "a sum")
+        out = values[0]
+        for v in values[1:]:
+            out = out + v
+        return out
+
+    def _eval_Mul(self, expr):
+        values = [self(a) for a in expr.args]
+        _elementwise_shapes(values, "an elementwise product")
+        out = values[0]
+        for v in values[1:]:
+            out = out * v
+        return out
+
+    def _eval_Pow(self, expr):
+        base, exponent = self(expr.args[0]), self(expr.args[1])
+        if _shape(exponent) != ():
+            raise ShapeError("an exponent must be a number")
+        with np.errstate(all="ignore"):
+            return np.power(base, exponent) if _shape(base) else float(base) ** exponent
+
+    def _eval_Max(self, expr):
+        values = [self(a) for a in expr.args]
+        _elementwise_shapes(values, "a maximum")
+        out = values[0]
+        for v in values[1:]:
+            out = np.maximum(out, v)
+        return out
+
+    def _eval_Min(self, expr):
+        values = [self(a) for a in expr.args]
+        _elementwise_shapes(values, "a minimum")
+        out = values[0]
+        for v in values[1:]:
+            out = np.minimum(out, v)
+        return out
+
+    # ---- matrix structure ---------------------------------------------------------------
+    def _matmul(self, a, b, what: str):
+        if _shape(a) == () or _shape(b) == ():
+            return a * b
+        if _shape(a)[1] != _shape(b)[0]:
+            raise ShapeError("%s of shapes %s and %s" % (what, _describe(_shape(a)), _describe(_shape(b))))
+        return a @ b
+
+    def _eval_Dot(self, expr):
+        return self._matmul(self(expr.args[0]), self(expr.args[1]), "a matrix product")
+
+    def _eval_TDot(self, expr):
+        return self._matmul(np.transpose(self(expr.args[0])), self(expr.args[1]), "a transposed product")
+
+    def _eval_Outer(self, expr):
+        return self._matmul(self(expr.args[0]), np.transpose(self(expr.args[1])), "an outer product")
+
+    def _eval_MatMul(self, expr):
+        return self._matmul(self(expr.args[0]), self(expr.args[1]), "a matrix product")
+
+    def _eval_Transpose(self, expr):
+        value = self(expr.args[0])
+        return value if _shape(value) == () else np.transpose(value)
+
+    def _eval_SumOverTime(self, expr):
+        """Σ_{t=1}^T: the argument's own t is bound by the sum."""
+        values = [self.at(step)(expr.args[0]) for step in range(1, self.T + 1)]
+        _elementwise_shapes(values, "a sum over t")
+        out = values[0]
+        for v in values[1:]:
+            out = out + v
+        return out
+
+
+def evaluate(expr, lookup: Callable, t: int, T: int):
+    """The value of `expr` at step t (see `Evaluator`)."""
+    return Evaluator(lookup, t, T)(expr)
+
+
+def close(a, b, rtol: float = 1e-7) -> bool:
+    """Equal shapes and values within rtol of the larger magnitude (floored at 1)."""
+    if _shape(a) != _shape(b) and () not in (_shape(a), _shape(b)):
+        return False
+    a, b = np.broadcast_arrays(np.asarray(a, dtype=float), np.asarray(b, dtype=float))
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        return False
+    scale = max(1.0, float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0)))
+    return float(np.max(np.abs(a - b), initial=0.0)) <= rtol * scale
