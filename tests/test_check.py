@@ -69,6 +69,25 @@ TABLE = [
      r"\quad \text{(one step)} \, ,", "correct", None),
     ("capital_c_warning", "lstm", r"\frac{\partial L}{\partial b^o} = \frac{\partial L}{\partial h_t} * \tanh(C_t) "
      r"* [o_t * (1-o_t)]", "correct", "C_t"),
+    ("chain_through_gate_gradient", "lstm", r"\frac{\partial L}{\partial W_x^f} = \frac{\partial L}{\partial f_t} "
+     r"\frac{\partial f_t}{\partial W_x^f}", "correct", None),
+    ("gate_total_gradient", "lstm",
+     r"\frac{\partial L}{\partial o_t} = \frac{\partial L}{\partial h_t} \odot \tanh(c_t)", "correct", None),
+    ("chain_across_steps", "lstm", r"\frac{\partial L}{\partial c_t} = \frac{\partial L}{\partial h_t} "
+     r"\frac{\partial h_t}{\partial c_t} + \frac{\partial L}{\partial c_{t+1}} \frac{\partial c_{t+1}}{\partial c_t}",
+     "correct", None),
+    ("jacobian_through_the_step", "lstm", r"\frac{\partial h_t}{\partial h_{t-1}} = (W_h^o)^T [o_t (1-o_t) \tanh(c_t)] "
+     r"+ (W_h^f)^T [o_t (1 - \tanh^2 c_t) c_{t-1} f_t (1-f_t)] "
+     r"+ (W_h^i)^T [o_t (1 - \tanh^2 c_t) \tilde{c}_t i_t (1-i_t)]"
+     r" + (W_h^c)^T [o_t (1 - \tanh^2 c_t) i_t (1-\tilde{c}_t^2)]", "correct", None),
+    ("unrelated_is_zero", "lstm", r"\frac{\partial c_t}{\partial o_t} = 0", "correct", None),
+    ("absolute_steps", "lstm", r"\frac{\partial L}{\partial b^o} = \sum_{t=1}^T \frac{\partial L}{\partial h_t} * "
+     r"\tanh(c_t) * [o_t * (1-o_t)] = " + " + ".join(
+         r"\frac{\partial L}{\partial h_%d} * \tanh(c_%d) * [o_%d * (1-o_%d)]" % (k, k, k, k) for k in range(1, 5)),
+     "incorrect", None),  # the witness has T = 4 steps, but T is not 4 in general: the sum is no identity
+    ("peephole_forward", "peephole_lstm", r"f_t = \sigma(W_x^f x_t + W_h^f h_{t-1} + p^f \odot c_{t-1} + b^f)",
+     "correct", None),
+    ("gru_update_gate", "gru", r"\frac{\partial h_t}{\partial z_t} = h_{t-1} - n_t", "correct", None),
     # the seed's three mistakes
     ("seed_wrong_o_term", "lstm", r"\frac{\partial L}{\partial x_t} = (W_x^f)^T %s + (W_x^i)^T %s + (W_x^c)^T %s + "
      r"(W_x^o)^T %s" % (DF, DI, DG, DO_WRONG), "incorrect", r"uses \frac{\partial L}{\partial c_t} where"),
@@ -303,3 +322,19 @@ def test_cli_binary_file(tmp_path):
     target = tmp_path / "garbage.md"
     target.write_bytes(bytes(range(256)) * 10)
     _one_line_error(_cli("check", target))
+
+
+# ----------------------------------------------------------------------------- SymPy's verdict
+@pytest.mark.parametrize("latex", [
+    r"\frac{\partial L}{\partial x_t} = \left(%s^T W_x^f + %s^T W_x^i + %s^T W_x^c + %s^T W_x^o\right)^T"
+    % (DF, DI, DG, DO),
+    r"\frac{\partial L}{\partial W_x^f} = \sum_{t=1}^T \frac{\partial L}{\partial c_t} * c_{t-1} * f_t x_t^T "
+    r"- \sum_{t=1}^T \frac{\partial L}{\partial c_t} * c_{t-1} * f_t^2 x_t^T",
+    r"\frac{\partial L}{\partial W_x^f} = \frac{\partial L}{\partial c_t} \cdot \frac{\partial c_t}{\partial f_t} "
+    r"\cdot \frac{\partial f_t}{\partial W_x^f}",
+    r"\frac{\partial \sigma(\theta)}{\partial \theta} = \sigma(\theta) \cdot [1 - \sigma(\theta)]",
+    r"f_t = \sigma(W_x^f x_t + W_h^f h_{t-1} + b^f)",
+], ids=["transposed_products", "distributed_sum", "chain_rule", "identity", "forward"])
+def test_sympy_decides_rearrangements(latex):
+    verdict = judge(latex, "lstm")
+    assert verdict.status == "correct" and "SymPy" in verdict.message, verdict

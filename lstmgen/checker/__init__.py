@@ -1,12 +1,13 @@
 """`lstmgen check`: one verdict per handwritten equation (correct, incorrect, unrecognized).
 
 extract.py finds the display equations of a document, parse.py reads each with the grammar
-in grammars/latex.lark, judge.py compares it with the derivation (environment.py supplies
-numeric witness values), report.py prints the verdicts.
+in grammars/latex.lark, judge.py compares it with the derivation (symbolic.py asks SymPy,
+environment.py supplies the numeric witness values), report.py prints the verdicts.
 """
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 from .. import cells
@@ -19,6 +20,7 @@ __all__ = ["check_text", "check_file", "run_check", "EquationReport", "FileRepor
 
 MAX_DOCUMENT_BYTES = 2_000_000
 MAX_EQUATIONS = 2_000
+SECONDS_PER_DOCUMENT = 120  # past this, the remaining equations are reported, not judged
 SUFFIXES = (".md", ".tex", ".markdown")
 
 
@@ -50,7 +52,13 @@ def check_text(text: str, cell: str = "lstm", source: str = "<text>") -> FileRep
     if not text.strip():
         report.equations.append(EquationReport(1, "", "unrecognized", "", "the document is empty"))
         return report
+    deadline = time.monotonic() + SECONDS_PER_DOCUMENT
     for eq in found:
+        if time.monotonic() > deadline:
+            report.equations.append(EquationReport(eq.line, "", "unrecognized", "",
+                                                   "not judged: the document took longer than %d s"
+                                                   % SECONDS_PER_DOCUMENT))
+            continue
         verdict = judge(eq.text, cell, hadamard)
         if verdict is None:
             continue

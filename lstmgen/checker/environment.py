@@ -7,7 +7,7 @@ W v in the equations is H x dim(v).  The backward pass uses the derivation's own
 
 `local_gradient` is the vector-Jacobian product used for chain-rule factors such as
 dc_t/df_t: the gradient of sum(upstream * target_t) with respect to one argument of the
-target's own equation, from `rules.local_derivative` (an argument the equation does not use
+target's own equation, from `rules.local_derivative` (a quantity the target does not depend on
 gets zero, so the seed's dc_t/do_t is 0).
 """
 from __future__ import annotations
@@ -23,11 +23,12 @@ from ..evaluate import EvaluationError, Evaluator
 from ..reverse import Derivation, derive
 from ..rules import local_derivative, opaque_products
 
-T_STEPS = 4
-# (D, H) of each random draw: D != H and both > 1, so a shape error never hides.
-DRAW_DIMS = ((3, 5), (4, 2), (2, 3))
-# (draw, t) at which a formula is compared: an early, a late (t = T: nothing from t+1) step.
-POINTS = ((0, 2), (0, 4), (1, 3), (2, 2))
+# (D, H, T) of each random draw: D != H and both > 1, so a shape error never hides; T varies,
+# so that a sum written out over a fixed number of steps is no identity.
+DRAWS = ((3, 5, 4), (4, 2, 5), (2, 3, 3))
+MIN_STEPS = min(T for _, _, T in DRAWS)
+# (draw, t) at which a formula is compared: inner steps and a last one (t = T: nothing from t+1).
+POINTS = ((0, 2), (0, 4), (1, 3), (1, 5), (2, 2))
 UPSTREAM = sympy.Symbol("upstream")  # the vector a vector-Jacobian product starts from
 
 
@@ -107,10 +108,17 @@ def _backward(cell_name: str, seeds: dict, into_states: bool, follow: bool = Tru
 
 @lru_cache(maxsize=None)
 def local_gradient(cell_name: str, target: str, wrt: sympy.Symbol) -> sympy.Expr:
-    """∂ sum(UPSTREAM * target_t) / ∂ wrt, the partial derivative of target's own equation
-    (wrt at t, t-1 or a parameter; 0 when the equation does not use wrt): a chain-rule factor
-    ∂c_t/∂f_t means exactly this, and the paths through other quantities are other terms."""
-    reached = _backward(cell_name, {target: UPSTREAM}, into_states=True, follow=False)
+    """∂ sum(UPSTREAM * target_t) / ∂ wrt (wrt at t, t-1 or a parameter).
+
+    When target's own equation uses wrt, this is the partial derivative of that equation: a
+    chain-rule factor ∂c_t/∂f_t means exactly this, and paths through other quantities are
+    other terms of the chain rule.  When it does not (∂h_t/∂h_{t-1} of the LSTM), it is the
+    derivative through the step's other equations; 0 when target does not depend on wrt at
+    all (the seed's ∂c_t/∂o_t)."""
+    direct = _backward(cell_name, {target: UPSTREAM}, into_states=True, follow=False)
+    if wrt in direct:
+        return direct[wrt]
+    reached = _backward(cell_name, {target: UPSTREAM}, into_states=True)
     return reached.get(wrt, sympy.Integer(0))
 
 
@@ -162,20 +170,20 @@ class Witness:
 
 @lru_cache(maxsize=None)
 def witnesses(cell_name: str) -> tuple:
-    """The random draws of `DRAW_DIMS` for a cell (seeded, so verdicts are reproducible)."""
-    return tuple(_draw(cell_name, D, H, seed) for seed, (D, H) in enumerate(DRAW_DIMS))
+    """The random draws of `DRAWS` for a cell (seeded, so verdicts are reproducible)."""
+    return tuple(_draw(cell_name, D, H, T, seed) for seed, (D, H, T) in enumerate(DRAWS))
 
 
-def _draw(cell_name: str, D: int, H: int, seed: int) -> Witness:
+def _draw(cell_name: str, D: int, H: int, T: int, seed: int) -> Witness:
     d: Derivation = derive(cell_name)
     cell = d.cell
     rng = np.random.RandomState(1234 + seed)
-    w = Witness(cell_name, D, H, T_STEPS)
+    w = Witness(cell_name, D, H, T)
     for q in cell.parameters:
         rows, cols = parameter_shape(cell_name, q.name)
         fan_in = w.dim(cols)
         w.params[q.name] = rng.randn(w.dim(rows), w.dim(cols)) / np.sqrt(fan_in)
-    last = T_STEPS + 1  # one extra step, so that formulas at t = T can read values at t+1
+    last = T + 1  # one extra step, so that formulas at t = T can read values at t+1
     for step in range(1, last + 1):
         w.vectors[("value", cell.input, step)] = rng.randn(D, 1)
     for state in cell.states:
@@ -184,9 +192,9 @@ def _draw(cell_name: str, D: int, H: int, seed: int) -> Witness:
         ev = w.evaluator(step)
         for eq in cell.equations:
             w.vectors[("value", eq.target, step)] = np.asarray(ev(eq.rhs), dtype=float).reshape(H, 1)
-    for step in range(1, T_STEPS + 1):
+    for step in range(1, T + 1):
         w.vectors[("upstream", cell.output, step)] = rng.randn(H, 1)
-    for step in range(T_STEPS, 0, -1):
+    for step in range(T, 0, -1):
         todo = list(cell.states)
         for _ in range(len(cell.states) + 1):
             for state in list(todo):
@@ -200,7 +208,7 @@ def _draw(cell_name: str, D: int, H: int, seed: int) -> Witness:
             raise EvaluationError("cannot order the state gradients of %s" % cell_name)
     for state in cell.states:
         w.vectors[("adjoint", state, 0)] = w.evaluator(1)(d.initial(state))
-    for step in range(1, T_STEPS + 1):
+    for step in range(1, T + 1):
         ev = w.evaluator(step)
         w.vectors[("adjoint", cell.input, step)] = ev(d.step_gradient(cell.input))
         for eq in cell.equations:

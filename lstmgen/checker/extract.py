@@ -9,6 +9,7 @@ the math is the grammar's job (`parse.py`).
 """
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, field
 
@@ -31,8 +32,14 @@ class Equation:
     pieces: list = field(default_factory=list)  # (line, text) of every row it is made of
 
 
-def _line_of(text: str, offset: int) -> int:
-    return text.count("\n", 0, offset) + 1
+class _Lines:
+    """1-based line of a character offset (binary search over the line starts)."""
+
+    def __init__(self, text: str):
+        self.starts = [0] + [m.end() for m in re.finditer("\n", text)]
+
+    def __call__(self, offset: int) -> int:
+        return bisect.bisect_right(self.starts, offset)
 
 
 def _strip_tex_comments(text: str) -> str:
@@ -111,9 +118,10 @@ def equations(text: str, tex: bool = False) -> tuple[list[Equation], list[int]]:
     """The equations of a document, and the lines of display blocks that never close."""
     found: list[Equation] = []
     unterminated = []
+    _line_of = _Lines(text)
     for offset, content in display_blocks(text, tex):
         if content is None:
-            unterminated.append(_line_of(text, offset))
+            unterminated.append(_line_of(offset))
             continue
         for row_offset, row in _rows(content, offset):
             body = row.replace("&", " ")
@@ -121,7 +129,7 @@ def equations(text: str, tex: bool = False) -> tuple[list[Equation], list[int]]:
             if not stripped:
                 continue
             lead = len(body) - len(body.lstrip())
-            line = _line_of(text, row_offset + len(row) - len(row.lstrip()) if row.strip() else row_offset + lead)
+            line = _line_of(row_offset + len(row) - len(row.lstrip()) if row.strip() else row_offset + lead)
             stripped = _TRAILING.sub("", stripped)
             if not stripped:
                 continue

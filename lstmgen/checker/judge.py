@@ -20,6 +20,7 @@ from .. import ir, symbols
 from ..evaluate import EvaluationError, Evaluator, ShapeError, close
 from ..reverse import derive
 from . import environment as env
+from . import symbolic
 from .parse import (LOSS, STEP_LOSS, Chain, FreeSymbol, IllShaped, Partial, Unsupported, build_side,
                     parse_equation, shape, show_shape, vocabulary)
 
@@ -217,16 +218,6 @@ def agree(a: list, b: list) -> bool:
     return len(a) == len(b) and all(close(x, y) for x, y in zip(a, b, strict=True))
 
 
-def symbolic_equal(a, b) -> bool:
-    """SymPy's verdict where both sides are elementwise algebra (None when it cannot say)."""
-    if a.has(*MATRIX_NODES) or b.has(*MATRIX_NODES) or sympy.count_ops(a) + sympy.count_ops(b) > 400:
-        return None
-    try:
-        return sympy.expand(a - b) == 0 or None
-    except Exception:  # noqa: BLE001
-        return None
-
-
 # ----------------------------------------------------------------------------- the left side
 @dataclass
 class Target:
@@ -285,7 +276,7 @@ def target_of(lhs, sides, cell_name: str) -> Target:
                               terms=_gradient_terms(d, den.name, "t"))
             name, time = den_ref.name, den_ref.time
             if name == cell.input:
-                if symbols.time_offset(time) is None and not 1 <= int(time) <= env.T_STEPS:
+                if symbols.time_offset(time) is None and not 1 <= int(time) <= env.MIN_STEPS:
                     raise Unsupported("%s at step %s is outside the sequence" % (name, time))
                 return Target(_retime(d.step_gradient(name), time), "gradient", name, time,
                               terms=_gradient_terms(d, name, time))
@@ -418,8 +409,24 @@ def _values(expr, cell_name, target):
     return values(expr, cell_name)
 
 
+def _writer_order(target, side_expr):
+    """The expected formula with its terms in the order the writer used (matched by weight)."""
+    if len(target.terms) < 2 or any(term is None for _, _, term in target.terms):
+        return target.expr
+    order = []
+    for w in _terms(side_expr):
+        params = {s for s in w.free_symbols if symbols.read(s) is None}
+        for j, (_, _, term) in enumerate(target.terms):
+            if j not in order and term.form == "transposed" and term.operand in params:
+                order.append(j)
+                break
+    order += [j for j in range(len(target.terms)) if j not in order]
+    return ir.total(target.terms[j][0] for j in order)
+
+
 def _judge_links(sides, target, cell_name, hadamard, lhs_text, warnings) -> Verdict:
-    expected_latex = to_latex(target.expr, cell_name, hadamard) if target.expr is not None else ""
+    shown = _writer_order(target, lower(sides[-1].expr)) if target.expr is not None else None
+    expected_latex = to_latex(shown, cell_name, hadamard) if shown is not None else ""
     try:
         if target.expr is not None:
             truth = _values(target.expr, cell_name, target)
@@ -430,7 +437,7 @@ def _judge_links(sides, target, cell_name, hadamard, lhs_text, warnings) -> Verd
     except (EvaluationError, ArithmeticError, ValueError, TypeError) as exc:
         return Verdict("unrecognized", lhs_text, expected_latex,
                        "cannot evaluate the left side (%s)" % exc, warnings)
-    problems, symbolic = [], 0
+    problems, by_sympy = [], 0
     unreadable = []
     for index in range(first, len(sides)):
         side = sides[index]
@@ -447,8 +454,8 @@ def _judge_links(sides, target, cell_name, hadamard, lhs_text, warnings) -> Verd
             unreadable.append("side %d: %s" % (index + 1, exc))
             continue
         if agree(got, truth):
-            if target.expr is not None and symbolic_equal(expr, target.expr):
-                symbolic += 1
+            if target.expr is not None and symbolic.equal(expr, target.expr, cell_name):
+                by_sympy += 1
             continue
         problems.append((index, diagnose(expr, target, cell_name, hadamard, got, truth, side)))
     links = len(sides) - 1
@@ -464,7 +471,7 @@ def _judge_links(sides, target, cell_name, hadamard, lhs_text, warnings) -> Verd
         return Verdict("incorrect", lhs_text, expected_latex, message, warnings)
     if unreadable:
         return Verdict("unrecognized", lhs_text, expected_latex, "cannot evaluate " + "; ".join(unreadable), warnings)
-    how = "SymPy and " if symbolic == links else ""
+    how = "SymPy and " if by_sympy == links else ""
     message = "%s checked (%snumerically at %d random points)" % (
         "all %d links" % links if links > 1 else "the right side", how, len(truth))
     if note:
@@ -770,6 +777,8 @@ def _alternatives(sym, cell_name):
 
 def _substitution(w, e_expr, cell_name, target, tex):
     """'uses h_t where h_{t-1} is needed' when replacing one symbol repairs the written term."""
+    if w.has(Chain):  # a chain-rule product: its path is explained by _explain, not by renaming
+        return None
     e_val = _safe_values(e_expr, cell_name, target)
     if e_val is None:
         return None

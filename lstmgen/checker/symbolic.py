@@ -1,0 +1,222 @@
+"""SymPy's verdict on a link: both sides brought to one canonical form and compared term by term.
+
+A gradient formula is a sum of a few matrix shapes around elementwise algebra: Wᵀ e (a
+transposed product), e vᵀ (an outer product), e itself, each possibly summed over t.  `canonical`
+maps an expression to {(form, operand, summed): elementwise coefficient}, after moving
+transposes inwards ((eᵀ W)ᵀ = Wᵀ e) and writing the chain rule out with the cell's own partial
+derivatives (`environment.local_gradient`).  Two sides are equal when their keys agree and
+every coefficient difference expands to 0.  Anything else returns None (no symbolic verdict;
+the numeric comparison still decides).
+"""
+from __future__ import annotations
+
+import sympy
+
+from .. import ir, symbols
+from ..reverse import derive
+from . import environment as env
+from .parse import LOSS, STEP_LOSS, Chain, FreeSymbol, IllShaped, Partial
+
+MAX_OPS = 600
+_MATRIX_FORMS = (ir.TDot, ir.Outer, ir.SumOverTime, ir.MatMul, ir.Transpose, Chain, Partial, IllShaped)
+
+
+class NotCanonical(Exception):
+    """An expression outside the forms SymPy compares here."""
+
+
+def _is_parameter(expr, cell) -> bool:
+    return isinstance(expr, sympy.Symbol) and symbols.read(expr) is None and expr.name in cell.quantities
+
+
+def _is_elementwise(expr) -> bool:
+    return not expr.has(*_MATRIX_FORMS, _Row, _RowT)
+
+
+def _time(ref, at: int) -> int:
+    return int(symbols.fix_time(ref.time, at))
+
+
+def chain_expr(chain: Chain, cell_name: str):
+    """The chain rule written out with the cell's partial derivatives (a SymPy expression)."""
+    d = derive(cell_name)
+    parts = chain.args
+    num, den = parts[0].args
+    if num == LOSS and symbols.read(den) is not None:
+        ref = symbols.read(den)
+        current = symbols.vector(ref.name, ref.time, "adjoint")
+    elif num == LOSS and den.name in d.step:
+        current = d.summed(den.name)
+    else:
+        num_ref = symbols.read(num) if isinstance(num, sympy.Symbol) else None
+        if num_ref is not None and num_ref.name == STEP_LOSS:
+            den_ref = symbols.read(den)
+            if den_ref is None or den_ref.name != d.cell.output or den_ref.time != num_ref.time:
+                raise NotCanonical("∂ℓ/∂…")
+            current = symbols.vector(den_ref.name, den_ref.time, "upstream")
+        else:
+            current = _step(num, den, sympy.Integer(1), cell_name)
+    for part in parts[1:]:
+        num, den_next = part.args
+        if num != den:
+            raise NotCanonical("a broken chain")
+        current = _step(num, den_next, current, cell_name)
+        den = den_next
+    return current
+
+
+def _step(num, den, upstream, cell_name):
+    """upstream · ∂num/∂den, symbolically (num a cell quantity at some time)."""
+    cell = derive(cell_name).cell
+    ref = symbols.read(num) if isinstance(num, sympy.Symbol) and not isinstance(num, FreeSymbol) else None
+    if ref is None or ref.role != "value" or ref.name not in {eq.target for eq in cell.equations}:
+        raise NotCanonical("not a quantity with an equation")
+    den_ref = symbols.read(den) if isinstance(den, sympy.Symbol) else None
+    if den_ref is None:
+        if not _is_parameter(den, cell):
+            raise NotCanonical("an unknown variable")
+        wrt = den
+    else:
+        if (symbols.time_offset(ref.time) is None) != (symbols.time_offset(den_ref.time) is None):
+            raise NotCanonical("mixed time indices")
+        wrt = symbols.vector(den_ref.name, symbols.time_label(_time(den_ref, 2) - _time(ref, 2)))
+    gradient = env.local_gradient(cell_name, ref.name, wrt)
+    if ref.time != "t":
+        gradient = _retime(gradient, ref.time)
+    return gradient.xreplace({env.UPSTREAM: upstream})
+
+
+def _retime(expr, time):
+    offset = symbols.time_offset(time)
+    if offset is None:
+        return symbols.retime(expr, lambda t: symbols.fix_time(t, int(time)))
+    return symbols.retime(expr, lambda t: symbols.shift_time(t, offset))
+
+
+def tidy(expr, cell_name: str):
+    """Chains written out, transposes moved inwards, W v / Wᵀ e / e vᵀ as Dot / TDot / Outer."""
+    cell = derive(cell_name).cell
+    if isinstance(expr, Chain):
+        return tidy(chain_expr(expr, cell_name), cell_name)
+    if isinstance(expr, Partial):
+        return tidy(Chain(expr), cell_name)
+    if isinstance(expr, IllShaped):
+        raise NotCanonical("ill-shaped")
+    if not expr.args:
+        return expr
+    if isinstance(expr, ir.Transpose):
+        inner = tidy(expr.args[0], cell_name)
+        return _transpose(inner, cell)
+    args = [tidy(a, cell_name) for a in expr.args]
+    if isinstance(expr, ir.MatMul):
+        return _matmul(args[0], args[1], cell)
+    if isinstance(expr, (sympy.Add, sympy.Mul)):
+        return expr.func(*args)
+    return expr.func(*args)
+
+
+class _Row(sympy.Function):
+    """eᵀ, a transposed column (only while tidying)."""
+
+    nargs = 1
+
+
+class _RowT(sympy.Function):
+    """eᵀ W, the transpose of Wᵀ e (only while tidying)."""
+
+    nargs = 2
+
+
+def _transpose(a, cell):
+    if isinstance(a, ir.Transpose):
+        return a.args[0]
+    if isinstance(a, _Row):
+        return a.args[0]
+    if isinstance(a, _RowT):
+        return ir.TDot(a.args[1], a.args[0])
+    if isinstance(a, ir.TDot):
+        return _RowT(a.args[1], a.args[0])
+    if isinstance(a, ir.Outer):
+        return ir.Outer(a.args[1], a.args[0]) if _is_elementwise(a.args[1]) else ir.Transpose(a)
+    if isinstance(a, sympy.Add):
+        return sympy.Add(*[_transpose(t, cell) for t in a.args])
+    if isinstance(a, ir.SumOverTime):
+        return ir.SumOverTime(_transpose(a.args[0], cell))
+    if a.is_Number:
+        return a
+    if isinstance(a, sympy.Mul):
+        numbers = [f for f in a.args if f.is_Number]
+        rest = [f for f in a.args if not f.is_Number]
+        if numbers and len(rest) == 1:
+            return sympy.Mul(*numbers) * _transpose(rest[0], cell)
+    if _is_parameter(a, cell):
+        return ir.Transpose(a)
+    if _is_elementwise(a):
+        return _Row(a)
+    raise NotCanonical("a transpose")
+
+
+def _matmul(a, b, cell):
+    if isinstance(a, ir.Transpose) and _is_parameter(a.args[0], cell) and _is_elementwise(b):
+        return ir.TDot(a.args[0], b)
+    if _is_parameter(a, cell) and _is_elementwise(b):
+        return ir.Dot(a, b)
+    if _is_elementwise(a) and isinstance(b, _Row):
+        return ir.Outer(a, b.args[0])
+    if isinstance(a, _Row) and _is_parameter(b, cell):
+        return _RowT(a.args[0], b)
+    raise NotCanonical("a matrix product")
+
+
+def canonical(expr, cell_name: str) -> dict:
+    """{(form, operand, summed): coefficient} of a tidied expression (see the module docstring)."""
+    out: dict = {}
+
+    def add(key, coefficient):
+        out[key] = out.get(key, 0) + coefficient
+
+    def walk(e, scale, summed):
+        if isinstance(e, sympy.Add):
+            for a in e.args:
+                walk(a, scale, summed)
+            return
+        if isinstance(e, ir.SumOverTime):
+            if summed:
+                raise NotCanonical("a double sum")
+            walk(e.args[0], scale, True)
+            return
+        if isinstance(e, sympy.Mul) and not _is_elementwise(e):
+            numbers = [f for f in e.args if f.is_Number]
+            rest = [f for f in e.args if not f.is_Number]
+            if len(rest) != 1:
+                raise NotCanonical("a product of matrix forms")
+            walk(rest[0], scale * sympy.Mul(*numbers), summed)
+            return
+        if isinstance(e, ir.TDot) and _is_elementwise(e.args[1]):
+            add(("T", e.args[0], summed), scale * e.args[1])
+            return
+        if isinstance(e, ir.Outer) and _is_elementwise(e.args[0]) and isinstance(e.args[1], sympy.Symbol):
+            add(("O", e.args[1], summed), scale * e.args[0])
+            return
+        if _is_elementwise(e):
+            add(("E", None, summed), scale * e)
+            return
+        raise NotCanonical(type(e).__name__)
+
+    walk(tidy(expr, cell_name), sympy.Integer(1), False)
+    return out
+
+
+def equal(a, b, cell_name: str):
+    """True when SymPy shows a == b; None when it cannot say (never False: numbers decide)."""
+    try:
+        if sympy.count_ops(a) + sympy.count_ops(b) > MAX_OPS:
+            return None
+        left, right = canonical(a, cell_name), canonical(b, cell_name)
+        keys = set(left) | set(right)
+        for key in keys:
+            if sympy.expand(left.get(key, 0) - right.get(key, 0)) != 0:
+                return None
+        return True
+    except (NotCanonical, TypeError, ValueError, AttributeError, RecursionError):
+        return None
