@@ -238,8 +238,12 @@ class _Builder:
                 self.fail(n, "unexpected %r" % str(n))
             kind = n.data
             if kind == "number":
-                return sympy.Rational(str(n.children[0])) if "." in n.children[0] or "e" in n.children[0].lower() \
-                    else sympy.Integer(str(n.children[0]))
+                text = str(n.children[0])
+                if len(text) > 30:
+                    self.fail(n.children[0], "number %s... is too long" % text[:12])
+                if "." in text or "e" in text.lower():
+                    return sympy.Float(text)  # prints as written: 1.702, not 851/500
+                return sympy.Integer(text)
             if kind in ("add", "sub", "mul", "div", "pow"):
                 a, b = walk(n.children[0]), walk(n.children[1])
                 # unevaluated, so that documents and code keep the order the author wrote

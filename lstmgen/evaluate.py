@@ -14,6 +14,8 @@ from typing import Callable
 import numpy as np
 import sympy
 
+from .functions import UserFunction
+
 
 
 class EvaluationError(Exception):
@@ -83,8 +85,12 @@ class Evaluator:
         if method is not None:
             return method(expr)
         name = getattr(expr.func, "__name__", type(expr).__name__)
+        if isinstance(expr, sympy.Heaviside):  # its second argument is SymPy's value at 0, 1/2
+            return _ELEMENTWISE[name](self(expr.args[0]))
         if isinstance(expr, sympy.Function) and name in _ELEMENTWISE and len(expr.args) == 1:
             return _ELEMENTWISE[name](self(expr.args[0]))
+        if isinstance(expr, UserFunction):  # a cell file's own function: evaluate its formula
+            return self(expr.expand_formula(expr.args[0]))
         raise EvaluationError("cannot evaluate %s" % name)
 
     # ---- elementwise algebra ------------------------------------------------------------

@@ -16,20 +16,12 @@ class sigmoid(sympy.Function):  # noqa: N801 - named as it is printed
         return 1 / (1 + sympy.exp(-z))
 
 
-def _relu(z):
-    return sympy.Max(0, z)
-
-
-def _softsign(z):
-    return z / (1 + sympy.Abs(z))
-
-
 # name -> (SymPy function, number of arguments)
 BUILTIN = {
     "sigmoid": (sigmoid, 1),
     "tanh": (sympy.tanh, 1),
-    "relu": (_relu, 1),
-    "softsign": (_softsign, 1),
+    "relu": (lambda z: relu(z), 1),
+    "softsign": (lambda z: softsign(z), 1),
     "exp": (sympy.exp, 1),
     "log": (sympy.log, 1),
     "min": (sympy.Min, 2),  # for piecewise-linear definitions such as a hard sigmoid
@@ -59,3 +51,8 @@ class UserFunction(sympy.Function):
 def define(name: str, variable: sympy.Symbol, body: sympy.Expr) -> type:
     """A new UserFunction class `name` with formula `variable -> body`."""
     return type(name, (UserFunction,), {"formula": sympy.Lambda(variable, body), "__module__": __name__})
+
+
+_z = sympy.Symbol("z", real=True)
+relu = define("relu", _z, sympy.Max(0, _z))
+softsign = define("softsign", _z, _z / (1 + sympy.Abs(_z)))

@@ -24,7 +24,7 @@ import sympy
 from lark import Transformer
 
 from .. import ir, symbols
-from ..functions import sigmoid
+from ..functions import UserFunction, sigmoid
 from ..reverse import derive
 from .environment import parameter_shape, vector_dim
 
@@ -74,6 +74,7 @@ class Vocabulary:
     cell_name: str
     vectors: dict = field(default_factory=dict)     # latex base ('\\tilde{c}') -> name ('g')
     parameters: dict = field(default_factory=dict)  # (base, sub, sup) -> name ('W_x^f')
+    functions: dict = field(default_factory=dict)   # name -> the cell file's own function class ('gelu')
 
     @property
     def cell(self):
@@ -97,6 +98,9 @@ def vocabulary(cell_name: str) -> Vocabulary:
                 vocab.parameters.setdefault(form, q.name)
         else:
             vocab.vectors[_normal_base(q.latex)] = q.name
+    for eq in cell.equations:
+        for applied in eq.rhs.atoms(UserFunction):
+            vocab.functions[type(applied).__name__] = type(applied)
     return vocab
 
 
@@ -259,8 +263,9 @@ class ToIR(Transformer):
             if key(pbase) == key(base) and key(psub) == key(sub) and key(psup) == key(sup):
                 self.names.append((getattr(name, "position", None), name.written()))
                 return self._found(symbols.parameter(pname), name, fold_case, symbols.latex_name(pname))
+        scripted = "%s^{%s}" % (base, sup) if sup else base  # a named pre-activation a^{h}_t
         for vbase, vname in vocab.vectors.items():
-            if key(vbase) == key(base) and not sup:
+            if key(vbase) == key(scripted):
                 if not sub:
                     raise Unsupported("%s has no time index (write %s_t, %s_{t-1}, ...)"
                                       % (name.written(), base, base))
@@ -435,6 +440,9 @@ class ToIR(Transformer):
     def bracket(self, children):
         return self.value(children[0])
 
+    def absolute(self, children):
+        return sympy.Abs(self.value(children[1]))
+
     def brace(self, children):
         return self.value(children[1])
 
@@ -451,7 +459,8 @@ class ToIR(Transformer):
         argument = self.value(children[-1])
         kind = re.sub(r"^\\(operatorname|mathrm|text|textrm|mathit)\{\s*|\s*\}$", "", token).lstrip("\\")
         function = {"sigma": sigmoid, "sigmoid": sigmoid, "sigm": sigmoid, "tanh": sympy.tanh,
-                    "exp": sympy.exp, "log": sympy.log, "ln": sympy.log}.get(kind)
+                    "exp": sympy.exp, "log": sympy.log, "ln": sympy.log, "step": sympy.Heaviside,
+                    "sign": sympy.sign}.get(kind) or self.vocab.functions.get(kind)
         if function is None:
             raise Unsupported("unknown function %s" % token)
         if "?" in self.shape(argument) or self.shape(argument) not in ((), ("H", 1), ("D", 1), ("Z", 1)):
