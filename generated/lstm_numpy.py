@@ -13,8 +13,12 @@ One step of the forward pass, batch-major (every array holds one row per sample)
     next_c = f * prev_c + i * g
     next_h = o * np.tanh(next_c)
 
-The weights and the bias hold one block per gate, side by side along their last axis
-(4 * H wide), in the order i, f, o, g.
+Each argument below stores the parameters of several gates side by side along its
+last axis, one block of H per gate:
+
+    Wx (D, 4 * H): W_x^i, W_x^f, W_x^o, W_x^c  (gates i, f, o, g)
+    Wh (H, 4 * H): W_h^i, W_h^f, W_h^o, W_h^c  (gates i, f, o, g)
+    b (4 * H,): b^i, b^f, b^o, b^c  (gates i, f, o, g)
 
 Gradients follow one convention: dX is dL/dX, the total gradient of the scalar loss L with
 respect to X.

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import jinja2
 
-from . import reverse
+from . import cells, reverse
 from .errors import LstmgenError, OutputError
 
 FORMATS = ("tex", "md")
 HADAMARD = ("*", "odot")
-LAYOUTS = ("cs231n",)
-BUILD_CELLS = ("lstm", "rnn")
+LAYOUTS = ("cs231n", "torch", "per-gate")
+BUILD_CELLS = tuple(cells.builtin_names())  # every built-in cell: documents and cs231n module
+TORCH_CELLS = ("lstm", "gru")  # cells whose PyTorch-layout module is built too
 
 
 def template_dir() -> Path:
@@ -65,6 +66,8 @@ def artifacts(cells=BUILD_CELLS) -> dict[str, str]:
     out = {}
     for cell in cells:
         out["%s_numpy.py" % cell] = render_module(cell)
+        if cell in TORCH_CELLS:
+            out["%s_torch_numpy.py" % cell] = render_module(cell, "torch")
         for fmt in FORMATS:
             out["%s_derivation.%s" % (cell, fmt)] = render_document(cell, fmt)
     return out

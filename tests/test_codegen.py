@@ -384,6 +384,32 @@ def test_codegen_command_writes_the_module(tmp_path):
 
 
 def test_layouts_that_do_not_fit_are_refused():
+    shared = cells.parse("""
+cell shared
+input x
+state h output
+f = sigmoid(W @ x + b)
+h = f * tanh(W @ x + U @ h[t-1])
+""", default_name="shared")
+    with pytest.raises(LstmgenError, match="does not fit the cs231n layout: a parameter of"):
+        codegen.module_context(reverse.derive_cell(shared))
+    clash = cells.parse("""
+cell clash
+input x
+state h output
+b = sigmoid(W_x^b @ x + W_h^b @ h[t-1])
+h = tanh(W_x^n @ x + W_h^n @ h[t-1] + b^n + b)
+""", default_name="clash")
+    with pytest.raises(LstmgenError, match="would share the Python name b"):
+        codegen.module_context(reverse.derive_cell(clash))
+    with pytest.raises(LstmgenError, match="no torch gate order"):
+        codegen.module_context(reverse.derive("mgu"), layout="torch")
+    with pytest.raises(LstmgenError, match="unknown layout"):
+        codegen.module_context(reverse.derive("lstm"), layout="fortran")
+
+
+def test_a_peephole_cell_with_subscript_names_is_grouped_by_kind():
+    """b_f, p_f: a subscript that names the gate groups like a superscript (b, p), so the LSTM fast path stays."""
     peephole = cells.parse("""
 cell peep
 input x
@@ -393,10 +419,10 @@ f = sigmoid(W_xf @ x + W_hf @ h[t-1] + p_f * c[t-1] + b_f)
 c = f * c[t-1] + (1 - f) * tanh(W_xc @ x + W_hc @ h[t-1] + b_c)
 h = tanh(c)
 """, default_name="peep")
-    with pytest.raises(LstmgenError, match="does not fit the cs231n layout: gate f has a parameter p_f"):
-        codegen.module_context(reverse.derive_cell(peephole))
-    with pytest.raises(LstmgenError, match="unknown layout"):
-        codegen.module_context(reverse.derive("lstm"), layout="fortran")
+    context = codegen.module_context(reverse.derive_cell(peephole))
+    assert [arg["name"] for arg in context["step_args"]] == ["x", "prev_h", "prev_c", "Wx", "Wh", "b", "p"]
+    assert context["forward_lines"][0] == "a = x @ Wx + prev_h @ Wh + b"
+    assert "f = sigmoid(a_f + p * prev_c)" in context["forward_lines"]
 
 
 # =========================================================================== the printer
@@ -428,3 +454,21 @@ def test_numpy_printer_refuses_what_it_cannot_print():
         print_numpy(sympy.Symbol("h[t]"), NAMES)
     with pytest.raises(LstmgenError, match="no form for the function erf"):
         print_numpy(sympy.erf(V["x"]), NAMES)
+
+
+def test_numpy_printer_new_constructs():
+    from lstmgen.functions import define
+    from lstmgen.printing.numpy import Stack, WeightGradient
+
+    x, f = V["x"], V["f"]
+    assert print_numpy(Stack(E, sympy.Mul(f, E, evaluate=False)), NAMES) == "np.concatenate([e, f * e], axis=1)"
+    assert print_numpy(WeightGradient(W, E, x), NAMES) == "x.T @ e"
+    # a matrix stored (out, in), as PyTorch stores weight_ih
+    assert print_numpy(WeightGradient(W, E, x), NAMES, transposed={"W"}) == "e.T @ x"
+    assert print_numpy(Dot(W, x), NAMES, transposed={"W"}) == "x @ W.T"
+    assert print_numpy(TDot(W, E), NAMES, transposed={"W"}) == "e @ W"
+    assert print_numpy(sympy.Heaviside(x), NAMES) == "np.heaviside(x, 0.5)"
+    assert print_numpy(sympy.sign(x), NAMES) == "np.sign(x)"
+    z = sympy.Symbol("z", real=True)
+    swish = define("swish", z, z * sigmoid(z))
+    assert print_numpy(swish(x), NAMES) == "swish(x)"

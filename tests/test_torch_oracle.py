@@ -134,3 +134,32 @@ def test_sequence_matches_torch(torch, numpy_module, cell, shape, source):
     for index, (mine, theirs) in enumerate(zip([dx, dh0, dWx, dWh, db], expected)):
         assert mine.shape == theirs.shape
         assert scale_error(mine, theirs) < TOLERANCE, f"gradient {index}"
+
+
+# ---------------------------------------------------------------- the torch layout: an nn module's arrays as they are
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_checked_in_torch_modules_take_an_nn_modules_arrays(torch, cell):
+    """The user story of --layout torch: hand weight_ih_l0 & co. of an nn.LSTM / nn.GRU straight in."""
+    from conftest import ROOT, load_module
+
+    module = load_module(ROOT / "generated" / f"{cell}_torch_numpy.py", f"lstmgen_test_torch_{cell}")
+    N, T, D, H = 2, 4, 3, 5
+    torch.manual_seed(0)
+    layer = getattr(torch.nn, cell.upper())(D, H, batch_first=True).double()
+    rng = np.random.RandomState(22)
+    x, h0, dh = rng.randn(N, T, D), rng.randn(N, H), rng.randn(N, T, H)
+    arrays = [getattr(layer, name + "_l0").detach().numpy() for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+
+    h, cache = getattr(module, cell + "_forward")(x, h0, *arrays)
+    dx, dh0, *dweights = getattr(module, cell + "_backward")(dh, cache)
+
+    tx, th0 = torch.tensor(x, requires_grad=True), torch.tensor(h0, requires_grad=True)
+    initial = (th0[None], torch.zeros(1, N, H, dtype=torch.float64)) if cell == "lstm" else th0[None]
+    out, _ = layer(tx, initial)
+    (out * torch.from_numpy(dh)).sum().backward()
+    assert scale_error(h, out.detach().numpy()) < TOLERANCE
+    expected = [tx.grad.numpy(), th0.grad.numpy()] + [
+        getattr(layer, name + "_l0").grad.numpy() for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    for index, (mine, theirs) in enumerate(zip([dx, dh0, *dweights], expected)):
+        assert mine.shape == theirs.shape
+        assert scale_error(mine, theirs) < TOLERANCE, f"gradient {index}"

@@ -7,6 +7,11 @@ of an (N, H) array.  So the matrix structure of `lstmgen.ir` turns around:
 * ``TDot(W, e)``    Wᵀ e   ->  ``e @ W.T``
 * ``Outer(e, v)``   e vᵀ   ->  ``v.T @ e``        (the product also sums over the batch)
 * ``BatchSum(e)``   Σ_n e  ->  ``e.sum(axis=0)``  (the gradient of a bias broadcast over the batch)
+* ``Stack(a, b)``    [a b]  ->  ``np.concatenate([a, b], axis=1)``  (gate blocks side by side)
+* ``WeightGradient(W, e, v)``  e vᵀ stored like W  ->  ``v.T @ e``
+
+A matrix listed in ``transposed`` is stored the other way round (PyTorch's (out, in) weights):
+``v @ W.T``, ``e @ W`` and ``e.T @ v`` instead.
 
 Everything elementwise prints as NumPy does it: ``*``, ``+``, ``**``, ``np.tanh``, and
 ``sigmoid(...)``, a numerically safe helper that every generated module defines.
@@ -20,6 +25,7 @@ from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.str import StrPrinter
 
 from ..errors import LstmgenError
+from ..functions import UserFunction
 from ..ir import Dot, Outer, TDot
 
 _MATMULS = (Dot, TDot, Outer)
@@ -33,6 +39,16 @@ class BatchSum(sympy.Function):
     nargs = 1
 
 
+class Stack(sympy.Function):
+    """Per-gate (N, H) blocks side by side along the last axis, in block order."""
+
+
+class WeightGradient(sympy.Function):
+    """dL/dW = e vᵀ for the weight W of a product W v, to be printed in the shape W is stored in."""
+
+    nargs = 3
+
+
 class NumPyPrinter(StrPrinter):
     """Prints `lstmgen.ir` expressions as batch-major NumPy code.
 
@@ -42,9 +58,10 @@ class NumPyPrinter(StrPrinter):
 
     printmethod = "_numpycode"
 
-    def __init__(self, names: dict[str, str], settings=None):
+    def __init__(self, names: dict[str, str], transposed=(), settings=None):
         super().__init__(settings)
         self.names = dict(names)
+        self.transposed = frozenset(transposed)  # symbol names of matrices stored as (out, in)
 
     # ---- precedence ------------------------------------------------------------------
     @staticmethod
@@ -52,7 +69,9 @@ class NumPyPrinter(StrPrinter):
         """Python precedence of the printed form: a matrix product binds like `*`."""
         if isinstance(expr, _MATMULS):
             return PRECEDENCE["Mul"]
-        if isinstance(expr, BatchSum):
+        if isinstance(expr, WeightGradient):
+            return PRECEDENCE["Mul"]
+        if isinstance(expr, (BatchSum, Stack)):
             return PRECEDENCE["Atom"]
         return precedence(expr)
 
@@ -169,34 +188,63 @@ class NumPyPrinter(StrPrinter):
             text = f"{name}({text}, {arg})"
         return text
 
+    def _print_sign(self, expr):
+        """sign(z) -> np.sign(z)."""
+        return self._call("np.sign", expr)
+
+    def _print_Heaviside(self, expr):
+        """The step function -> np.heaviside(z, value at 0) (SymPy's value at 0 is 1/2)."""
+        args = list(expr.args) + [sympy.S.Half] * (2 - len(expr.args))
+        return "np.heaviside({}, {})".format(self._print(args[0]), self._print(args[1]))
+
     def _print_Function(self, expr):
-        """Any other function has no NumPy form here: say so instead of printing unrunnable code."""
+        """A function the cell file defines calls the module's helper of that name; any other function
+        has no NumPy form here: say so instead of printing unrunnable code."""
+        if isinstance(expr, UserFunction):
+            return self._call(type(expr).__name__, expr)
         raise LstmgenError(f"the NumPy printer has no form for the function {type(expr).__name__}")
 
     # ---- matrix structure, batch-major -------------------------------------------------
     def _print_Dot(self, expr):
-        """W v -> v @ W: a batch of row vectors times the (in, out) weight."""
+        """W v -> v @ W: a batch of row vectors times the (in, out) weight (v @ W.T for an (out, in) one)."""
         matrix, vec = expr.args
+        if matrix.name in self.transposed:
+            return "{} @ {}.T".format(self._group(vec, PRECEDENCE["Mul"]), self._group(matrix, PRECEDENCE["Func"]))
         return "{} @ {}".format(self._group(vec, PRECEDENCE["Mul"]), self._group(matrix, PRECEDENCE["Mul"]))
 
     def _print_TDot(self, expr):
-        """Wᵀ e -> e @ W.T."""
+        """Wᵀ e -> e @ W.T (e @ W for an (out, in) weight)."""
         matrix, delta = expr.args
+        if matrix.name in self.transposed:
+            return "{} @ {}".format(self._group(delta, PRECEDENCE["Mul"]), self._group(matrix, PRECEDENCE["Mul"]))
         return "{} @ {}.T".format(self._group(delta, PRECEDENCE["Mul"]), self._group(matrix, PRECEDENCE["Func"]))
 
     def _print_Outer(self, expr):
-        """e vᵀ -> v.T @ e, which also sums the per-sample outer products over the batch."""
+        """e vᵀ -> v.T @ e, which also sums the per-sample outer products over the batch (e.T @ v for an
+        (out, in) weight)."""
         delta, vec = expr.args
         return "{}.T @ {}".format(self._group(vec, PRECEDENCE["Func"]), self._group(delta, PRECEDENCE["Mul"]))
+
+    def _print_WeightGradient(self, expr):
+        """dL/dW = e vᵀ in W's storage: v.T @ e for an (in, out) weight, e.T @ v for an (out, in) one."""
+        matrix, delta, vec = expr.args
+        if matrix.name in self.transposed:
+            return "{}.T @ {}".format(self._group(delta, PRECEDENCE["Func"]), self._group(vec, PRECEDENCE["Mul"]))
+        return self._print_Outer(Outer(delta, vec))
+
+    def _print_Stack(self, expr):
+        """Gate blocks side by side -> np.concatenate([a, b, ...], axis=1)."""
+        return "np.concatenate([{}], axis=1)".format(", ".join(self._print(arg) for arg in expr.args))
 
     def _print_BatchSum(self, expr):
         """Σ_n e -> e.sum(axis=0)."""
         return "{}.sum(axis=0)".format(self._group(expr.args[0], PRECEDENCE["Func"]))
 
 
-def print_numpy(expr: sympy.Expr, names: dict[str, str]) -> str:
-    """`expr` as one NumPy expression, its symbols named by `names` (symbol name -> Python name)."""
-    return NumPyPrinter(names).doprint(expr)
+def print_numpy(expr: sympy.Expr, names: dict[str, str], transposed=()) -> str:
+    """`expr` as one NumPy expression, its symbols named by `names` (symbol name -> Python name);
+    the matrices named in `transposed` are stored (out, in)."""
+    return NumPyPrinter(names, transposed).doprint(expr)
 
 
 def identifier(name: str) -> str:
