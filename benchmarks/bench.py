@@ -6,14 +6,21 @@ generated NumPy code is next to its peers.  Prints figures and ratios; asserts n
 """
 from __future__ import annotations
 
-import importlib.util
-import subprocess
-import sys
-import tempfile
-import time
-from pathlib import Path
+import os
 
-import numpy as np
+# one BLAS thread, like torch.set_num_threads(1) below: a fair ratio, and no thread spinning on
+# a shared 2-core machine
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import importlib.util  # noqa: E402 - after the thread settings above
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT.parent / "shared" / "seed" / "lstm_backward_handwritten.md"
@@ -86,36 +93,43 @@ def _best(fn, repeat=5):
 
 
 def bench_numpy(N=32, T=50, D=64, H=128):
-    lstm = _load(ROOT / "generated" / "lstm_numpy.py")
+    """Generated modules against torch.nn with autograd, forward + backward over a sequence."""
+    print("forward + backward, N=%d T=%d D=%d H=%d, float64, one thread each:" % (N, T, D, H))
+    for cell, gates in (("lstm", 4), ("gru", 3)):
+        _compare_with_torch(cell, gates, N, T, D, H)
+
+
+def _compare_with_torch(cell, gates, N, T, D, H):
     rng = np.random.default_rng(0)
-    x, h0 = rng.standard_normal((N, T, D)), rng.standard_normal((N, H))
-    Wx, Wh, b = rng.standard_normal((D, 4 * H)) * 0.1, rng.standard_normal((H, 4 * H)) * 0.1, np.zeros(4 * H)
-    dh = rng.standard_normal((N, T, H))
+    x, h0, dh = rng.standard_normal((N, T, D)), rng.standard_normal((N, H)), rng.standard_normal((N, T, H))
+    module = _load(ROOT / "generated" / (cell + "_torch_numpy.py"))
+    weights = [rng.standard_normal((gates * H, D)) * 0.1, rng.standard_normal((gates * H, H)) * 0.1,
+               np.zeros(gates * H), np.zeros(gates * H)]
+    forward, backward = getattr(module, cell + "_forward"), getattr(module, cell + "_backward")
 
     def ours():
-        h, cache = lstm.lstm_forward(x, h0, Wx, Wh, b)
-        lstm.lstm_backward(dh, cache)
+        h, cache = forward(x, h0, *weights)
+        backward(dh, cache)
 
     ours_s = _best(ours)
-    print("generated lstm forward+backward (N=%d T=%d D=%d H=%d, float64): %.1f ms" % (N, T, D, H, ours_s * 1e3))
+    line = "  generated %s (torch layout): %6.1f ms" % (cell, ours_s * 1e3)
     try:
         import torch
     except ImportError:
-        print("  torch is not installed: no ratio against autograd")
+        print(line + "   (torch is not installed: no ratio)")
         return
     torch.set_num_threads(1)
-    layer = torch.nn.LSTM(D, H, batch_first=True).double()
-    xt = torch.tensor(x, requires_grad=True)
-    h0t = torch.tensor(h0[None], requires_grad=True)
-    c0t = torch.zeros_like(h0t)
-    dht = torch.tensor(dh)
+    layer = getattr(torch.nn, cell.upper())(D, H, batch_first=True).double()
+    xt, h0t, dht = torch.tensor(x, requires_grad=True), torch.tensor(h0[None]), torch.tensor(dh)
+    state = (h0t, torch.zeros_like(h0t)) if cell == "lstm" else h0t
 
     def theirs():
-        out, _ = layer(xt, (h0t, c0t))
+        out, _ = layer(xt, state)
         out.backward(dht)
 
     torch_s = _best(theirs)
-    print("  torch.nn.LSTM + autograd, 1 thread: %.1f ms -> generated/torch = %.2f" % (torch_s * 1e3, ours_s / torch_s))
+    print(line + "   torch.nn.%s + autograd: %6.1f ms   generated/torch = %.2f"
+          % (cell.upper(), torch_s * 1e3, ours_s / torch_s))
 
 
 if __name__ == "__main__":
