@@ -45,7 +45,7 @@ def bench_build():
     print("lstmgen build, cold process:         %6.2f s" % cold)
     print("  of which Python + sympy/numpy/jinja2/lark imports: %5.2f s" % bare)
     start = time.perf_counter()
-    from lstmgen import cells, render, reverse
+    from lstmgen import render, reverse
     imported = time.perf_counter()
     derivations = {name: reverse.derive(name) for name in render.BUILD_CELLS}
     derived = time.perf_counter()
@@ -55,7 +55,7 @@ def bench_build():
     generated = time.perf_counter()
     print("  in-process: import lstmgen %.2f s, derive %d cells %.2f s, documents %.2f s, modules %.2f s"
           % (imported - start, len(derivations), derived - imported, documented - derived, generated - documented))
-    del cells, docs, modules
+    del docs, modules
 
 
 def bench_check():

@@ -21,6 +21,9 @@ from .ir import Dot
 CELL_DIR = Path(__file__).parent / "cell_files"
 GRAMMAR = Path(__file__).parent / "grammars" / "cell.lark"
 MAX_CELL_FILE_BYTES = 64_000
+# names the documents and the checker already give a meaning
+RESERVED = {"L": "the loss", "ell": "the loss term of one step"}
+MAX_EXPONENT = 64  # a larger constant power (2 ** 10**100) would make SymPy compute a huge integer
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class Cell:
     layout_orders: dict[str, list[str]] = field(default_factory=dict)  # e.g. {"torch": [i, f, g, o]}
 
     def equation(self, target: str) -> Equation:
+        """The equation whose left side is `target` (StopIteration for a name without one)."""
         return next(eq for eq in self.equations if eq.target == target)
 
     @property
@@ -77,6 +81,7 @@ class Cell:
 
 
 def builtin_names() -> list[str]:
+    """The names of the cells shipped in cell_files/, sorted."""
     return sorted(p.stem for p in CELL_DIR.glob("*.cell"))
 
 
@@ -87,7 +92,7 @@ def load(name_or_path: str) -> Cell:
         return _load_builtin(name_or_path)
     if path.suffix == ".cell" or path.exists():
         if not path.is_file():
-            raise CellError("cell file %s: no such file" % name_or_path)
+            raise CellError("cell file %s: %s" % (name_or_path, "not a file" if path.exists() else "no such file"))
         try:
             raw = path.read_bytes()[: MAX_CELL_FILE_BYTES + 1]
         except OSError as exc:
@@ -123,7 +128,10 @@ def parse(text: str, source: str = "<cell>", default_name: str = "cell") -> Cell
         expected = sorted(getattr(exc, "expected", None) or getattr(exc, "allowed", None) or [])
         raise CellError("%s:%d:%d: unexpected %s; expected one of %s"
                         % (source, exc.line, exc.column, _show(found), ", ".join(expected[:8]) or "end of line")) from None
-    return _Builder(source, default_name).build(tree)
+    try:
+        return _Builder(source, default_name).build(tree)
+    except RecursionError:  # e.g. 20 000 unary minus signs: the tree is deeper than Python's stack
+        raise CellError("%s: an expression is nested too deeply" % source) from None
 
 
 def _show(found) -> str:
@@ -158,6 +166,8 @@ class _Builder:
     def build(self, tree: lark.Tree) -> Cell:
         for stmt in tree.children:
             getattr(self, "_" + stmt.data)(stmt)
+        if not self.name[:1].isalpha():  # a file name such as 1x.cell: generated code names functions after it
+            self.fail(tree, "the cell name %r does not start with a letter; add a line `cell NAME`" % self.name[:40])
         if self.input is None:
             self.fail(tree, "no `input` line: name the input vector, e.g. `input x`")
         if not self.states:
@@ -172,8 +182,28 @@ class _Builder:
         for target, node, line in self.raw_equations:
             written = self._expr(node, known_vectors)
             equations.append(Equation(target, _canonical(written), line, written))
+        for eq in equations:
+            if eq.rhs.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+                raise CellError("%s:%d: the equation of %s is not finite (a division by zero?)"
+                                % (self.source, eq.line, eq.target))
+            if eq.rhs.has(sympy.I):  # (0 - 1) ** 0.5: the generated code would print SymPy's I
+                raise CellError("%s:%d: the equation of %s is not real" % (self.source, eq.line, eq.target))
         equations = self._topological(self._name_preactivations(equations))
+        used = {(ref.name, ref.time) for eq in equations for ref in map(symbols.read, eq.rhs.free_symbols) if ref}
+        if (self.input, "t") not in used:  # else it has no gradient dL/dx_t
+            self.fail(tree, "the input %s is never used" % self.input)
+        for eq in equations:  # a quantity nothing consumes would have no gradient dL/dq
+            if eq.target not in self.states and (eq.target, "t") not in used:
+                raise CellError("%s:%d: %s is computed but never used" % (self.source, eq.line, eq.target))
+        previous = {name for name, time in used if time == "t-1"}
+        for state in self.states:
+            if state not in previous:  # else it has no gradient dL/ds_{t-1} and the recurrence breaks
+                raise CellError("%s:%d: state %s is never used as %s[t-1]; a state must feed the next step"
+                                % (self.source, next(eq.line for eq in equations if eq.target == state),
+                                   state, state))
         quantities = self._quantities(equations)
+        for name in sorted(RESERVED.keys() & quantities.keys()):
+            self.fail(tree, "%s is reserved (%s); choose another name" % (name, RESERVED[name]))
         gate_order = self.gate_order or [eq.target for eq in equations if eq.rhs.has(Dot)]
         for gate in gate_order:
             if gate not in {eq.target for eq in equations}:
@@ -207,13 +237,28 @@ class _Builder:
             self.output = name
 
     def _gate_order(self, stmt):
-        self.gate_order = [str(tok) for tok in stmt.children]
+        self.gate_order = self._distinct(stmt, [str(tok) for tok in stmt.children])
 
     def _layout_order(self, stmt):
-        self.layout_orders[str(stmt.children[0])] = [str(tok) for tok in stmt.children[1:]]
+        self.layout_orders[str(stmt.children[0])] = self._distinct(stmt, [str(tok) for tok in stmt.children[1:]])
+
+    def _distinct(self, stmt, names: list[str]) -> list[str]:
+        """A gate order names every gate once: a repeated name would stack its block twice."""
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            self.fail(stmt, "%s listed twice" % ", ".join(repeated))
+        return names
 
     def _latex_decl(self, stmt):
-        self.latex[str(stmt.children[0])] = str(stmt.children[1])[1:-1]
+        form = str(stmt.children[1])[1:-1]
+        depth = 0
+        for ch in form.replace(r"\{", "").replace(r"\}", ""):  # every document prints it: it must nest
+            depth += {"{": 1, "}": -1}.get(ch, 0)
+            if depth < 0:
+                break
+        if depth != 0:
+            self.fail(stmt.children[1], "the LaTeX form %s has unbalanced braces" % str(stmt.children[1]))
+        self.latex[str(stmt.children[0])] = form
 
     def _function_def(self, stmt):
         fname, var, body = str(stmt.children[0]), str(stmt.children[1]), stmt.children[2]
@@ -250,7 +295,7 @@ class _Builder:
                 return {"add": lambda: sympy.Add(a, b, evaluate=False),
                         "sub": lambda: sympy.Add(a, -b, evaluate=False),
                         "mul": lambda: sympy.Mul(a, b, evaluate=False),
-                        "div": lambda: a / b, "pow": lambda: a ** b}[kind]()
+                        "div": lambda: a / b, "pow": lambda: self._power(n, a, b)}[kind]()
             if kind == "neg":
                 return -walk(n.children[0])
             if kind == "call":
@@ -294,6 +339,14 @@ class _Builder:
             self.fail(n, "unsupported construct %s" % kind)
 
         return walk(node)
+
+    def _power(self, node, base, exponent):
+        """base ** exponent, refusing a constant exponent so large that SymPy would hang on it."""
+        if exponent.is_Number and abs(exponent) > MAX_EXPONENT:
+            self.fail(node, "the exponent %s is larger than %d" % (sympy.sstr(exponent)[:20], MAX_EXPONENT))
+        if exponent.is_Number and base.is_Number and abs(base) > 2 ** MAX_EXPONENT:
+            self.fail(node, "a power of a constant larger than 2**%d" % MAX_EXPONENT)
+        return base ** exponent
 
     def _name_preactivations(self, equations: list[Equation]) -> list[Equation]:
         """Give a name to the argument of a function whose derivative cannot be written with
@@ -356,16 +409,18 @@ class _Builder:
         for eq in equations:
             add(eq.target, "state" if eq.target in self.states else "intermediate")
         vector_rank = {name: k for k, name in enumerate([self.input, *self.states])}
+        matrices = {dot.args[0] for eq in equations for dot in eq.rhs.atoms(Dot)}
         for eq in equations:
             dots = sorted(eq.rhs.atoms(Dot), key=lambda d: (
                 vector_rank.get(symbols.read(d.args[1]).name, len(vector_rank)), str(d.args[0])))
-            matrices = {d.args[0] for d in dots}
             for dot in dots:
                 add(dot.args[0].name, "matrix")
-            for sym in sorted(eq.rhs.free_symbols, key=str):
-                if symbols.read(sym) is not None or sym in matrices:
+            # the symbols used elementwise: what is left once every W @ v is set aside
+            elementwise = eq.rhs.xreplace({dot: sympy.Dummy() for dot in dots}).free_symbols
+            for sym in sorted(elementwise, key=str):
+                if symbols.read(sym) is not None or isinstance(sym, sympy.Dummy):
                     continue
-                if sym.name in out and out[sym.name].kind == "matrix":
+                if sym in matrices:
                     raise CellError("%s:%d: %s is used both as a matrix and elementwise" % (self.source, eq.line, sym))
                 add(sym.name, "diagonal" if _is_scaling(eq.rhs, sym) else "bias")
         return out

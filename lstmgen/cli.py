@@ -16,7 +16,7 @@ class _UsageError(LstmgenError):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line instead of argparse's usage block
-        raise _UsageError("%s: %s (see %s --help)" % (self.prog, message, self.prog))
+        raise _UsageError("%s (see %s --help)" % (message, self.prog))  # main() adds "lstmgen: error:"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="check a handwritten derivation, equation by equation",
                            description="Read LaTeX/Markdown derivations and judge every equation. "
-                                       "Exit 0: all correct; 1: some incorrect; 2: unusable input.")
+                                       "Exit 0: all correct; 1: some incorrect or unrecognized; 2: unusable input.")
     check.add_argument("files", nargs="+", metavar="FILE", help=".md/.tex files or folders of them")
     check.add_argument("--cell", default="lstm", help="built-in cell name or .cell file (default: lstm)")
     check.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -32,9 +32,9 @@ def document_context(d, fmt: str = "tex", hadamard: str = "*") -> dict:
     cell = d.cell
     gates = [eq.target for eq in cell.equations if eq.target in cell.gate_order]
     families = _families(d)
-    easy = [s for s in cell.states if s in d.step and all(t.form == "elementwise" for t in d.step[s].terms)]
-    closing = [name for name in cell.step_inputs if name in d.step and name not in easy]
-    recurrent = [s for s in cell.states if s in d.step]
+    # every step input has a step gradient (cells.parse refuses an unused input or state)
+    easy = [s for s in cell.states if all(t.form == "elementwise" for t in d.step[s].terms)]
+    closing = [name for name in cell.step_inputs if name not in easy]
     return {
         "title": doc.text(cell.title),
         "command": "lstmgen derive --cell %s --format %s%s"  # for the output's header comment
@@ -52,10 +52,10 @@ def document_context(d, fmt: str = "tex", hadamard: str = "*") -> dict:
         "closing_steps": [doc.step(name) for name in closing],
         "summed_families": [{"name": doc.symbol(symbols.vector(target)),
                              "equations": [doc.summed(p) for p in params]} for target, params in families],
-        "recurrences": [doc.recurrence(s) for s in recurrent],
-        "input_total": doc.plain_step(cell.input) if cell.input in d.step else None,
-        "initials": [doc.initial(s) for s in recurrent],
-        "previous_names": [doc.symbol(symbols.vector(s, "t-1", "adjoint")) for s in recurrent],
+        "recurrences": [doc.recurrence(s) for s in cell.states],
+        "input_total": doc.plain_step(cell.input),
+        "initials": [doc.initial(s) for s in cell.states],
+        "previous_names": [doc.symbol(symbols.vector(s, "t-1", "adjoint")) for s in cell.states],
     }
 
 

@@ -9,13 +9,14 @@ Values are float64 2-D arrays (a vector is a column, shape (n, 1)) or Python flo
 """
 from __future__ import annotations
 
+import functools
+import operator
 from typing import Callable
 
 import numpy as np
 import sympy
 
 from .functions import UserFunction
-
 
 
 class EvaluationError(Exception):
@@ -94,44 +95,31 @@ class Evaluator:
         raise EvaluationError("cannot evaluate %s" % name)
 
     # ---- elementwise algebra ------------------------------------------------------------
-    def _eval_Add(self, expr):
+    def _fold(self, expr, combine: Callable, what: str):
+        """combine(...combine(a0, a1)..., an) over the evaluated arguments, of one shape."""
         values = [self(a) for a in expr.args]
-        _elementwise_shapes(values, "a sum")
-        out = values[0]
-        for v in values[1:]:
-            out = out + v
-        return out
+        _elementwise_shapes(values, what)
+        return functools.reduce(combine, values)
+
+    def _eval_Add(self, expr):
+        return self._fold(expr, operator.add, "a sum")
 
     def _eval_Mul(self, expr):
-        values = [self(a) for a in expr.args]
-        _elementwise_shapes(values, "an elementwise product")
-        out = values[0]
-        for v in values[1:]:
-            out = out * v
-        return out
+        return self._fold(expr, operator.mul, "an elementwise product")
+
+    def _eval_Max(self, expr):
+        return self._fold(expr, np.maximum, "a maximum")
+
+    def _eval_Min(self, expr):
+        return self._fold(expr, np.minimum, "a minimum")
 
     def _eval_Pow(self, expr):
         base, exponent = self(expr.args[0]), self(expr.args[1])
-        if _shape(exponent) != ():
-            raise ShapeError("an exponent must be a number")
+        _elementwise_shapes([base, exponent], "a power")  # a cell may raise to a vector, elementwise
         with np.errstate(all="ignore"):
-            return np.power(base, exponent) if _shape(base) else float(base) ** exponent
-
-    def _eval_Max(self, expr):
-        values = [self(a) for a in expr.args]
-        _elementwise_shapes(values, "a maximum")
-        out = values[0]
-        for v in values[1:]:
-            out = np.maximum(out, v)
-        return out
-
-    def _eval_Min(self, expr):
-        values = [self(a) for a in expr.args]
-        _elementwise_shapes(values, "a minimum")
-        out = values[0]
-        for v in values[1:]:
-            out = np.minimum(out, v)
-        return out
+            if _shape(base) or _shape(exponent):
+                return np.power(np.asarray(base, dtype=float), exponent)
+            return float(base) ** exponent
 
     # ---- matrix structure ---------------------------------------------------------------
     def _matmul(self, a, b, what: str):
@@ -161,10 +149,7 @@ class Evaluator:
         """Σ_{t=1}^T: the argument's own t is bound by the sum."""
         values = [self.at(step)(expr.args[0]) for step in range(1, self.T + 1)]
         _elementwise_shapes(values, "a sum over t")
-        out = values[0]
-        for v in values[1:]:
-            out = out + v
-        return out
+        return functools.reduce(operator.add, values)
 
 
 def evaluate(expr, lookup: Callable, t: int, T: int):

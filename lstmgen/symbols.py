@@ -68,6 +68,7 @@ def time_offset(time: str) -> int | None:
 
 
 def shift_time(time: str, by: int) -> str:
+    """Move a time label by `by` steps: shift_time('t-1', 1) == 't', shift_time('0', 1) == '1'."""
     offset = time_offset(time)
     if offset is None:
         return str(int(time) + by)
@@ -86,6 +87,7 @@ def vector(name: str, time: str = "t", role: str = "value") -> sympy.Symbol:
 
 
 def parameter(name: str) -> sympy.Symbol:
+    """The SymPy symbol of a parameter (no time index): parameter('W_x^f')."""
     return sympy.Symbol(name, real=True)
 
 

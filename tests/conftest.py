@@ -1,9 +1,12 @@
-"""Shared test helpers: optional witnesses that CI makes mandatory, and loading generated modules."""
+"""Shared test helpers: optional witnesses that CI makes mandatory, loading generated modules, and
+running the command line."""
 from __future__ import annotations
 
 import importlib
 import importlib.util
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,3 +58,19 @@ def numpy_module(tmp_path_factory):
         return loaded[cell, source]
 
     return load
+
+
+def run_cli(*args, cwd=None) -> subprocess.CompletedProcess:
+    """`python -m lstmgen ARGS` in a fresh interpreter, UTF-8 output captured as text."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONIOENCODING="utf-8")
+    return subprocess.run([sys.executable, "-m", "lstmgen", *map(str, args)], capture_output=True, text=True,
+                          encoding="utf-8", env=env, cwd=cwd or ROOT, timeout=300)
+
+
+def assert_one_line_error(proc, fragment: str = "") -> None:
+    """Exit code 2, no traceback, exactly one line on stderr, and that line names `fragment`."""
+    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert fragment in lines[0], lines[0]

@@ -46,12 +46,36 @@ def test_cell_file_by_path(tmp_path):
     ("state h\nh = tanh(h[t-1])\n", "no `input` line"),
     ("input x\nstate h\nh = tanh(W @ x + a)\na = h * 2\n", "cycle"),
     ("input x\nstate h\nh = x[t-1]\n", "only states have a previous value"),
-], ids=["syntax", "unknown-vector", "unknown-function", "twice", "missing-state", "no-input", "cycle", "prev-of-input"])
+    ("input x\nstate h\nh = tanh(W @ x + U @ h[t-1]) * 2 ** 10 ** 100\n", "exponent 100 is larger"),
+    ("input x\nstate h\nh = tanh(W @ x + U @ h[t-1] + " + "-" * 20000 + "b)\n", "nested too deeply"),
+    ("input x\nstate h\nh = tanh(W @ x + U @ h[t-1]) / 0\n", "not finite"),
+    ("input x\nstate h\nh = tanh(W @ x + U @ h[t-1]) * (0 - 1) ** 0.5\n", "not real"),
+    ("input x\nstate h\nh = tanh(W @ x)\n", "never used as h[t-1]"),
+    ("input x\nstate h\ngates h h\nh = tanh(W @ x + U @ h[t-1])\n", "h listed twice"),
+    ("input x\nstate h\nh = tanh(U @ h[t-1])\n", "input x is never used"),
+    ("input x\nstate h\nq = tanh(V @ x)\nh = tanh(W @ x + U @ h[t-1])\n", ":3: q is computed but never used"),
+    ("input x\nstate h\nh = tanh(b @ x + U @ h[t-1] + b)\n", "b is used both as a matrix and elementwise"),
+    ("input x\nstate h\nh = tanh(L @ x + U @ h[t-1])\n", "L is reserved (the loss)"),
+    ('input x\nstate h\nlatex h "h}"\nh = tanh(W @ x + U @ h[t-1])\n', ':3:9: the LaTeX form "h}" has unbalanced braces'),
+    ("input x\nstate h\nq = tanh(V @ x + b)\nh = tanh(b @ x + U @ h[t-1] + q)\n",
+     ":3: b is used both as a matrix and elementwise"),
+], ids=["syntax", "unknown-vector", "unknown-function", "twice", "missing-state", "no-input", "cycle", "prev-of-input",
+        "huge-exponent", "deep-nesting", "division-by-zero", "imaginary", "state-not-recurrent", "gate-twice",
+        "input-unused", "dead-equation", "matrix-and-bias", "reserved", "latex-braces", "bias-then-matrix"])
 def test_errors_name_the_problem(text, fragment):
     with pytest.raises(CellError) as info:
         cells.parse(text, source="bad.cell")
     message = str(info.value)
     assert fragment in message and "\n" not in message
+
+
+def test_a_file_name_that_is_no_cell_name_needs_a_cell_line(tmp_path):
+    path = tmp_path / "1x.cell"
+    path.write_text(PEEPHOLE.replace("cell peep\n", ""))
+    with pytest.raises(CellError, match="add a line `cell NAME`"):
+        cells.load(str(path))
+    path.write_text(PEEPHOLE)
+    assert cells.load(str(path)).name == "peep"
 
 
 def test_unknown_cell_name():

@@ -1,24 +1,7 @@
 """The command line: exit codes, one-line errors, never a traceback."""
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def run(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "lstmgen", *map(str, args)], cwd=cwd or ROOT,
-                          capture_output=True, text=True, timeout=300)
-
-
-def assert_usage_error(proc, fragment=""):
-    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
-    assert proc.returncode == 2, (proc.returncode, proc.stderr)
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert fragment in lines[0], lines[0]
+from conftest import assert_one_line_error as assert_usage_error
+from conftest import run_cli as run
 
 
 @pytest.mark.parametrize("command", ["build", "derive", "codegen", "check"])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lstmgen import render, reverse
+from lstmgen import cells, render, reverse
 from lstmgen.document import document_context
 from lstmgen.printing.latex import latex
 
@@ -272,8 +272,8 @@ def test_tex_compiles_with_pdflatex(tmp_path, cell, hadamard):
 
 
 # ----------------------------------------------------------------------------- round trip
-@pytest.mark.parametrize("cell,fmt,hadamard", [("lstm", "tex", "*"), ("lstm", "md", "*"), ("rnn", "tex", "*"),
-                                               ("rnn", "md", "*"), ("lstm", "md", "odot")])
+@pytest.mark.parametrize("cell,fmt,hadamard", [(cell, fmt, "*") for cell in cells.builtin_names() for fmt in ("tex", "md")]
+                         + [("lstm", "md", "odot")])
 def test_document_checks_clean(cell, fmt, hadamard):
     """`lstmgen check`, reading the text back with its own grammar, accepts every equation."""
     import lstmgen

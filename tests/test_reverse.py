@@ -216,6 +216,8 @@ def test_step_gradients_match_finite_differences(cell):
             totals["dL/d%s[t]" % s] = seeds[s] + within
     numeric_env = {**values, **totals}
     eps = 1e-6
+    # every parameter and every step input gets a step gradient: none is skipped below
+    assert set(d.step) == {q.name for q in d.cell.parameters} | set(d.cell.step_inputs)
     for name in sorted(d.step):
         key = name if name in env else name + ("[t]" if name == d.cell.input else "[t-1]")
         analytic = _evaluate(d.step[name].expr(), numeric_env)

@@ -114,7 +114,9 @@ def local_gradient(cell_name: str, target: str, wrt: sympy.Symbol) -> sympy.Expr
     chain-rule factor ∂c_t/∂f_t means exactly this, and paths through other quantities are
     other terms of the chain rule.  When it does not (∂h_t/∂h_{t-1} of the LSTM), it is the
     derivative through the step's other equations; 0 when target does not depend on wrt at
-    all (the seed's ∂c_t/∂o_t)."""
+    all (the seed's ∂c_t/∂o_t).  ∂q_t/∂q_t is the identity: the upstream itself."""
+    if wrt == symbols.vector(target):
+        return UPSTREAM
     direct = _backward(cell_name, {target: UPSTREAM}, into_states=True, follow=False)
     if wrt in direct:
         return direct[wrt]
@@ -171,7 +173,8 @@ class Witness:
 @lru_cache(maxsize=None)
 def witnesses(cell_name: str) -> tuple:
     """The random draws of `DRAWS` for a cell (seeded, so verdicts are reproducible)."""
-    return tuple(_draw(cell_name, D, H, T, seed) for seed, (D, H, T) in enumerate(DRAWS))
+    with np.errstate(all="ignore"):  # a cell's log of a negative value gives NaN, not a warning on stderr
+        return tuple(_draw(cell_name, D, H, T, seed) for seed, (D, H, T) in enumerate(DRAWS))
 
 
 def _draw(cell_name: str, D: int, H: int, T: int, seed: int) -> Witness:

@@ -20,7 +20,6 @@ _BEGIN = re.compile(r"\\begin\{(%s)(\*?)\}" % "|".join(DISPLAY_ENVIRONMENTS))
 _LAYOUT = re.compile(r"\\(begin|end)\{(%s)\*?\}(\{[^{}]*\}|\[[a-z]\])?" % "|".join(LAYOUT_ENVIRONMENTS))
 _ROW_BREAK = re.compile(r"\\\\(\[[^\]]*\])?")
 _LEADING_SPACE = re.compile(r"^(\\q?quad(?![A-Za-z])|\\[,;:! ]|\\hspace\{[^{}]*\}|\s)+")
-_TRAILING = re.compile(r"(\\[,;:!]|\s|[.,;:])+$")
 
 
 @dataclass
@@ -40,6 +39,22 @@ class _Lines:
 
     def __call__(self, offset: int) -> int:
         return bisect.bisect_right(self.starts, offset)
+
+
+def _strip_trailing(text: str) -> str:
+    """text without trailing spacing commands (\\, \\; \\: \\!), blanks and sentence punctuation.
+
+    A backward scan: the regex ``(\\\\[,;:!]|\\s|[.,;:])+$`` it replaces takes quadratic time on a
+    row with a long run of blanks in its middle (100 kB of them kept `lstmgen check` busy for minutes)."""
+    end = len(text)
+    while end:
+        if end >= 2 and text[end - 2] == "\\" and text[end - 1] in ",;:!":
+            end -= 2
+        elif text[end - 1].isspace() or text[end - 1] in ".,;:":
+            end -= 1
+        else:
+            break
+    return text[:end]
 
 
 def _strip_tex_comments(text: str) -> str:
@@ -78,7 +93,11 @@ def display_blocks(text: str, tex: bool) -> list[tuple[int, str]]:
             continue
         if ch == "$":  # inline math: prose for the checker
             end = text.find("$", i + 1)
-            i = n if end < 0 else end + 1
+            paragraph = text.find("\n\n", i + 1)
+            if end < 0 or text.startswith("$$", end) or 0 <= paragraph < end:
+                i += 1  # a lone dollar ("$5"): inline math neither crosses a paragraph nor opens on $$
+            else:
+                i = end + 1
             continue
         if text.startswith("\\[", i):
             end = text.find("\\]", i + 2)
@@ -130,7 +149,7 @@ def equations(text: str, tex: bool = False) -> tuple[list[Equation], list[int]]:
                 continue
             lead = len(body) - len(body.lstrip())
             line = _line_of(row_offset + len(row) - len(row.lstrip()) if row.strip() else row_offset + lead)
-            stripped = _TRAILING.sub("", stripped)
+            stripped = _strip_trailing(stripped)
             if not stripped:
                 continue
             if _LEADING_SPACE.sub("", stripped)[:1] in ("+", "-", "=") and found:

@@ -3,12 +3,14 @@ diagnosis of every link of the equation that differs from it.
 
 The truth comes from `lstmgen.reverse` (step gradients, state totals, summed gradients, local
 derivatives) and the cell's own equations; the checker adds no derivative knowledge.  A link is
-compared with SymPy where both sides are elementwise algebra, and always numerically at the
-witness points of `environment.POINTS` (several random draws with D != H).
+decided numerically at the witness points of `environment.POINTS` (several random draws with
+D != H); when the numbers agree, `symbolic.equal` is asked too, and the verdict says whether SymPy
+could show the equality (it never overrules the numbers).
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import signal
 import threading
 from dataclasses import dataclass, field
@@ -18,6 +20,9 @@ import sympy
 
 from .. import ir, symbols
 from ..evaluate import EvaluationError, Evaluator, ShapeError, close
+from ..functions import sigmoid
+from ..rules import local_derivative
+from ..printing.latex import derivative, latex
 from ..reverse import derive
 from . import environment as env
 from . import symbolic
@@ -42,37 +47,10 @@ class Verdict:
 
 # ----------------------------------------------------------------------------- printing
 def to_latex(expr, cell_name: str, hadamard: str = "*") -> str:
-    """LaTeX of an expected formula in the writer's notation (lstmgen.printing.latex when present)."""
+    """LaTeX of an expected formula in the writer's notation ('' for None)."""
     if expr is None:
         return ""
-    cell = derive(cell_name).cell
-    try:
-        from ..printing.latex import latex as printer_latex
-    except ImportError:
-        printer_latex = None
-    if printer_latex is not None:
-        try:
-            return printer_latex(expr, cell, hadamard)
-        except Exception:  # noqa: BLE001 - a printer gap must not hide the verdict
-            pass
-    names = {}
-    for sym in expr.free_symbols:
-        ref = symbols.read(sym)
-        if ref is None:
-            names[sym] = symbols.latex_name(sym.name)
-        else:
-            q = cell.quantities.get(ref.name)
-            base = symbols.with_time(q.latex if q else ref.name, ref.time)
-            names[sym] = {"value": base, "adjoint": r"\frac{\partial L}{\partial %s}" % base,
-                          "upstream": r"\frac{\partial \ell_{%s}}{\partial %s}" % (ref.time, base)}[ref.role]
-    try:
-        return sympy.latex(expr, symbol_names=names)
-    except Exception:  # noqa: BLE001
-        return ""
-
-
-def symbol_latex(sym, cell_name: str) -> str:
-    return to_latex(sym, cell_name)
+    return latex(expr, derive(cell_name).cell, hadamard)
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -427,19 +405,18 @@ def _writer_order(target, side_expr):
 def _judge_links(sides, target, cell_name, hadamard, lhs_text, warnings) -> Verdict:
     shown = _writer_order(target, lower(sides[-1].expr)) if target.expr is not None else None
     expected_latex = to_latex(shown, cell_name, hadamard) if shown is not None else ""
-    try:
-        if target.expr is not None:
-            truth = _values(target.expr, cell_name, target)
-            first = 1
-        else:
-            truth = _values(lower(sides[0].expr), cell_name, target)
-            first = 1
+    try:  # the truth: the derivation's value, or for a plain equation its own left side
+        truth = _values(target.expr if target.expr is not None else lower(sides[0].expr), cell_name, target)
     except (EvaluationError, ArithmeticError, ValueError, TypeError) as exc:
         return Verdict("unrecognized", lhs_text, expected_latex,
                        "cannot evaluate the left side (%s)" % exc, warnings)
+    if not all(np.all(np.isfinite(np.asarray(value, dtype=float))) for value in truth):
+        # e.g. a cell's log of a negative witness value: no side could be shown right or wrong
+        return Verdict("unrecognized", lhs_text, expected_latex,
+                       "the left side is not finite at the random witness points (NaN or overflow)", warnings)
     problems, by_sympy = [], 0
     unreadable = []
-    for index in range(first, len(sides)):
+    for index in range(1, len(sides)):
         side = sides[index]
         expr = lower(side.expr)
         try:
@@ -606,12 +583,11 @@ def _explain(w, w_val, j, target, cell_name, tex):
     if isinstance(w, Chain) and term is not None:
         path = [symbols.read(p.args[1]).name for p in w.args[:-1]
                 if isinstance(p.args[1], sympy.Symbol) and symbols.read(p.args[1])]
-        path = [p for p in path]
         wanted = list(term.chain)
         if path != wanted and len(path) == len(wanted):
             def show(names):
                 vectors = [LOSS] + [symbols.vector(n) for n in names]
-                return r" \cdot ".join(_fraction(a, b, cell) for a, b in zip(vectors[:-1], vectors[1:], strict=True))
+                return r" \cdot ".join(derivative(a, b, cell) for a, b in zip(vectors[:-1], vectors[1:], strict=True))
             return "uses %s where %s is needed" % (show(path), show(wanted))
     # 2. a total gradient of the wrong state
     adjoints = [s for s in w.free_symbols if (symbols.read(s) or symbols.Ref("", "", "")).role == "adjoint"]
@@ -644,10 +620,10 @@ def _explain(w, w_val, j, target, cell_name, tex):
     # 5. a derivative of sigma or tanh written wrongly
     if term is not None:
         for k, factor in enumerate(term.factors):
-            for variant, name in _derivative_slips(factor, cell):
+            for variant, name in _derivative_slips(factor):
                 factors = list(term.factors)
                 factors[k] = variant
-                wrong = Term_expr(term, factors)
+                wrong = dataclasses.replace(term, factors=tuple(factors)).expr()
                 if target.kind == "summed":
                     wrong = ir.SumOverTime(wrong)
                 elif target.time not in ("t", ""):
@@ -658,43 +634,24 @@ def _explain(w, w_val, j, target, cell_name, tex):
     return None
 
 
-def Term_expr(term, factors):  # noqa: N802 - mirrors reverse.Term.expr
-    from ..reverse import Term
-    return Term(term.chain, tuple(factors), term.form, term.operand, term.via).expr()
+# The slips people make writing the derivative of a function in terms of its output q:
+# (function, its LaTeX name, the wrong factors written instead of the right one).
+_SLIPS = ((sigmoid, r"\sigma", lambda q: (q, 1 - q)), (sympy.tanh, r"\tanh", lambda q: (1 - q, q, q ** 2)))
 
 
-def _derivative_slips(factor, cell):
+def _derivative_slips(factor):
     """Common wrong versions of a σ' or tanh' factor: f instead of f(1-f), 1-g instead of 1-g^2;
-    pairs (wrong factor, name of the function whose derivative it should be)."""
+    pairs (wrong factor, name of the function whose derivative it should be).  The right factor
+    is SymPy's derivative written with the output (`rules.local_derivative`), as in the derivation."""
     syms = [s for s in factor.free_symbols if symbols.read(s)]
     if len(syms) != 1 or factor.has(*MATRIX_NODES):
         return []
     q = syms[0]
-    ref = symbols.read(q)
-    function = ""
-    if ref.name in {eq.target for eq in cell.equations}:
-        rhs = cell.equation(ref.name).rhs
-        function = {"sigmoid": r"\sigma", "tanh": r"\tanh"}.get(getattr(rhs.func, "__name__", ""), "")
-    if sympy.expand(factor - q * (1 - q)) == 0:
-        return [(variant, function or r"\sigma") for variant in (q, 1 - q)]
-    if sympy.expand(factor - (1 - q ** 2)) == 0:
-        return [(variant, function or r"\tanh") for variant in (1 - q, q, q ** 2)]
+    z = sympy.Dummy("z", real=True)
+    for function, name, slips in _SLIPS:
+        if sympy.expand(factor - local_derivative(function(z), z, q)) == 0:
+            return [(variant, name) for variant in slips(q)]
     return []
-
-
-def _fraction(of, wrt, cell) -> str:
-    """\\frac{\\partial of}{\\partial wrt} through the LaTeX printer (by hand if it is absent)."""
-    try:
-        from ..printing.latex import derivative
-        return derivative(of, wrt, cell)
-    except Exception:  # noqa: BLE001 - the printer is another stage; a plain form will do
-        def base(sym):
-            if sym == LOSS:
-                return "L"
-            ref = symbols.read(sym)
-            q = cell.quantities.get(ref.name)
-            return symbols.with_time(q.latex if q else ref.name, ref.time)
-        return r"\frac{\partial %s}{\partial %s}" % (base(of), base(wrt))
 
 
 def _opposite(a, b) -> bool:

@@ -32,6 +32,7 @@ GRAMMAR = Path(__file__).resolve().parent.parent / "grammars" / "latex.lark"
 MAX_EQUATION_CHARS = 20_000
 MAX_NESTING = 40
 MAX_EXPONENT = 8
+MAX_NUMBER_CHARS = 30  # a longer literal is no coefficient of a derivation; 5000 digits hit int limits
 
 LOSS = sympy.Symbol("L")               # the scalar loss
 STEP_LOSS = "ell"                      # \ell_t: the loss's own term at step t
@@ -227,7 +228,7 @@ class ToIR(Transformer):
         subs = [_script_text(s) for s in name.subs]
         sups = [_script_text(s) for s in name.sups]
         if len(subs) > 1 or len(sups) > 2:
-            raise Unsupported("%s has too many scripts" % name.written())
+            raise Unsupported("%s has too many scripts" % name.written()[:40])
         sub = subs[0] if subs else ""
         post = []  # what trailing superscripts mean: 'T' or an exponent
         gate_sup = ""
@@ -289,8 +290,13 @@ class ToIR(Transformer):
 
     def _power(self, expr, exponent):
         if abs(exponent) > MAX_EXPONENT:
-            raise Unsupported("the exponent %s is too large" % exponent)
-        return sympy.Pow(expr, exponent)
+            raise Unsupported("the exponent %s is too large" % str(exponent)[:20])
+        out = sympy.Pow(expr, exponent)
+        # SymPy merges (a^8)^8 into a^64: bound the merged exponent too, or nested powers reach
+        # a^(8^20), whose numeric repair attempts (2a)^(8^20) compute a gigantic integer
+        if isinstance(out, sympy.Pow) and out.exp.is_Number and abs(out.exp) > MAX_EXPONENT:
+            raise Unsupported("the exponent %s is too large" % str(out.exp)[:20])
+        return out
 
     def is_derivative(self, expr):
         return isinstance(expr, (Partial, Chain))
@@ -385,6 +391,8 @@ class ToIR(Transformer):
 
     def number(self, children):
         text = str(children[0])
+        if len(text) > MAX_NUMBER_CHARS:
+            raise Unsupported("the number %s... is too long" % text[:12])
         return sympy.Rational(text) if "." in text else sympy.Integer(text)
 
     def accent(self, children):
@@ -590,6 +598,8 @@ def build_side(side: Side, vocab: Vocabulary, flip=frozenset()):
     except lark.exceptions.VisitError as exc:
         if isinstance(exc.orig_exc, Unsupported):
             raise exc.orig_exc from None
+        if isinstance(exc.orig_exc, RecursionError):
+            raise Unsupported("the expression is nested too deeply") from None
         raise Unsupported("cannot build the expression (%s)" % type(exc.orig_exc).__name__) from None
     except RecursionError:
         raise Unsupported("the expression is nested too deeply") from None
