@@ -27,8 +27,10 @@ def _parser() -> argparse.ArgumentParser:
 
     build = sub.add_parser("build", help="regenerate every document and NumPy module",
                            description="Regenerate the derivation documents and NumPy modules of the "
-                                       "built-in cells into DIR (default generated/).")
+                                       "built-in cells (or of the cells given with --cell) into DIR (default generated/).")
     build.add_argument("--out", default="generated", metavar="DIR", help="output folder (default: generated)")
+    build.add_argument("--cell", action="append", metavar="CELL",
+                       help="build only this cell (a built-in name or a .cell file); may be repeated")
 
     derive = sub.add_parser("derive", help="write the derivation document of a cell",
                             description="Derive a cell's backward pass and write it as LaTeX or Markdown.")
@@ -41,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
                              description="Generate a NumPy module with the step and sequence forward "
                                          "and backward functions of a cell.")
     codegen.add_argument("--cell", default="lstm", help="built-in cell name or .cell file (default: lstm)")
-    codegen.add_argument("--layout", default="cs231n", help="weight layout (default: cs231n)")
+    codegen.add_argument("--layout", default="cs231n", help="weight layout: cs231n (default), torch or per-gate")
     codegen.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
 
     check = sub.add_parser("check", help="check a handwritten derivation, equation by equation",
@@ -67,7 +69,7 @@ def main(argv=None) -> int:
             _parser().print_help()
             return 2
         if args.command == "build":
-            written = render.build(Path(args.out))
+            written = render.build(Path(args.out), args.cell or render.BUILD_CELLS)
             print("wrote %d files to %s" % (len(written), args.out))
             return 0
         if args.command == "derive":

@@ -13,7 +13,6 @@ FORMATS = ("tex", "md")
 HADAMARD = ("*", "odot")
 LAYOUTS = ("cs231n", "torch", "per-gate")
 BUILD_CELLS = tuple(cells.builtin_names())  # every built-in cell: documents and cs231n module
-TORCH_CELLS = ("lstm", "gru")  # cells whose PyTorch-layout module is built too
 
 
 def template_dir() -> Path:
@@ -61,15 +60,18 @@ def render_module(cell: str, layout: str = "cs231n") -> str:
     return environment().get_template(context["template"]).render(**context)
 
 
-def artifacts(cells=BUILD_CELLS) -> dict[str, str]:
-    """File name -> content of everything `lstmgen build` writes."""
+def artifacts(cell_names=BUILD_CELLS) -> dict[str, str]:
+    """File name -> content of everything `lstmgen build` writes for `cell_names` (built-in
+    names or .cell paths): each cell's documents and cs231n module, and its PyTorch-layout
+    module when its cell file gives a torch gate order."""
     out = {}
-    for cell in cells:
-        out["%s_numpy.py" % cell] = render_module(cell)
-        if cell in TORCH_CELLS:
-            out["%s_torch_numpy.py" % cell] = render_module(cell, "torch")
+    for name in cell_names:
+        cell = cells.load(name)
+        out["%s_numpy.py" % cell.name] = render_module(name)
+        if "torch" in cell.layout_orders:
+            out["%s_torch_numpy.py" % cell.name] = render_module(name, "torch")
         for fmt in FORMATS:
-            out["%s_derivation.%s" % (cell, fmt)] = render_document(cell, fmt)
+            out["%s_derivation.%s" % (cell.name, fmt)] = render_document(name, fmt)
     return out
 
 
@@ -83,9 +85,10 @@ def write(path: Path, text: str) -> None:
         raise OutputError("cannot write %s: %s" % (path, exc.strerror or exc)) from None
 
 
-def build(out_dir: Path) -> list[Path]:
+def build(out_dir: Path, cell_names=BUILD_CELLS) -> list[Path]:
+    """Render everything first, then write: a failing cell leaves `out_dir` untouched."""
     written = []
-    for name, text in artifacts().items():
+    for name, text in artifacts(cell_names).items():
         target = out_dir / name
         write(target, text)
         written.append(target)

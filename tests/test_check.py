@@ -331,3 +331,9 @@ def test_cli_binary_file(tmp_path):
 def test_sympy_decides_rearrangements(latex):
     verdict = judge(latex, "lstm")
     assert verdict.status == "correct" and "SymPy" in verdict.message, verdict
+
+
+def test_a_tiny_extra_term_does_not_slip_through():
+    """The numeric witnesses compare tightly: a wrong term of 1e-8 * h_t is caught."""
+    wrong = r"$$\frac{\partial L}{\partial c_{t-1}} = \frac{\partial L}{\partial c_t} * f_t + 0.00000001 * h_t$$"
+    assert [e.status for e in lstmgen.check(wrong).equations] == ["incorrect"]

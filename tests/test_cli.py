@@ -38,3 +38,12 @@ def test_cell_file_error_names_line_and_column(tmp_path):
 def test_no_command_prints_help():
     proc = run()
     assert proc.returncode == 2 and "usage: lstmgen" in proc.stdout
+
+
+def test_build_a_cell_file(tmp_path):
+    cell = tmp_path / "tiny.cell"
+    cell.write_text("cell tiny\ninput x\nstate h output\nh = tanh(W_x @ x + W_h @ h[t-1] + b)\n")
+    out = tmp_path / "out"
+    proc = run("build", "--cell", cell, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["tiny_derivation.md", "tiny_derivation.tex", "tiny_numpy.py"]
