@@ -6,6 +6,7 @@ grammar in ``grammars/cell.lark``; nothing in it is evaluated.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -400,8 +401,12 @@ class _Builder:
 
         def add(name, kind):
             if name not in out:
-                out[name] = symbols.Quantity(name, kind, self.latex.get(name, symbols.latex_name(name)),
-                                             symbols.python_name(name))
+                latex = self.latex.get(name, symbols.latex_name(name))
+                if not _ONE_SYMBOL.match(latex):
+                    raise CellError("%s: the name %s would print as %s, which reads as a product of letters; "
+                                    "use one letter with scripts (such as %s_%s) or give it a `latex` line"
+                                    % (self.source, name, latex, name[0], name[1:].replace("_", "")))
+                out[name] = symbols.Quantity(name, kind, latex, symbols.python_name(name))
 
         add(self.input, "input")
         for state in self.states:
@@ -424,6 +429,13 @@ class _Builder:
                     raise CellError("%s:%d: %s is used both as a matrix and elementwise" % (self.source, eq.line, sym))
                 add(sym.name, "diagonal" if _is_scaling(eq.rhs, sym) else "bias")
         return out
+
+
+# The LaTeX of a quantity must read as ONE symbol (checked documents are parsed back): a letter,
+# a Greek letter or an accented letter, then optional sub- and superscripts.
+_ONE_SYMBOL = re.compile(r"^([A-Za-z]|\\[A-Za-z]+|\\[A-Za-z]+\{[A-Za-z]\})"
+                         r"(_([A-Za-z0-9]|\{[^{}]*\}))?(\^([A-Za-z0-9]|\{[^{}]*\}))?"
+                         r"(_([A-Za-z0-9]|\{[^{}]*\}))?$")
 
 
 def _is_scaling(expr: sympy.Expr, sym: sympy.Symbol) -> bool:

@@ -81,3 +81,17 @@ def test_a_file_name_that_is_no_cell_name_needs_a_cell_line(tmp_path):
 def test_unknown_cell_name():
     with pytest.raises(CellError, match="unknown cell"):
         cells.load("nosuchcell")
+
+
+@pytest.mark.parametrize("name", ["Wn", "fh"])
+def test_names_must_print_as_one_symbol(name):
+    """A document writes Wn as W times n; the checker could not read its own output back."""
+    text = "input x\nstate h output\nh = tanh(%s @ x + h[t-1])\n" % name if name == "Wn" else \
+        "input x\nstate h output\nfh = 2 * h[t-1]\nh = tanh(W @ x + fh)\n"
+    with pytest.raises(CellError, match="reads as a product of letters"):
+        cells.parse(text)
+
+
+def test_a_latex_line_makes_a_long_name_usable():
+    cell = cells.parse('input x\nstate h output\nlatex fh "\\hat{h}"\nfh = 2 * h[t-1]\nh = tanh(W @ x + fh)\n')
+    assert cell.quantities["fh"].latex == r"\hat{h}"
