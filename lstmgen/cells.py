@@ -6,6 +6,7 @@ grammar in ``grammars/cell.lark``; nothing in it is evaluated.
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -81,9 +82,41 @@ class Cell:
         return [self.input, *self.states]
 
 
+@lru_cache(maxsize=1)
+def _builtin_names() -> tuple[str, ...]:
+    return tuple(sorted(p.stem for p in CELL_DIR.glob("*.cell")))
+
+
 def builtin_names() -> list[str]:
     """The names of the cells shipped in cell_files/, sorted."""
-    return sorted(p.stem for p in CELL_DIR.glob("*.cell"))
+    return list(_builtin_names())
+
+
+_CELL_CACHES: list = []
+_FILE_STAMPS: dict[str, tuple | None] = {}
+
+
+def cell_cache(function):
+    """functools.lru_cache for a function of a cell name, emptied when a cell file changes on disk
+    (see `notice_changes`), so that a long-lived process never works from an edited file's past."""
+    cached = lru_cache(maxsize=None)(function)
+    _CELL_CACHES.append(cached)
+    return cached
+
+
+def notice_changes(name_or_path: str) -> None:
+    """Empty every `cell_cache` if the cell file `name_or_path` changed since it was last seen."""
+    if name_or_path in _builtin_names():
+        return
+    try:
+        info = os.stat(name_or_path)
+        stamp = (info.st_mtime_ns, info.st_size)
+    except OSError:
+        stamp = None
+    if _FILE_STAMPS.get(name_or_path, stamp) != stamp:
+        for cache in _CELL_CACHES:
+            cache.cache_clear()
+    _FILE_STAMPS[name_or_path] = stamp
 
 
 def load(name_or_path: str) -> Cell:

@@ -8,7 +8,6 @@ into the chain that reaches it, so dL/dW_x^f reads  {dL/dc_t * c_{t-1} * [f_t*(1
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import sympy
 
@@ -91,8 +90,14 @@ class Derivation:
         return symbols.retime(self.step_gradient(state), lambda t: symbols.fix_time(t, 1))
 
 
-@lru_cache(maxsize=None)
 def derive(cell_name: str) -> Derivation:
+    """The derivation of a built-in cell or a cell file (cached until the file changes)."""
+    cells.notice_changes(cell_name)
+    return _derive(cell_name)
+
+
+@cells.cell_cache
+def _derive(cell_name: str) -> Derivation:
     return derive_cell(cells.load(cell_name))
 
 

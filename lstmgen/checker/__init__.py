@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from .. import cells
+from .. import reverse
 from ..errors import DocumentError
 from . import extract
 from .judge import judge
@@ -25,8 +25,9 @@ SUFFIXES = (".md", ".tex", ".markdown")
 
 
 def _cell_name(cell: str) -> str:
-    """Validate the cell early (CellError for an unknown one); a .cell path is used as given."""
-    cells.load(cell)
+    """Validate the cell early (CellError for an unknown one); a .cell path is used as given.
+    Deriving it first also empties the caches when the cell file was edited since."""
+    reverse.derive(cell)
     return cell
 
 

@@ -13,12 +13,12 @@ gets zero, so the seed's dc_t/do_t is 0).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 import sympy
 
 from .. import ir, symbols
+from ..cells import cell_cache
 from ..evaluate import EvaluationError, Evaluator
 from ..reverse import Derivation, derive
 from ..rules import local_derivative, opaque_products
@@ -38,7 +38,7 @@ def vector_dim(cell, name: str) -> str:
     return "D" if name == cell.input else "H"
 
 
-@lru_cache(maxsize=None)
+@cell_cache
 def _matrix_columns(cell_name: str) -> dict:
     d = derive(cell_name)
     out = {}
@@ -56,7 +56,7 @@ def parameter_shape(cell_name: str, name: str) -> tuple:
 
 
 # ----------------------------------------------------------------------------- backward walk
-@lru_cache(maxsize=None)
+@cell_cache
 def _opaque(cell_name: str, target: str):
     eq = derive(cell_name).cell.equation(target)
     rhs, stand_ins = opaque_products(eq.rhs)
@@ -106,7 +106,7 @@ def _backward(cell_name: str, seeds: dict, into_states: bool, follow: bool = Tru
     return {sym: ir.total(parts) for sym, parts in acc.items()}
 
 
-@lru_cache(maxsize=None)
+@cell_cache
 def local_gradient(cell_name: str, target: str, wrt: sympy.Symbol) -> sympy.Expr:
     """∂ sum(UPSTREAM * target_t) / ∂ wrt (wrt at t, t-1 or a parameter).
 
@@ -124,7 +124,7 @@ def local_gradient(cell_name: str, target: str, wrt: sympy.Symbol) -> sympy.Expr
     return reached.get(wrt, sympy.Integer(0))
 
 
-@lru_cache(maxsize=None)
+@cell_cache
 def adjoint_expr(cell_name: str, name: str) -> sympy.Expr:
     """dL/dq_t of an intermediate q in terms of the states' total gradients at t."""
     d = derive(cell_name)
@@ -170,7 +170,7 @@ class Witness:
         return Evaluator(self.lookup, t, self.T)
 
 
-@lru_cache(maxsize=None)
+@cell_cache
 def witnesses(cell_name: str) -> tuple:
     """The random draws of `DRAWS` for a cell (seeded, so verdicts are reproducible)."""
     with np.errstate(all="ignore"):  # a cell's log of a negative value gives NaN, not a warning on stderr

@@ -24,6 +24,7 @@ import sympy
 from lark import Transformer
 
 from .. import ir, symbols
+from ..cells import cell_cache
 from ..functions import UserFunction, sigmoid
 from ..reverse import derive
 from .environment import parameter_shape, vector_dim
@@ -82,7 +83,7 @@ class Vocabulary:
         return derive(self.cell_name).cell
 
 
-@lru_cache(maxsize=None)
+@cell_cache
 def vocabulary(cell_name: str) -> Vocabulary:
     cell = derive(cell_name).cell
     vocab = Vocabulary(cell_name)
