@@ -448,6 +448,13 @@ class _Builder:
             add(eq.target, "state" if eq.target in self.states else "intermediate")
         vector_rank = {name: k for k, name in enumerate([self.input, *self.states])}
         matrices = {dot.args[0] for eq in equations for dot in eq.rhs.atoms(Dot)}
+        widths = {}  # a matrix multiplies vectors of one size only: D (the input) or H
+        for eq in equations:
+            for matrix, vec in (dot.args for dot in eq.rhs.atoms(Dot)):
+                width = "D" if symbols.read(vec).name == self.input else "H"
+                if widths.setdefault(matrix, width) != width:
+                    raise CellError("%s:%d: %s multiplies both the input %s and a vector of the state size; "
+                                    "use two matrices" % (self.source, eq.line, matrix, self.input))
         for eq in equations:
             dots = sorted(eq.rhs.atoms(Dot), key=lambda d: (
                 vector_rank.get(symbols.read(d.args[1]).name, len(vector_rank)), str(d.args[0])))

@@ -36,3 +36,8 @@ def test_generated_folder_is_up_to_date(fresh):
                                                 "generated/" + name, "fresh build", n=1))
             stale.append(diff[:2000] or "generated/%s is missing" % name)
     assert not stale, "generated/ is stale; refresh it with `lstmgen build`\n" + "\n".join(stale)
+
+
+def test_generated_folder_has_nothing_a_build_does_not_write(fresh):
+    extra = sorted(p.name for p in GENERATED.iterdir() if p.is_file() and p.name not in fresh)
+    assert not extra, "generated/ holds files that `lstmgen build` no longer writes: %s" % extra

@@ -95,3 +95,8 @@ def test_names_must_print_as_one_symbol(name):
 def test_a_latex_line_makes_a_long_name_usable():
     cell = cells.parse('input x\nstate h output\nlatex fh "\\hat{h}"\nfh = 2 * h[t-1]\nh = tanh(W @ x + fh)\n')
     assert cell.quantities["fh"].latex == r"\hat{h}"
+
+
+def test_a_matrix_cannot_multiply_vectors_of_two_sizes():
+    with pytest.raises(CellError, match="use two matrices"):
+        cells.parse("input x\nstate h output\nh = tanh(W @ x + W @ h[t-1])\n")
