@@ -74,3 +74,64 @@ def assert_one_line_error(proc, fragment: str = "") -> None:
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr
     assert fragment in lines[0], lines[0]
+
+
+# ----------------------------------------------------------------------------- gradient checks
+def scale_error(numeric, analytic) -> float:
+    """max |difference| relative to the larger array's largest entry (never elementwise: an entry
+    that is zero by cancellation would turn finite-difference noise into a huge 'relative' error)."""
+    import numpy as np
+
+    scale = max(np.max(np.abs(numeric)), np.max(np.abs(analytic)), 1e-12)
+    return float(np.max(np.abs(np.asarray(numeric) - np.asarray(analytic))) / scale)
+
+
+def functions(module, cell: str, level: str):
+    """(forward, backward) of a generated module at one level: 'step' or 'sequence'."""
+    if level == "step":
+        return getattr(module, cell + "_step_forward"), getattr(module, cell + "_step_backward")
+    return getattr(module, cell + "_forward"), getattr(module, cell + "_backward")
+
+
+def numerical_gradient(loss, args, k, step=1e-6):
+    """Central differences in float64 of loss(*args) with respect to args[k], on private copies."""
+    import numpy as np
+
+    args = [a.copy() for a in args]
+    grad = np.zeros_like(args[k])
+    for index in np.ndindex(args[k].shape):
+        old = args[k][index]
+        args[k][index] = old + step
+        plus = loss(*args)
+        args[k][index] = old - step
+        minus = loss(*args)
+        args[k][index] = old
+        grad[index] = (plus - minus) / (2 * step)
+    return grad
+
+
+def assert_gradients(forward, backward, args, rng, tolerance=1e-7, step=1e-6):
+    """Every gradient of `backward` against central differences of L = sum(outputs * upstream),
+    with random upstream gradients; then once more along one random direction through all inputs."""
+    import numpy as np
+
+    *outputs, cache = forward(*args)
+    upstream = [rng.randn(*out.shape) for out in outputs]
+    grads = backward(*upstream, cache)
+    assert len(grads) == len(args)
+
+    def loss(*a):
+        return sum(float(np.sum(out * up)) for out, up in zip(forward(*a)[:-1], upstream))
+
+    for k, (arg, grad) in enumerate(zip(args, grads)):
+        assert grad.shape == arg.shape, (k, grad.shape, arg.shape)
+        error = scale_error(numerical_gradient(loss, args, k, step), grad)
+        assert error < tolerance, f"gradient {k}: error {error:.2e}"
+    direction = [rng.randn(*a.shape) for a in args]
+    norm = np.sqrt(sum(float(np.sum(v * v)) for v in direction))
+    direction = [v / norm for v in direction]  # a unit step, as accurate as the per-entry ones
+    plus = loss(*[a + step * v for a, v in zip(args, direction)])
+    minus = loss(*[a - step * v for a, v in zip(args, direction)])
+    numeric = (plus - minus) / (2 * step)
+    analytic = sum(float(np.sum(g * v)) for g, v in zip(grads, direction))
+    assert abs(numeric - analytic) / max(abs(numeric), abs(analytic), 1e-12) < tolerance

@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 import sympy
-from conftest import ROOT, load_module
+from conftest import ROOT, assert_gradients, functions, load_module
 
 from lstmgen import cells, cli, codegen, render, reverse, symbols
 from lstmgen.errors import LstmgenError
@@ -87,58 +87,6 @@ def sequence_args(cell, N, T, D, H, rng, dtype=np.float64):
     arrays = [rng.randn(N, T, D), rng.randn(N, H), rng.randn(D, G * H) * 0.5, rng.randn(H, G * H) * 0.5,
               rng.randn(G * H) * 0.5]
     return [a.astype(dtype) for a in arrays]
-
-
-def functions(module, cell, level):
-    """(forward, backward) of one level: 'step' or 'sequence'."""
-    if level == "step":
-        return getattr(module, cell + "_step_forward"), getattr(module, cell + "_step_backward")
-    return getattr(module, cell + "_forward"), getattr(module, cell + "_backward")
-
-
-def scale_error(numeric, analytic) -> float:
-    """max |difference| relative to the larger array's largest entry (never elementwise)."""
-    scale = max(np.max(np.abs(numeric)), np.max(np.abs(analytic)), 1e-12)
-    return float(np.max(np.abs(numeric - analytic)) / scale)
-
-
-def numerical_gradient(loss, args, k, step=1e-6):
-    """Central differences of loss(*args) with respect to args[k], on private copies."""
-    args = [a.copy() for a in args]
-    grad = np.zeros_like(args[k])
-    for index in np.ndindex(args[k].shape):
-        old = args[k][index]
-        args[k][index] = old + step
-        plus = loss(*args)
-        args[k][index] = old - step
-        minus = loss(*args)
-        args[k][index] = old
-        grad[index] = (plus - minus) / (2 * step)
-    return grad
-
-
-def assert_gradients(forward, backward, args, rng):
-    """Every gradient of backward against central differences of sum(outputs * upstream)."""
-    *outputs, cache = forward(*args)
-    upstream = [rng.randn(*out.shape) for out in outputs]
-    grads = backward(*upstream, cache)
-    assert len(grads) == len(args)
-
-    def loss(*a):
-        return sum(float(np.sum(out * up)) for out, up in zip(forward(*a)[:-1], upstream))
-
-    for k, (arg, grad) in enumerate(zip(args, grads)):
-        assert grad.shape == arg.shape, (k, grad.shape, arg.shape)
-        error = scale_error(numerical_gradient(loss, args, k), grad)
-        assert error < 1e-7, f"gradient {k}: error {error:.2e}"
-    # and along one random direction through all inputs at once
-    direction = [rng.randn(*a.shape) for a in args]
-    step = 1e-6
-    plus = loss(*[a + step * v for a, v in zip(args, direction)])
-    minus = loss(*[a - step * v for a, v in zip(args, direction)])
-    numeric = (plus - minus) / (2 * step)
-    analytic = sum(float(np.sum(g * v)) for g, v in zip(grads, direction))
-    assert abs(numeric - analytic) / max(abs(numeric), abs(analytic), 1e-12) < 1e-7
 
 
 @pytest.fixture(scope="module")

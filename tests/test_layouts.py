@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import load_module
+from conftest import assert_gradients, functions, load_module, scale_error
 
 from lstmgen import cli, render
 
@@ -112,50 +112,13 @@ def module(tmp_path_factory):
     return load
 
 
-def functions(mod, cell, level):
-    if level == "step":
-        return getattr(mod, cell + "_step_forward"), getattr(mod, cell + "_step_backward")
-    return getattr(mod, cell + "_forward"), getattr(mod, cell + "_backward")
-
-
-def scale_error(numeric, analytic) -> float:
-    """max |difference| relative to the larger array's largest entry."""
-    scale = max(np.max(np.abs(numeric)), np.max(np.abs(analytic)), 1e-12)
-    return float(np.max(np.abs(numeric - analytic)) / scale)
-
-
-def assert_finite_differences(forward, backward, args, rng):
-    *outputs, cache = forward(*args)
-    upstream = [rng.randn(*out.shape) for out in outputs]
-    grads = backward(*upstream, cache)
-    assert len(grads) == len(args)
-
-    def loss(*a):
-        return sum(float(np.sum(out * up)) for out, up in zip(forward(*a)[:-1], upstream))
-
-    for k, (arg, grad) in enumerate(zip(args, grads)):
-        assert grad.shape == arg.shape, (k, grad.shape, arg.shape)
-        work = [a.copy() for a in args]
-        numeric = np.zeros_like(arg)
-        for index in np.ndindex(arg.shape):
-            old = work[k][index]
-            work[k][index] = old + FD_STEP
-            plus = loss(*work)
-            work[k][index] = old - FD_STEP
-            minus = loss(*work)
-            work[k][index] = old
-            numeric[index] = (plus - minus) / (2 * FD_STEP)
-        error = scale_error(numeric, grad)
-        assert error < TOLERANCE_FD, f"gradient {k}: relative error {error:.2e}"
-
-
 @pytest.mark.parametrize("level", ["step", "sequence"])
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "N{}T{}D{}H{}".format(*s))
 @pytest.mark.parametrize("layout,cell", LAYOUT_CELLS, ids=lambda v: v)
 def test_gradients_match_finite_differences(module, layout, cell, shape, level):
     rng = np.random.RandomState(40)
     forward, backward = functions(module(cell, layout), cell, level)
-    assert_finite_differences(forward, backward, make_args(cell, layout, level, *shape, rng), rng)
+    assert_gradients(forward, backward, make_args(cell, layout, level, *shape, rng), rng, TOLERANCE_FD, FD_STEP)
 
 
 def test_torch_layout_is_refused_for_cells_pytorch_lacks(capsys):
@@ -326,7 +289,7 @@ def test_a_new_cell_from_a_file_has_correct_gradients(new_cell, layout, level):
     rng = np.random.RandomState(42)
     mod = new_cell[layout]
     forward, backward = functions(mod, "twin", level)
-    assert_finite_differences(forward, backward, _new_cell_args(mod, level, 3, 3, 4, 5, rng), rng)
+    assert_gradients(forward, backward, _new_cell_args(mod, level, 3, 3, 4, 5, rng), rng, TOLERANCE_FD, FD_STEP)
     text = open(mod.__file__, encoding="utf-8").read()
     assert "def gelu(z):" in text and "def relu(z):" in text
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import scale_error
 
 from lstmgen import cells
 
@@ -33,11 +34,6 @@ def reorder(array: np.ndarray, order: list[int], inverse: bool = False) -> np.nd
             result[index] = blocks[position]
         return np.concatenate(result, axis=-1)
     return np.concatenate([blocks[index] for index in order], axis=-1)
-
-
-def scale_error(ours, theirs) -> float:
-    scale = max(np.max(np.abs(ours)), np.max(np.abs(theirs)), 1e-12)
-    return float(np.max(np.abs(ours - theirs)) / scale)
 
 
 def torch_layer(torch, cell: str, D: int, H: int, Wx, Wh, b, sequence: bool):
