@@ -231,3 +231,36 @@ def test_step_gradients_match_finite_differences(cell):
             numeric[ix] = (loss(plus) - loss(minus)) / (2 * eps)
         scale = max(1.0, float(np.max(np.abs(numeric))))
         assert np.max(np.abs(analytic - numeric)) / scale < 1e-7, name
+
+
+def _random_step_values(d, rng, D=4, H=3):
+    """Random values for every symbol of a step formula (column vectors; gates in (0, 1))."""
+    values = {}
+    for q in d.cell.parameters:
+        values[q.name] = rng.randn(H, 1)
+    for eq in d.cell.equations:
+        for matrix, vec in (dot.args for dot in eq.rhs.atoms(Dot)):
+            values[matrix.name] = rng.randn(H, D if symbols.read(vec).name == d.cell.input else H)
+    for time in ("t-1", "t", "t+1", "0", "1"):
+        for name in d.cell.quantities:
+            if not d.cell.quantities[name].is_parameter:
+                size = D if name == d.cell.input else H
+                values["%s[%s]" % (name, time)] = rng.uniform(0.05, 0.95, (size, 1))
+                values["dL/d%s[%s]" % (name, time)] = rng.randn(size, 1)
+                values["dl/d%s[%s]" % (name, time)] = rng.randn(size, 1)
+    return values
+
+
+@pytest.mark.parametrize("name", sorted(seed_step()))
+def test_step_gradient_matches_seed_numerically(lstm, name):
+    """The same comparison as the SymPy one, at random values, with the evaluator of this file."""
+    rng = np.random.RandomState(7)
+    for _ in range(3):
+        values = _random_step_values(lstm, rng)
+        ours, seed = _evaluate(lstm.step_gradient(name), values), _evaluate(seed_step()[name], values)
+        assert np.allclose(ours, seed, rtol=1e-12, atol=1e-12), name
+
+
+def test_h0_matches_seed_numerically(lstm):
+    values = _random_step_values(lstm, np.random.RandomState(8))
+    assert np.allclose(_evaluate(lstm.initial("h"), values), _evaluate(seed_h0(), values), rtol=1e-12)
