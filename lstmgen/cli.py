@@ -7,16 +7,12 @@ import sys
 from pathlib import Path
 
 from . import __version__, render
-from .errors import LstmgenError
-
-
-class _UsageError(LstmgenError):
-    pass
+from .errors import LstmgenError, UsageError
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line instead of argparse's usage block
-        raise _UsageError("%s (see %s --help)" % (message, self.prog))  # main() adds "lstmgen: error:"
+        raise UsageError("%s (see %s --help)" % (message, self.prog))  # main() adds "lstmgen: error:"
 
 
 def _parser() -> argparse.ArgumentParser:

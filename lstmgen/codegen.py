@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import sympy
 
 from . import symbols
-from .errors import LstmgenError
+from .errors import LayoutError, LstmgenError
 from .functions import UserFunction
 from .ir import Dot, TDot, product, total
 from .printing.numpy import BatchSum, Stack, WeightGradient, identifier, print_numpy
@@ -41,10 +41,6 @@ from .rules import local_derivative, opaque_products
 TEMPLATE = "numpy_module.py.j2"
 LAYOUTS = ("cs231n", "torch", "per-gate")
 TITLES = {"cs231n": "the CS231n layout", "torch": "PyTorch's layout", "per-gate": "one argument per parameter"}
-
-
-class LayoutError(LstmgenError):
-    """A cell whose equations do not fit the requested weight layout."""
 
 
 def module_context(derivation: Derivation, layout: str = "cs231n") -> dict:

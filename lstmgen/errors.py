@@ -15,3 +15,11 @@ class DocumentError(LstmgenError):
 
 class OutputError(LstmgenError):
     """An output path that cannot be written."""
+
+
+class LayoutError(LstmgenError):
+    """A cell whose equations do not fit the requested weight layout."""
+
+
+class UsageError(LstmgenError):
+    """Command-line arguments that do not make sense."""
