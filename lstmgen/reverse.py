@@ -7,12 +7,12 @@ into the chain that reaches it, so dL/dW_x^f reads  {dL/dc_t * c_{t-1} * [f_t*(1
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import sympy
 
 from . import cells, symbols
-from .ir import SumOverTime, TDot, product, total
+from .ir import SumOverTime, product, total
 from .rules import CONTRACTIONS, local_derivative, opaque_products
 
 
@@ -109,49 +109,34 @@ def derive_cell(cell: cells.Cell) -> Derivation:
     within_step: dict[str, list[Term]] = {s: [] for s in cell.states}
     local: dict[tuple[str, str], Gradient] = {}
 
-    def receive(name: str, wrt: sympy.Symbol, term: Term):
-        step.setdefault(name, Gradient(wrt)).terms.append(term)
+    def route(wrt: sympy.Symbol, term: Term):
+        """Hand `term`, one path's share of dL/d`wrt`, to whatever collects that gradient."""
+        ref = symbols.read(wrt)
+        if ref is None or ref.time == "t-1" or ref.name == cell.input:  # a parameter or a step input
+            name = wrt.name if ref is None else ref.name
+            step.setdefault(name, Gradient(wrt)).terms.append(term)
+        elif ref.name in cell.states:  # a state at t: a share of its total gradient
+            within_step[ref.name].append(replace(term, chain=term.chain + (ref.name,)))
+        else:  # an intermediate at t: its gradient flows on when its own equation is reached
+            factors = term.factors if term.form == "elementwise" else (term.expr(),)
+            adjoint.setdefault(ref.name, []).append(Term(term.chain + (ref.name,), factors))
 
     for eq in reversed(cell.equations):
         output = symbols.vector(eq.target)
         rhs, stand_ins = opaque_products(eq.rhs)
-        ones = Term((), ())  # the upstream of d sum(q)/dX, for the local derivatives
-        for wrt in sorted(rhs.free_symbols, key=str):
-            if wrt in stand_ins:
-                continue
-            slope = local_derivative(rhs, wrt, output).xreplace(stand_ins)
-            ref = symbols.read(wrt)
-            local.setdefault((eq.target, wrt.name), Gradient(wrt)).terms.append(Term((), (slope,)))
-            if ref is None or ref.time == "t-1" or ref.name == cell.input:
-                name = wrt.name if ref is None else ref.name
-                for up in adjoint[eq.target]:
-                    receive(name, wrt, Term(up.chain, up.factors + (slope,), via=eq.target))
-            elif ref.name in cell.states:
-                for up in adjoint[eq.target]:
-                    within_step[ref.name].append(Term(up.chain + (ref.name,), up.factors + (slope,), via=eq.target))
-            else:
-                for up in adjoint[eq.target]:
-                    adjoint.setdefault(ref.name, []).append(Term(up.chain + (ref.name,), up.factors + (slope,)))
+        # (operand, form, other operand, local derivative): how the equation's gradient reaches
+        # each symbol it reads elementwise and both sides of each product W v
+        shares = [(wrt, "elementwise", None, local_derivative(rhs, wrt, output).xreplace(stand_ins))
+                  for wrt in sorted(rhs.free_symbols - set(stand_ins), key=str)]
         for stand_in, dot in stand_ins.items():
             matrix, vec = dot.args
             slope = local_derivative(rhs, stand_in, output).xreplace(stand_ins)
-            ref = symbols.read(vec)
-            for up in adjoint[eq.target] + [ones]:
-                factors = up.factors + (slope,)
-                to_matrix = Term(up.chain, factors, "outer", vec, eq.target)
-                to_vector = Term(up.chain, factors, "transposed", matrix, eq.target)
-                if up is ones:
-                    local.setdefault((eq.target, matrix.name), Gradient(matrix)).terms.append(to_matrix)
-                    local.setdefault((eq.target, vec.name), Gradient(vec)).terms.append(to_vector)
-                    continue
-                receive(matrix.name, matrix, to_matrix)
-                if ref.time == "t-1" or ref.name == cell.input:
-                    receive(ref.name, vec, to_vector)
-                elif ref.name in cell.states:
-                    within_step[ref.name].append(to_vector)
-                else:  # W @ q for an intermediate q: its gradient is no longer elementwise
-                    adjoint.setdefault(ref.name, []).append(
-                        Term(up.chain + (ref.name,), (TDot(matrix, product(factors)),)))
+            shares += [(matrix, "outer", vec, slope), (vec, "transposed", matrix, slope)]
+        for wrt, form, operand, slope in shares:
+            # d sum(target_t) / d wrt: the upstream is all ones
+            local.setdefault((eq.target, wrt.name), Gradient(wrt)).terms.append(Term((), (slope,), form, operand))
+            for up in adjoint[eq.target]:
+                route(wrt, Term(up.chain, up.factors + (slope,), form, operand, eq.target))
     _order(cell, step)
     return Derivation(cell, step, within_step, local)
 
