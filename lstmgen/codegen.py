@@ -51,6 +51,24 @@ def module_context(derivation: Derivation, layout: str = "cs231n") -> dict:
 
 
 # ============================================================================ helpers
+# Names the template and the context give the module's own functions, variables and imports.  A cell
+# quantity (or a function of the cell file) printed under one of them would silently shadow it, or be
+# shadowed (a bias named H replaced by the hidden size); the initial state h0 is added per cell.
+TEMPLATE_NAMES = frozenset({"np", "NamedTuple", "sigmoid", "_checked", "_check_shape", "N", "D", "H", "T", "t",
+                            "dtype", "cache", "step_cache", "steps", "first"})
+
+
+def _user_functions(cell) -> dict[str, type]:
+    """The functions the cell file defines that its equations use, directly or inside each other, by name."""
+    found, pending = {}, [eq.rhs for eq in cell.equations]
+    while pending:
+        for node in sympy.preorder_traversal(pending.pop()):
+            if isinstance(node, UserFunction) and type(node).__name__ not in found:
+                found[type(node).__name__] = type(node)
+                pending.append(type(node).formula.expr)
+    return found
+
+
 def _tag(kind: str, name: str) -> sympy.Symbol:
     """A symbol of the generated code (a delta, a piece, a group): never confused with the cell's own."""
     return sympy.Symbol(f"{kind}:{name}")
@@ -88,7 +106,7 @@ class _Gate:
     slope: sympy.Expr         # act'(P), written with q where possible (q * (1 - q)); 1 when q = P
     params: list[str]         # parameter names in P
     is_pre: bool              # the equation is q = P itself
-    delta: sympy.Symbol = None
+    delta: sympy.Symbol | None = None  # dL/dP, named by _Module._name_gates once the layout is known
 
 
 @dataclass
@@ -116,9 +134,9 @@ class _Line:
 
     target: str
     expr: sympy.Expr | None
-    block: str
-    comment: str
-    text: str = ""  # a finished right-hand side instead of expr
+    block: str                 # lines with the same block (other than gate: and total:) share one comment
+    comment: str | list        # a finished comment, or the (kind, item) pairs `_comment` writes it from
+    text: str = ""             # a finished right-hand side instead of expr
 
 
 # ============================================================================ the module
@@ -132,6 +150,8 @@ class _Module:
         self.prefix = re.sub(r"\W", "_", cell.name).lower()
         self.py = {name: identifier(q.py) for name, q in cell.quantities.items()}
         self.eq = {eq.target: eq for eq in cell.equations}
+        self._inner_cache: dict[tuple, sympy.Expr] = {}
+        self.input_width = self._input_width()
         self.gates = self._gates()
         self.groups = self._groups()
         self._fuse_biases()
@@ -184,6 +204,14 @@ class _Module:
 
         return {name: found[name] for name in sorted(found, key=rank)}
 
+    def _input_width(self) -> str:
+        """D; H when the input also enters elementwise (a residual ... + x): then the shape checks of x
+        and of its matrices say so, instead of NumPy failing to broadcast x against a state."""
+        x = symbols.vector(self.cell.input)
+        elementwise = any(eq.rhs.xreplace({dot: sympy.Dummy() for dot in eq.rhs.atoms(Dot)}).has(x)
+                          for eq in self.cell.equations)
+        return "H" if elementwise else "D"
+
     def _vector_key(self, vec: sympy.Symbol) -> str:
         return self.py[symbols.read(vec).name]
 
@@ -198,7 +226,7 @@ class _Module:
                 ref = symbols.read(vec)
                 key = self._vector_key(vec)
                 group = matrices.setdefault(vec, _Group("W" + key, "matrix", {}, vec, key,
-                                                        "D" if ref.name == cell.input else "H"))
+                                                        self.input_width if ref.name == cell.input else "H"))
                 if gate.name in group.members:
                     self._fail(f"gate {gate.name} has two matrices multiplying {vec}")
                 group.members[gate.name] = matrix.name
@@ -207,7 +235,9 @@ class _Module:
                 if kind == "matrix":
                     continue
                 base, mark, _ = name.partition("^")
-                for marker in {gate.py, gate.name.rpartition("^")[2]}:  # b_f in gate f (or a^f): names the gate
+                # b_f in gate f (or a^f) names the gate; a list, not a set: both may match (b_a_f in a^f),
+                # and the longer one must win in every process whatever its hash seed
+                for marker in (gate.py, gate.name.rpartition("^")[2]):
                     if not mark and base.endswith("_" + marker):
                         base = base[: -len(marker) - 1]
                         break
@@ -234,10 +264,14 @@ class _Module:
         return groups
 
     def _inner(self, gate: _Gate, wrt: sympy.Expr) -> sympy.Expr:
-        """dP/dwrt for a symbol or a product Dot(W, v) inside the gate's pre-activation."""
-        stand, back = opaque_products(gate.pre)
-        target = next((u for u, dot in back.items() if dot == wrt), wrt) if isinstance(wrt, Dot) else wrt
-        return sympy.factor_terms(sympy.diff(stand, target)).xreplace(back)
+        """dP/dwrt for a symbol or a product Dot(W, v) inside the gate's pre-activation (memoized: the
+        layout, the deltas and the checks ask for the same derivatives again and again)."""
+        key = (gate.name, wrt)
+        if key not in self._inner_cache:
+            stand, back = opaque_products(gate.pre)
+            target = next((u for u, dot in back.items() if dot == wrt), wrt) if isinstance(wrt, Dot) else wrt
+            self._inner_cache[key] = sympy.factor_terms(sympy.diff(stand, target)).xreplace(back)
+        return self._inner_cache[key]
 
     def _member_expr(self, group: _Group, gate: str) -> sympy.Expr:
         """What a group's member contributes to the gate's pre-activation: W v, b or p."""
@@ -420,6 +454,12 @@ class _Printer:
         clashes = sorted(name for name, roles in owners.items() if len(roles) > 1)
         if clashes:
             self.m._fail("two quantities would share the Python name {}".format(", ".join(clashes)))
+        helpers = set(_user_functions(self.cell))
+        module_names = TEMPLATE_NAMES | {self.py[self.cell.output] + "0"}
+        taken = sorted(((set(owners) | helpers) & module_names) | (set(owners) & helpers))
+        if taken:
+            self.m._fail("the Python name {} is already used by the generated code (array sizes, loop "
+                         "variables, helpers): rename it in the cell file".format(", ".join(taken)))
 
     def _print(self, expr: sympy.Expr) -> str:
         return print_numpy(expr, self.names, self.transposed)
@@ -542,10 +582,14 @@ class _Printer:
             return _product([*prefixes[0][1], gate.slope]), prefixes
         return _product([total(_product(p[1]) for p in prefixes), gate.slope]), prefixes
 
-    def _member_delta(self, group: _Group, gate: str) -> sympy.Expr:
+    def _member_delta(self, group: _Group, gate: str, delta_first: bool = False) -> sympy.Expr:
+        """dL/d(the member's share of P), (N, H): the gate's delta times dP/d(W v) or dP/db (r * dn for
+        GRU's W_h^n); `delta_first` prints the delta first (dn * r), as a bias's gradient reads."""
         g = self.m.gates[gate]
         inner = self.m._inner(g, self.m._member_expr(group, gate))
-        return _product([inner, g.delta]) if inner != 1 else g.delta
+        if inner == 1:
+            return g.delta
+        return _product([g.delta, inner] if delta_first else [inner, g.delta])
 
     def _check_parameter(self, group: _Group, gate: str):
         """The derivation's gradient of each parameter is the block's delta (times v^T for a matrix)."""
@@ -640,8 +684,8 @@ class _Printer:
                         m.fast and line.expr is not None and _only_groups(line.expr)):
                     line.block = block
                     lines.append(vector_lines.pop(name))
-            for target, expr in self._parameter_gradients(group, stack):
-                lines.append(self._param_line(target, expr, block, group))
+            lines.append(self._param_line("d" + group.args[0], WeightGradient(group.symbol, stack, group.vector),
+                                          block, group))
             if m.fast and group is [g for g in m.groups if g.kind == "matrix"][-1]:
                 for bias in [g for g in m.groups if g.kind == "bias"]:
                     for target, expr in self._bias_gradient(bias, BatchSum(_tag("stack", m.groups[0].key))):
@@ -656,11 +700,7 @@ class _Printer:
         for group in m.groups:
             if group.kind == "matrix" or group.key in results:
                 continue
-            deltas = []
-            for gate in group.members:
-                g = m.gates[gate]
-                inner = m._inner(g, m._member_expr(group, gate))
-                deltas.append(_product([g.delta, inner]) if inner != 1 else g.delta)
+            deltas = [self._member_delta(group, gate, delta_first=True) for gate in group.members]
             expr = BatchSum(Stack(*deltas) if len(deltas) > 1 else deltas[0])
             for target, e in self._bias_gradient(group, expr):
                 lines.append(self._param_line(target, e, "params:" + group.key, group))
@@ -679,9 +719,6 @@ class _Printer:
             gate = next(iter(group.members))
             return _Line(target, expr, "gate-params:" + gate, [("params", group)])
         return _Line(target, expr, block, [("group", group)] if group.kind == "matrix" else [("params", group)])
-
-    def _parameter_gradients(self, group: _Group, stack):
-        return [("d" + group.args[0], WeightGradient(group.symbol, stack, group.vector))]
 
     def _bias_gradient(self, group: _Group, expr):
         out = [("d" + group.args[0], expr)]
@@ -726,14 +763,17 @@ class _Printer:
             if line.expr is not None:
                 needed |= {s for s in line.expr.free_symbols}
         if m.fast:
-            single = len(m.gates) == 1
-            lines.append("{} = {}".format(self._fast_piece(next(iter(m.gates.values()))) if single else "a",
-                                          self._print(total(
-                [Dot(g.symbol, g.vector) if g.kind == "matrix" else g.symbol
-                 for g in m.groups if g.kind != "diagonal"]))))
-            if not single:
-                lines.append("{} = np.split(a, {}, axis=1)".format(
-                    ", ".join(self._fast_piece(m.gates[g]) for g in m.block_order), len(m.gates)))
+            pieces = [self._fast_piece(m.gates[g]) for g in m.block_order]
+            product_ = total([Dot(g.symbol, g.vector) if g.kind == "matrix" else g.symbol
+                              for g in m.groups if g.kind != "diagonal"])
+            lines.append("{} = {}".format("a" if len(pieces) > 1 else pieces[0], self._print(product_)))
+            text = lines[-1]
+            if len(pieces) > 1:
+                lines.append("{} = np.split(a, {}, axis=1)".format(", ".join(pieces), len(pieces)))
+                text += ", split into " + ", ".join(pieces)
+            for group in m.groups:  # every matrix group's comment quotes the one product
+                if group.kind == "matrix":
+                    self.group_text[group.key] = text
             for g in m.block_order:
                 self.forward_defs[self._fast_piece(m.gates[g])] = ("(N, H)", f"pre-activation of {g}")
         for group in m.groups:  # elementwise groups: split into per-gate vectors
@@ -747,8 +787,7 @@ class _Printer:
                 names = [self.py[p] for p in group.members.values()]
                 self.split_text[group.key] = "{} = np.split({}, {})".format(
                     ", ".join(names), self.names[group.symbol.name], len(names))
-                lines.append("{} = np.split({}, {})".format(", ".join(names), self.names[group.symbol.name],
-                                                            len(names)))
+                lines.append(self.split_text[group.key])
                 for gate, p in group.members.items():
                     self.forward_defs[self.py[p]] = ("(H,)", f"{p}, the block of gate {gate}")
         group_lines = {}
@@ -809,11 +848,7 @@ class _Printer:
         texts = []
         for kind, item in vias:
             if kind == "group":
-                if self.m.fast:
-                    text = self._fast_text()
-                else:
-                    text = self.group_text.get(item.key) or self._per_gate_text(item)
-                candidates = [text]
+                candidates = [self.group_text.get(item.key) or self._per_gate_text(item)]
             elif kind == "params":
                 candidates = [self._params_text(item)]
             else:
@@ -822,16 +857,6 @@ class _Printer:
                 if text not in texts:
                     texts.append(text)
         return texts
-
-    def _fast_text(self) -> str:
-        m = self.m
-        text = "a = " + self._print(total([Dot(g.symbol, g.vector) if g.kind == "matrix" else g.symbol
-                                            for g in m.groups if g.kind != "diagonal"]))
-        if len(m.gates) > 1:
-            text += ", split into " + ", ".join(self._fast_piece(m.gates[g]) for g in m.block_order)
-        else:
-            text = self._fast_piece(next(iter(m.gates.values()))) + text[1:]
-        return text
 
     def _per_gate_text(self, group: _Group) -> str:
         gate = next(iter(group.members))
@@ -859,7 +884,8 @@ class _Printer:
         upstream = {s: symbols.vector(s, role="upstream") in m.d.state_total(s).free_symbols for s in cell.states}
 
         cached = {x: "input", **{"prev_" + py[s]: f"state {s} at t-1" for s in cell.states}}
-        step_args = ([{"name": x, "shape": "(N, D)", "ndim": 2, "about": "input at step t"}]
+        width = m.input_width
+        step_args = ([{"name": x, "shape": f"(N, {width})", "ndim": 2, "about": "input at step t"}]
                      + [{"name": "prev_" + py[s], "shape": "(N, H)", "ndim": 2, "about": f"state {s} at step t-1"}
                         for s in cell.states] + params)
         step_returns = [{"name": "next_" + py[s], "shape": "(N, H)", "about": f"state {s} at step t"}
@@ -868,7 +894,7 @@ class _Printer:
                           "about": "dL/d{}_t {}".format(s, "from the layers above and from step t+1" if upstream[s]
                                                      else "from step t+1")} for s in cell.states]
         results = ["d" + x] + ["dprev_" + s for s in states] + ["d" + p for p in param_names]
-        gradient_returns = ([{"name": results[0], "shape": "(N, D)", "about": f"dL/d{cell.input}_t"}]
+        gradient_returns = ([{"name": results[0], "shape": f"(N, {width})", "about": f"dL/d{cell.input}_t"}]
                             + [{"name": "dprev_" + py[s], "shape": "(N, H)", "about": f"dL/d{s}_{{t-1}}"}
                                for s in cell.states]
                             + [{"name": "d" + p["name"], "shape": p["shape"], "about": "dL/d" + p["name"]}
@@ -900,13 +926,18 @@ class _Printer:
             text = line.text or self._print(line.expr)
             comment = self._comment(line.comment)
             if blocks and blocks[-1]["key"] == line.block and not line.block.startswith(("gate:", "total:")):
-                blocks[-1]["lines"].extend(_statement("", line.target, text))
+                blocks[-1]["lines"].extend(_statement("    ", line.target, text))
             else:
-                blocks.append({"key": line.block, "comment": comment, "lines": _statement("", line.target, text)})
+                blocks.append({"key": line.block, "comment": comment, "lines": _statement("    ", line.target, text)})
 
         dims = self._dims(input_group)
+
+        def size_d(owner: str) -> list[str]:
+            """The line that reads D, if anything uses D (an input of width H does not)."""
+            return [f"D = {owner}{dims['D']}"] if width == "D" else []
+
         initial = {s: output + "0" if s == cell.output else None for s in cell.states}
-        seq_args = ([{"name": x, "shape": "(N, T, D)", "ndim": 3, "about": "inputs of every step"},
+        seq_args = ([{"name": x, "shape": f"(N, T, {width})", "ndim": 3, "about": "inputs of every step"},
                      {"name": output + "0", "shape": "(N, H)", "ndim": 2, "about": f"initial state {cell.output}"}]
                     + params)
         initial_lines = ["prev_{} = {}".format(py[s], initial[s] or "np.zeros((N, H), dtype=dtype)") for s in cell.states]
@@ -949,32 +980,28 @@ class _Printer:
             "helpers": self._helpers(),
             "doc_equations": self.forward,
             "step_args": step_args,
-            "step_dims": [f"N = {x}.shape[0]", f"D = {dims['D']}", f"H = prev_{output}.shape[1]"],
+            "step_dims": [f"N = {x}.shape[0]", *size_d(""), f"H = prev_{output}.shape[1]"],
             "forward_lines": self.forward,
             "step_returns": step_returns,
             "cache_fields": fields,
             "gradient_args": gradient_args,
             "backward_dims": [f"N = cache.{x}.shape[0]", f"H = cache.{dims['H']}"],
-            "unpack": ", ".join(f["name"] for f in fields) + ("," if len(fields) == 1 else ""),
             "backward_blocks": [{"comment": b["comment"], "lines": b["lines"]} for b in blocks],
             "gradient_returns": gradient_returns,
             "input": x,
             "output": output,
             "seq_args": seq_args,
-            "seq_dims": [f"N, T = {x}.shape[:2]", f"D = {dims['D']}", f"H = {output}0.shape[1]"],
+            "seq_dims": [f"N, T = {x}.shape[:2]", *size_d(""), f"H = {output}0.shape[1]"],
             "starts": starts,
             "initial_lines": initial_lines,
-            "param_names": param_names,
-            "step_call_args": ", ".join([f"{x}[:, t, :]"] + ["prev_" + s for s in states] + param_names),
             "state_update": "{} = {}".format(", ".join("prev_" + s for s in states), ", ".join("next_" + s for s in states)),
-            "next_states": ", ".join("next_" + s for s in states),
-            "seq_backward_dims": [f"N, T = first.{x}.shape[0], len(cache.steps)", f"D = first.{dims['D']}",
+            "seq_backward_dims": [f"N, T = first.{x}.shape[0], len(cache.steps)", *size_d("first."),
                                   f"H = first.{dims['H']}"],
             "accumulators": [r for r in gradient_returns if r["name"] in ["d" + n for n in param_names]],
             "state_gradients": ["dprev_" + s for s in states],
             "recurrence": recurrence,
-            "step_results": step_results,
             "input_gradient": results[0],
+            "seq_input_shape": seq_args[0]["shape"],
         }
 
     def _dims(self, group: _Group) -> dict:
@@ -1007,10 +1034,12 @@ class _Printer:
         return f"{what} of gate {blocks}" if len(self.m.gates) > 1 else what
 
     def _layout_notes(self) -> list[str]:
+        """The module docstring's paragraph on how the layout stores the parameters, ending in a blank
+        line; none when every argument holds one parameter of the cs231n layout."""
         m = self.m
         if m.layout == "per-gate":
             return ["Every parameter is its own argument, named as in the derivation document; matrices",
-                    "are stored (inputs, H), so that a batch of row vectors multiplies them from the left."]
+                    "are stored (inputs, H), so that a batch of row vectors multiplies them from the left.", ""]
         if all(len(g.members) == 1 for g in m.groups):
             return []
         notes = ["Each argument below stores the parameters of several gates side by side along its",
@@ -1023,17 +1052,11 @@ class _Printer:
             notes += ["", "so that the arrays of a torch.nn module can be handed in as they are."]
             if any(len(g.args) > 1 for g in m.groups):
                 notes += ["The cell has one bias per gate: it is bias_ih + bias_hh, and both get its gradient."]
-        return notes
+        return notes + [""]
 
     def _helpers(self) -> list[dict]:
         """The functions the cell file defines, printed from their formulas."""
-        found, pending = {}, [eq.rhs for eq in self.cell.equations]
-        while pending:
-            expr = pending.pop()
-            for node in sympy.preorder_traversal(expr):
-                if isinstance(node, UserFunction) and type(node).__name__ not in found:
-                    found[type(node).__name__] = type(node)
-                    pending.append(type(node).formula.expr)
+        found = _user_functions(self.cell)
         out = []
         for name in sorted(found):
             formula = found[name].formula

@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 import sympy
-from conftest import ROOT, assert_gradients, functions, load_module
+from conftest import ROOT, assert_gradients, assert_one_line_error, functions, load_module, run_cli
 
 from lstmgen import cells, cli, codegen, render, reverse, symbols
 from lstmgen.errors import LstmgenError
@@ -356,6 +356,34 @@ h = tanh(W_x^n @ x + W_h^n @ h[t-1] + b^n + b)
         codegen.module_context(reverse.derive("lstm"), layout="fortran")
 
 
+RESERVED = {  # cell file -> the name it takes from the generated module (each generated code that crashed or
+    # silently read the wrong array: a bias H replaced by the hidden size, a function H called as an int)
+    "bias_H": ("f = sigmoid(W_x @ x + W_h @ h[t-1] + H)\nh = f * h[t-1]", "H"),
+    "input_N": ("f = sigmoid(W_x @ N + W_h @ h[t-1] + b)\nh = f * h[t-1]", "N"),
+    "intermediate_t": ("f = sigmoid(W_x @ x + W_h @ h[t-1] + b)\nt = f * h[t-1]\nh = t + f", "t"),
+    "gate_T": ("T = tanh(W_x @ x + W_h @ h[t-1] + b)\nh = 0.5 * T + 0.5 * h[t-1]", "T"),
+    "function_D": ("function D(z) = z * sigmoid(z)\nh = D(W_x @ x + W_h @ h[t-1] + b)", "D"),
+    "function_f_and_gate_f": ("function f(z) = z * sigmoid(z)\nf = f(W_x @ x + W_h @ h[t-1] + b)\n"
+                              "h = f * h[t-1]", "f"),
+}
+
+
+@pytest.mark.parametrize("layout", codegen.LAYOUTS)
+@pytest.mark.parametrize("case", sorted(RESERVED))
+def test_a_name_the_generated_module_uses_itself_is_refused(case, layout):
+    body, name = RESERVED[case]
+    uses = "N" if case == "input_N" else "x"
+    cell = cells.parse(f"cell c\ninput {uses}\nstate h output\n{body}\n", default_name="c")
+    with pytest.raises(LstmgenError, match=rf"the Python name {name} is already used by the generated code"):
+        codegen.module_context(reverse.derive_cell(cell), layout=layout)
+
+
+def test_codegen_command_refuses_a_reserved_name_in_one_line(tmp_path):
+    path = tmp_path / "c.cell"
+    path.write_text("cell c\ninput x\nstate h output\n" + RESERVED["bias_H"][0] + "\n", encoding="utf-8")
+    assert_one_line_error(run_cli("codegen", "--cell", path, "--layout", "torch"), "the Python name H")
+
+
 def test_a_peephole_cell_with_subscript_names_is_grouped_by_kind():
     """b_f, p_f: a subscript that names the gate groups like a superscript (b, p), so the LSTM fast path stays."""
     peephole = cells.parse("""
@@ -391,8 +419,13 @@ W, E = symbols.parameter("W"), sympy.Symbol("e")
     (1 - sympy.tanh(V["g"]) ** 2, "1 - np.tanh(g) ** 2"),
     (sigmoid(V["x"]), "sigmoid(x)"),
     (-V["x"] * (V["f"] + V["g"]), "-x * (f + g)"),
+    (sympy.Mul(sympy.S.Half, sympy.tanh(V["g"]), evaluate=False), "0.5 * np.tanh(g)"),
+    (sympy.Mul(E, 1 / (1 + V["f"]), V["g"], evaluate=False), "e / (1 + f) * g"),
+    (sympy.Mul(1 / V["f"], E, evaluate=False), "1 / f * e"),
+    (sympy.Mul(-1, V["f"] ** -2, E, evaluate=False), "-1 / f**2 * e"),  # ruff formats -f**(-2) otherwise
+    (sympy.Mul(E, V["f"] ** -2, evaluate=False), "e / f**2"),
 ], ids=["dot", "tdot", "outer", "batchsum", "batchsum-product", "grouping", "power", "power-call", "sigmoid",
-        "minus"])
+        "minus", "half-unbracketed", "divide", "reciprocal-first", "negative-power-first", "negative-power"])
 def test_numpy_printer(expr, expected):
     assert print_numpy(expr, NAMES) == expected
 

@@ -270,10 +270,10 @@ def new_cell(tmp_path_factory):
     return loaded
 
 
-def _new_cell_args(mod, level, N, T, D, H, rng):
+def _new_cell_args(mod, level, N, T, D, H, rng, cell="twin"):
     import inspect
 
-    forward = functions(mod, "twin", level)[0]
+    forward = functions(mod, cell, level)[0]
     names = list(inspect.signature(forward).parameters)
     args = []
     for name in names:  # shapes from the module's own docstring: (N, D), (D, 3 * H), ...
@@ -367,3 +367,41 @@ def test_every_module_is_lint_clean_and_formatted(tmp_path, new_cell):
                     ["ruff", "format", "--check", "--no-cache", str(tmp_path)]):
         proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
         assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# =========================================================================== unusual but valid cells
+UNUSUAL = {  # name -> equations (input x, output state h); each once broke or could break a special case
+    "no_recurrent_matrix": "f = sigmoid(W_x^f @ x + b^f)\ng = tanh(W_x^g @ x + W_h^g @ h[t-1] + b^g)\n"
+                           "h = f * h[t-1] + (1 - f) * g",
+    "no_bias": "h = tanh(W_x @ x + W_h @ h[t-1])",
+    "constants": "h = 0.5 * tanh(0.5 * (W_x @ x) + W_h @ h[t-1] + b + 1) + 0.5 * h[t-1]",
+    "exp_log": "a = exp(0.1 * (W_x @ x + W_h @ h[t-1] + b))\nh = log(1 + a)",
+    "residual_input": "h = tanh(W_x @ x + W_h @ h[t-1] + b) + 0.5 * x",
+    "multiplicative": "h = tanh((W_x @ x) * (W_h @ h[t-1]) + b)",
+    "two_activations": "h = sigmoid(W_x @ x + b) * tanh(W_h @ h[t-1])",
+    "three_states": "state c\nstate m\nf = sigmoid(W_x^f @ x + W_h^f @ h[t-1] + b^f)\n"
+                    "g = tanh(W_x^g @ x + W_c^g @ c[t-1] + b^g)\nc = f * c[t-1] + (1 - f) * g\n"
+                    "m = 0.5 * m[t-1] + 0.5 * c\nh = tanh(c + m)",
+}
+UNUSUAL_CASES = [(name, layout) for name in UNUSUAL for layout in ("cs231n", "per-gate")] + [
+    (name, "torch") for name in ("exp_log", "constants", "residual_input", "multiplicative")]
+
+
+@pytest.mark.parametrize("level", ["step", "sequence"])
+@pytest.mark.parametrize("name,layout", UNUSUAL_CASES, ids=lambda v: v)
+def test_an_unusual_cell_has_correct_gradients(tmp_path, name, layout, level):
+    from lstmgen import cells, codegen, reverse
+
+    body = UNUSUAL[name]
+    head = [line for line in body.splitlines() if line.startswith("state ")]
+    equations = [line for line in body.splitlines() if not line.startswith("state ")]
+    cell = cells.parse("\n".join(["cell u", "input x", "state h output", *head, *equations]) + "\n", default_name="u")
+    context = codegen.module_context(reverse.derive_cell(cell), layout=layout)
+    path = tmp_path / "u.py"
+    path.write_text(render.environment().get_template(context["template"]).render(**context), encoding="utf-8")
+    mod = load_module(path, "lstmgen_unusual_{}_{}".format(name, layout.replace("-", "_")))
+    rng = np.random.RandomState(46)
+    forward, backward = functions(mod, "u", level)
+    # D = 4, H = 5 from the docstring's shapes; x + h (residual_input) must make x and W_x say (N, H), (H, H)
+    assert_gradients(forward, backward, _new_cell_args(mod, level, 3, 3, 4, 5, rng, cell="u"), rng,
+                     TOLERANCE_FD, FD_STEP)

@@ -71,7 +71,7 @@ class NumPyPrinter(StrPrinter):
             return PRECEDENCE["Mul"]
         if isinstance(expr, WeightGradient):
             return PRECEDENCE["Mul"]
-        if isinstance(expr, (BatchSum, Stack)):
+        if isinstance(expr, (BatchSum, Stack, sympy.core.numbers.Half)):  # 1/2 prints as 0.5, not 1 / 2
             return PRECEDENCE["Atom"]
         return precedence(expr)
 
@@ -134,15 +134,28 @@ class NumPyPrinter(StrPrinter):
         return "-" + magnitude if negative else magnitude
 
     def _factors(self, factors) -> str:
+        """Factors joined by `*`; a reciprocal after the first divides (``a / b``, not ``a * 1 / b``)."""
         if len(factors) == 1:
             return self._group(factors[0], PRECEDENCE["Mul"] - 1)
-        return " * ".join(self._group(f, PRECEDENCE["Mul"]) for f in factors)
+        text = self._group(factors[0], PRECEDENCE["Mul"])
+        for factor in factors[1:]:
+            if isinstance(factor, sympy.Pow) and factor.exp.is_number and factor.exp.is_negative:
+                text += " / " + self._group(self._reciprocal(factor), PRECEDENCE["Mul"])
+            else:
+                text += " * " + self._group(factor, PRECEDENCE["Mul"])
+        return text
+
+    @staticmethod
+    def _reciprocal(power):
+        """b**(-e) -> b**e, unevaluated (so that (x*y)**2 stays one power)."""
+        base, exp = power.args
+        return base if exp == -1 else sympy.Pow(base, -exp, evaluate=False)
 
     def _print_Pow(self, expr):
-        """`**`, hugged between simple operands (``g**2``, ``np.tanh(c) ** 2``); 1/x and sqrt spelled out."""
+        """`**`, hugged between simple operands (``g**2``, ``np.tanh(c) ** 2``); x**(-2) as 1 / x**2, sqrt spelled out."""
         base, exp = expr.args
-        if exp == -1:
-            return "1 / {}".format(self._group(base, PRECEDENCE["Mul"]))
+        if exp.is_number and exp.is_negative:
+            return "1 / {}".format(self._group(self._reciprocal(expr), PRECEDENCE["Mul"]))
         if exp == sympy.S.Half:
             return f"np.sqrt({self._print(base)})"
         hug = isinstance(base, _SIMPLE) and isinstance(exp, _SIMPLE) and not (base.is_number and base < 0)
