@@ -370,7 +370,7 @@ def test_every_module_is_lint_clean_and_formatted(tmp_path, new_cell):
 
 
 # =========================================================================== unusual but valid cells
-UNUSUAL = {  # name -> equations (input x, output state h); each once broke or could break a special case
+UNUSUAL = {  # name -> equations (input x, output state h): special cases of the code generator; residual_input used to crash
     "no_recurrent_matrix": "f = sigmoid(W_x^f @ x + b^f)\ng = tanh(W_x^g @ x + W_h^g @ h[t-1] + b^g)\n"
                            "h = f * h[t-1] + (1 - f) * g",
     "no_bias": "h = tanh(W_x @ x + W_h @ h[t-1])",
