@@ -135,3 +135,15 @@ def assert_gradients(forward, backward, args, rng, tolerance=1e-7, step=1e-6):
     numeric = (plus - minus) / (2 * step)
     analytic = sum(float(np.sum(g * v)) for g, v in zip(grads, direction))
     assert abs(numeric - analytic) / max(abs(numeric), abs(analytic), 1e-12) < tolerance
+
+
+def run_all(module, cell: str, step, sequence, rng):
+    """Call a generated module's four functions with random upstream gradients; return every
+    array they produce (caches excepted)."""
+    step_forward, step_backward = functions(module, cell, "step")
+    forward, backward = functions(module, cell, "sequence")
+    *states, step_cache = step_forward(*step)
+    step_grads = step_backward(*[rng.randn(*s.shape).astype(s.dtype) for s in states], step_cache)
+    h, cache = forward(*sequence)
+    grads = backward(rng.randn(*h.shape).astype(h.dtype), cache)
+    return [*states, *step_grads, h, *grads]

@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 import sympy
-from conftest import ROOT, assert_gradients, assert_one_line_error, functions, load_module, run_cli
+from conftest import ROOT, assert_gradients, assert_one_line_error, functions, load_module, run_all, run_cli
 
 from lstmgen import cells, cli, codegen, render, reverse, symbols
 from lstmgen.errors import LstmgenError
@@ -149,17 +149,6 @@ def test_forward_matches_an_independent_forward(numpy_module, cell, shape, sourc
 
 
 # =========================================================================== dtypes and saturation
-def _run_all(module, cell, step, sequence, rng):
-    """Call the four functions; return every array they produce (caches excepted)."""
-    step_forward, step_backward = functions(module, cell, "step")
-    forward, backward = functions(module, cell, "sequence")
-    *states, step_cache = step_forward(*step)
-    step_grads = step_backward(*[rng.randn(*s.shape).astype(s.dtype) for s in states], step_cache)
-    h, cache = forward(*sequence)
-    grads = backward(rng.randn(*h.shape).astype(h.dtype), cache)
-    return [*states, *step_grads, h, *grads]
-
-
 @pytest.mark.parametrize("cell", sorted(GATES))
 def test_float32_in_float32_out(numpy_module, cell):
     module = numpy_module(cell)
@@ -167,7 +156,7 @@ def test_float32_in_float32_out(numpy_module, cell):
     for dtype in (np.float32, np.float64):
         rng = np.random.RandomState(4)
         step, sequence = step_args(cell, 3, 4, 5, rng, dtype), sequence_args(cell, 3, 3, 4, 5, rng, dtype)
-        results[dtype] = _run_all(module, cell, step, sequence, np.random.RandomState(5))
+        results[dtype] = run_all(module, cell, step, sequence, np.random.RandomState(5))
     assert all(out.dtype == np.float32 for out in results[np.float32])
     for single, double in zip(results[np.float32], results[np.float64]):
         np.testing.assert_allclose(single, double, rtol=1e-3, atol=1e-4)
@@ -183,7 +172,7 @@ def test_saturated_gates_raise_no_warnings(numpy_module, cell, dtype):
     step = [a * 300 for a in step_args(cell, 3, 4, 5, rng, dtype)]
     sequence = [a * 300 for a in sequence_args(cell, 3, 3, 4, 5, rng, dtype)]
     with np.errstate(over="raise", invalid="raise", divide="raise"):
-        results = _run_all(module, cell, step, sequence, rng)
+        results = run_all(module, cell, step, sequence, rng)
     assert all(np.all(np.isfinite(out)) and out.dtype == dtype for out in results)
     assert np.max(np.abs(step[0] @ step[-3] + step[1] @ step[-2])) > 100
 

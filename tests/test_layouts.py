@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_gradients, functions, load_module, scale_error
+from conftest import assert_gradients, functions, load_module, run_all, scale_error
 
 from lstmgen import cli, render
 
@@ -315,17 +315,6 @@ def test_a_new_cell_matches_an_independent_forward(new_cell):
 
 
 # =========================================================================== robustness and style, every cell and layout
-def _run_all(mod, cell, step, sequence, rng):
-    """Every array the four functions return (caches excepted)."""
-    step_forward, step_backward = functions(mod, cell, "step")
-    forward, backward = functions(mod, cell, "sequence")
-    *states, step_cache = step_forward(*step)
-    step_grads = step_backward(*[rng.randn(*s.shape).astype(s.dtype) for s in states], step_cache)
-    h, cache = forward(*sequence)
-    grads = backward(rng.randn(*h.shape).astype(h.dtype), cache)
-    return [*states, *step_grads, h, *grads]
-
-
 @pytest.mark.parametrize("layout,cell", LAYOUT_CELLS, ids=lambda v: v)
 def test_float32_stays_float32_and_inputs_stay_untouched(module, layout, cell):
     mod = module(cell, layout)
@@ -333,7 +322,7 @@ def test_float32_stays_float32_and_inputs_stay_untouched(module, layout, cell):
     step = [a.astype(np.float32) for a in make_args(cell, layout, "step", 3, 3, 4, 5, rng)]
     sequence = [a.astype(np.float32) for a in make_args(cell, layout, "sequence", 3, 3, 4, 5, rng)]
     before = [a.copy() for a in step + sequence]
-    results = _run_all(mod, cell, step, sequence, rng)
+    results = run_all(mod, cell, step, sequence, rng)
     assert all(out.dtype == np.float32 for out in results)
     for old, new in zip(before, step + sequence):
         np.testing.assert_array_equal(old, new)
@@ -348,7 +337,7 @@ def test_saturated_gates_raise_no_warnings(module, layout, cell):
     step = [a * 300 for a in make_args(cell, layout, "step", 3, 3, 4, 5, rng)]
     sequence = [a * 300 for a in make_args(cell, layout, "sequence", 3, 3, 4, 5, rng)]
     with np.errstate(over="raise", invalid="raise", divide="raise"):
-        results = _run_all(mod, cell, step, sequence, rng)
+        results = run_all(mod, cell, step, sequence, rng)
     assert all(np.all(np.isfinite(out)) for out in results)
 
 
