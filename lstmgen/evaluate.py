@@ -27,16 +27,12 @@ class ShapeError(EvaluationError):
     """Operands whose shapes do not fit the operation."""
 
 
-def _shape(value) -> tuple:
-    return np.shape(value)
-
-
 def _describe(shape: tuple) -> str:
     return "scalar" if not shape else "%s" % "x".join(str(n) for n in shape)
 
 
 def _elementwise_shapes(values, what: str) -> None:
-    shapes = {_shape(v) for v in values if _shape(v) != ()}
+    shapes = {np.shape(v) for v in values if np.shape(v) != ()}
     if len(shapes) > 1:
         raise ShapeError("%s of shapes %s" % (what, ", ".join(_describe(s) for s in sorted(shapes))))
 
@@ -117,16 +113,16 @@ class Evaluator:
         base, exponent = self(expr.args[0]), self(expr.args[1])
         _elementwise_shapes([base, exponent], "a power")  # a cell may raise to a vector, elementwise
         with np.errstate(all="ignore"):
-            if _shape(base) or _shape(exponent):
+            if np.shape(base) or np.shape(exponent):
                 return np.power(np.asarray(base, dtype=float), exponent)
             return float(base) ** exponent
 
     # ---- matrix structure ---------------------------------------------------------------
     def _matmul(self, a, b, what: str):
-        if _shape(a) == () or _shape(b) == ():
+        if np.shape(a) == () or np.shape(b) == ():
             return a * b
-        if _shape(a)[1] != _shape(b)[0]:
-            raise ShapeError("%s of shapes %s and %s" % (what, _describe(_shape(a)), _describe(_shape(b))))
+        if np.shape(a)[1] != np.shape(b)[0]:
+            raise ShapeError("%s of shapes %s and %s" % (what, _describe(np.shape(a)), _describe(np.shape(b))))
         return a @ b
 
     def _eval_Dot(self, expr):
@@ -143,7 +139,7 @@ class Evaluator:
 
     def _eval_Transpose(self, expr):
         value = self(expr.args[0])
-        return value if _shape(value) == () else np.transpose(value)
+        return value if np.shape(value) == () else np.transpose(value)
 
     def _eval_SumOverTime(self, expr):
         """Σ_{t=1}^T: the argument's own t is bound by the sum."""
@@ -152,17 +148,12 @@ class Evaluator:
         return functools.reduce(operator.add, values)
 
 
-def evaluate(expr, lookup: Callable, t: int, T: int):
-    """The value of `expr` at step t (see `Evaluator`)."""
-    return Evaluator(lookup, t, T)(expr)
-
-
 def close(a, b, rtol: float = 1e-9) -> bool:
     """Equal shapes and values within rtol of the larger magnitude (floored at 1e-3).
 
     Both sides are float64 sums of O(1) random values, so a right formula lands within ~1e-14;
     a tight tolerance keeps a wrong formula that is off by a small term from slipping through."""
-    if _shape(a) != _shape(b) and () not in (_shape(a), _shape(b)):
+    if np.shape(a) != np.shape(b) and () not in (np.shape(a), np.shape(b)):
         return False
     a, b = np.broadcast_arrays(np.asarray(a, dtype=float), np.asarray(b, dtype=float))
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):

@@ -14,6 +14,7 @@ from lstmgen import cells, symbols
 from lstmgen.checker import check_text, environment, extract
 from lstmgen.checker.judge import judge
 from lstmgen.errors import DocumentError
+from lstmgen.evaluate import Evaluator
 
 from conftest import assert_one_line_error, run_cli
 
@@ -84,6 +85,7 @@ TABLE = [
     ("peephole_forward", "peephole_lstm", r"f_t = \sigma(W_x^f x_t + W_h^f h_{t-1} + p^f \odot c_{t-1} + b^f)",
      "correct", None),
     ("gru_update_gate", "gru", r"\frac{\partial h_t}{\partial z_t} = h_{t-1} - n_t", "correct", None),
+    ("local_at_absolute_steps", "lstm", r"\frac{\partial c_3}{\partial c_2} = f_3", "correct", "SymPy"),
     # the seed's three mistakes
     ("seed_wrong_o_term", "lstm", r"\frac{\partial L}{\partial x_t} = (W_x^f)^T %s + (W_x^i)^T %s + (W_x^c)^T %s + "
      r"(W_x^o)^T %s" % (DF, DI, DG, DO_WRONG), "incorrect", r"uses \frac{\partial L}{\partial c_t} where"),
@@ -111,6 +113,7 @@ TABLE = [
      r"\frac{\partial c_t}{\partial f_t} \cdot \frac{\partial f_t}{\partial b^f}", "incorrect", "chain breaks"),
     ("wrong_weight", "rnn", r"\frac{\partial L}{\partial h_{t-1}} = W_x^T \left[\frac{\partial L}{\partial h_t} * "
      r"(1 - h_t^2)\right]", "incorrect", "uses W_x where W_h is needed"),
+    ("local_at_the_wrong_step", "lstm", r"\frac{\partial c_3}{\partial c_2} = f_2", "incorrect", "f_3"),
     ("wrong_identity", "lstm", r"\frac{\partial \tanh \theta}{\partial \theta} = 1 - \tanh \theta", "incorrect", None),
     # what the checker cannot read
     ("unknown_symbol", "lstm", r"\frac{\partial L}{\partial b^f} = \delta_t * f_t", "unrecognized", r"\delta_t"),
@@ -123,6 +126,8 @@ TABLE = [
     ("deep_sum_nesting", "lstm", r"\frac{\partial L}{\partial W_x^f} = " + r"\sum_t " * 500 + "x_t",
      "unrecognized", "nested"),
     ("long_number", "lstm", "h_t = " + "9" * 5000 + " x_t", "unrecognized", "too long"),
+    ("step_index_mixed_with_t", "lstm", r"\frac{\partial c_3}{\partial c_{t-1}} = f_t", "unrecognized",
+     "mixing a step index and t"),
     ("merged_exponent", "lstm", "h_t = " + "(" * 20 + "(c_t + h_t)" + "^8)" * 20, "unrecognized", "too large"),
     # a quantity's derivative with respect to itself is the identity
     ("self_derivative", "lstm", r"\frac{\partial h_t}{\partial h_t} = 1", "correct", None),
@@ -168,7 +173,6 @@ def test_witness_gradients_match_finite_differences(cell):
                 if ref is None:
                     return params[sym.name]
                 return vectors[(ref.name, int(symbols.fix_time(ref.time, t)))]
-            from lstmgen.evaluate import Evaluator
             ev = Evaluator(lookup, step, T)
             for eq in d_cell.equations:
                 vectors[(eq.target, step)] = ev(eq.rhs)
@@ -296,7 +300,7 @@ def test_cli_folder_gives_a_list_and_a_table(docs):
     human = run_cli("check", docs)
     table = [ln.split() for ln in human.stdout.splitlines()]
     assert ["file", "correct", "incorrect", "unrecognized"] in table
-    assert "correct" in human.stdout and "✗" in human.stdout
+    assert "✓" in human.stdout and "✗" in human.stdout
 
 
 @pytest.mark.parametrize("args", [

@@ -55,6 +55,33 @@ def parameter_shape(cell_name: str, name: str) -> tuple:
     return ("H", cols[name]) if name in cols else ("H", 1)
 
 
+@cell_cache
+def equation_targets(cell_name: str) -> frozenset:
+    """Names of the quantities computed by an equation of the cell (not inputs or parameters)."""
+    return frozenset(eq.target for eq in derive(cell_name).cell.equations)
+
+
+def at_time(expr, time: str):
+    """expr, written at step t, moved to `time` ('t+1', 't-1', or an absolute step such as '0')."""
+    offset = symbols.time_offset(time)
+    if offset is None:
+        return symbols.retime(expr, lambda t: symbols.fix_time(t, int(time)))
+    if offset == 0:
+        return expr
+    return symbols.retime(expr, lambda t: symbols.shift_time(t, offset))
+
+
+def relative_to(den_ref, at: str):
+    """The vector `den_ref` names, re-timed relative to step `at` of the quantity being
+    differentiated (∂c_5/∂c_4 -> c[t-1]), which is how `local_gradient` is keyed; None when one
+    time is a step index and the other is relative to t."""
+    if (symbols.time_offset(at) is None) != (symbols.time_offset(den_ref.time) is None):
+        return None
+    offset = int(symbols.fix_time(den_ref.time, 2)) - int(symbols.fix_time(at, 2))
+    return symbols.vector(den_ref.name, symbols.time_label(offset))
+
+
+
 # ----------------------------------------------------------------------------- backward walk
 @cell_cache
 def _opaque(cell_name: str, target: str):
@@ -74,7 +101,7 @@ def _backward(cell_name: str, seeds: dict, into_states: bool, follow: bool = Tru
     follow False only the seeds' own equations are differentiated (partial derivatives)."""
     d = derive(cell_name)
     cell = d.cell
-    targets = {eq.target for eq in cell.equations}
+    targets = equation_targets(cell_name)
     acc: dict = {}
     pending = {symbols.vector(name): [up] for name, up in seeds.items()}
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 DISPLAY_ENVIRONMENTS = ("equation", "align", "gather", "multline", "eqnarray", "displaymath",
                         "flalign", "alignat")
@@ -28,7 +28,6 @@ class Equation:
 
     text: str
     line: int
-    pieces: list = field(default_factory=list)  # (line, text) of every row it is made of
 
 
 class _Lines:
@@ -155,7 +154,6 @@ def equations(text: str, tex: bool = False) -> tuple[list[Equation], list[int]]:
             if _LEADING_SPACE.sub("", stripped)[:1] in ("+", "-", "=") and found:
                 stripped = _LEADING_SPACE.sub("", stripped)
                 found[-1].text += " " + stripped
-                found[-1].pieces.append((line, stripped))
                 continue
-            found.append(Equation(stripped, line, [(line, stripped)]))
+            found.append(Equation(stripped, line))
     return found, unterminated

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import signal
 import threading
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from ..reverse import derive
 from . import environment as env
 from . import symbolic
 from .parse import (LOSS, STEP_LOSS, Chain, FreeSymbol, IllShaped, Partial, Unsupported, build_side,
-                    parse_equation, shape, show_shape, vocabulary)
+                    parse_equation, ref_of, shape, show_shape, vocabulary)
 
 MATRIX_NODES = (ir.Dot, ir.TDot, ir.Outer, ir.MatMul, ir.Transpose, ir.SumOverTime, Chain, Partial, IllShaped)
 
@@ -55,12 +56,13 @@ def to_latex(expr, cell_name: str, hadamard: str = "*") -> str:
 
 # ----------------------------------------------------------------------------- evaluation
 def lower(expr):
-    """∂L/∂v -> the adjoint symbol dL/dv, ∂ℓ_t/∂h_t -> the upstream symbol (outside chains)."""
+    """∂L/∂v (v a cell vector) -> the adjoint symbol dL/dv; any other ∂A/∂B (∂ℓ_t/∂h_t, ∂L/∂W,
+    ∂f_t/∂x_t) -> a one-factor Chain, which the evaluator reads as a vector-Jacobian product."""
     if isinstance(expr, Chain):
         return expr
     if isinstance(expr, Partial):
         num, den = expr.args
-        ref = symbols.read(den) if isinstance(den, sympy.Symbol) and not isinstance(den, FreeSymbol) else None
+        ref = ref_of(den)
         if num == LOSS and ref is not None:
             return symbols.vector(ref.name, ref.time, "adjoint")
         return Chain(expr)
@@ -104,8 +106,7 @@ class DocEvaluator(Evaluator):
 
     def _vjp(self, num, den, upstream):
         """upstream · ∂num/∂den (gradient of sum(upstream * num) with respect to den)."""
-        cell = derive(self.cell_name).cell
-        num_ref = symbols.read(num) if isinstance(num, sympy.Symbol) and not isinstance(num, FreeSymbol) else None
+        num_ref = ref_of(num)
         if num_ref is None or num_ref.role != "value":
             if isinstance(num, sympy.Symbol):
                 raise EvaluationError("∂%s/∂…: not a quantity with an equation" % num)
@@ -113,7 +114,7 @@ class DocEvaluator(Evaluator):
                 raise EvaluationError("a derivative of a matrix expression")
             slope = sympy.diff(num, den)
             return upstream * self(slope)
-        if num_ref.name not in {eq.target for eq in cell.equations}:
+        if num_ref.name not in env.equation_targets(self.cell_name):
             if num == den:
                 return upstream
             raise EvaluationError("%s has no equation to differentiate" % num_ref.name)
@@ -126,14 +127,18 @@ class DocEvaluator(Evaluator):
         else:
             offset = self._time(den_ref) - at
             if offset not in (0, -1):
-                return np.zeros_like(self.at(self.t)(den)) * 0.0
+                return self._zero(den)
             wrt = symbols.vector(den_ref.name, symbols.time_label(offset))
         gradient = env.local_gradient(self.cell_name, num_ref.name, wrt)
         inner = DocEvaluator(self.witness, at, self.cell_name, dict(self.free, **{"<upstream>": upstream}))
         value = inner(gradient)
         if np.shape(value) == () and float(value) == 0.0:
-            return np.zeros_like(np.asarray(self(den), dtype=float))
+            return self._zero(den)
         return value
+
+    def _zero(self, den):
+        """The zero gradient: shaped like the quantity it is taken with respect to."""
+        return np.zeros_like(np.asarray(self(den), dtype=float))
 
     def _eval_Chain(self, expr):
         parts = expr.args
@@ -147,7 +152,7 @@ class DocEvaluator(Evaluator):
                 current = self(d.summed(den.name))
             else:
                 current = self(symbols.vector(ref.name, ref.time, "adjoint"))
-        elif isinstance(num, sympy.Symbol) and (symbols.read(num) or symbols.Ref("", "", "")).name == STEP_LOSS:
+        elif ref_of(num) is not None and ref_of(num).name == STEP_LOSS:
             current = self._step_loss(num, den)
         else:
             current = self._vjp(num, den, np.ones_like(np.asarray(self(num), dtype=float)))
@@ -167,29 +172,21 @@ class DocEvaluator(Evaluator):
         if den_ref is None or den_ref.name != d.cell.output:
             raise EvaluationError("∂ℓ_t/∂… is understood for the output %s only" % d.cell.output)
         if self._time(num_ref) != self._time(den_ref):
-            return np.zeros_like(self(den))
+            return self._zero(den)
         return self(symbols.vector(den_ref.name, den_ref.time, "upstream"))
 
     def _same(self, a, b) -> bool:
         if a == b:
             return True
-        ra = symbols.read(a) if isinstance(a, sympy.Symbol) else None
-        rb = symbols.read(b) if isinstance(b, sympy.Symbol) else None
+        ra, rb = ref_of(a), ref_of(b)
         return bool(ra and rb and ra.name == rb.name and self._time(ra) == self._time(rb))
 
 
 def _plain(sym) -> str:
-    ref = symbols.read(sym) if isinstance(sym, sympy.Symbol) else None
+    ref = ref_of(sym)
     if ref:
         return "%s_%s" % (ref.name, ref.time)
     return sym.name if isinstance(sym, sympy.Symbol) else "an expression"
-
-
-def values(expr, cell_name: str, free=None) -> list:
-    """The value of expr at every witness point (a list of arrays)."""
-    draws = env.witnesses(cell_name)
-    with np.errstate(all="ignore"):
-        return [DocEvaluator(draws[k], t, cell_name, free)(expr) for k, t in env.POINTS]
 
 
 def agree(a: list, b: list) -> bool:
@@ -202,20 +199,11 @@ class Target:
     """What the left side denotes: the expected expression and how to describe it."""
 
     expr: object                      # expected SymPy expression (None: compare with the LHS itself)
-    kind: str                         # gradient | summed | state | local | forward | identity | plain
+    kind: str                         # gradient | summed | state | local | upstream | forward | identity | plain
     name: str = ""                    # quantity or parameter name
     time: str = "t"
     terms: list = field(default_factory=list)   # [(expr, family label, Term or None)]
     free: dict = field(default_factory=dict)
-
-
-def _retime(expr, time: str):
-    offset = symbols.time_offset(time)
-    if offset is None:
-        return symbols.retime(expr, lambda t: symbols.fix_time(t, int(time)))
-    if offset == 0:
-        return expr
-    return symbols.retime(expr, lambda t: symbols.shift_time(t, offset))
 
 
 def _family(cell, via: str) -> str:
@@ -226,7 +214,7 @@ def _family(cell, via: str) -> str:
 def _gradient_terms(d, name, time, summed=False):
     out = []
     for term in d.step[name].terms:
-        expr = _retime(term.expr(), time)
+        expr = env.at_time(term.expr(), time)
         out.append((ir.SumOverTime(expr) if summed else expr, _family(d.cell, term.via), term))
     return out
 
@@ -234,7 +222,7 @@ def _gradient_terms(d, name, time, summed=False):
 def target_of(lhs, sides, cell_name: str) -> Target:
     d = derive(cell_name)
     cell = d.cell
-    targets = {eq.target for eq in cell.equations}
+    targets = env.equation_targets(cell_name)
     summed = any(s.expr.has(ir.SumOverTime) for s in sides[1:])
     if isinstance(lhs, Partial):
         num, den = lhs.args
@@ -256,24 +244,24 @@ def target_of(lhs, sides, cell_name: str) -> Target:
             if name == cell.input:
                 if symbols.time_offset(time) is None and not 1 <= int(time) <= env.MIN_STEPS:
                     raise Unsupported("%s at step %s is outside the sequence" % (name, time))
-                return Target(_retime(d.step_gradient(name), time), "gradient", name, time,
+                return Target(env.at_time(d.step_gradient(name), time), "gradient", name, time,
                               terms=_gradient_terms(d, name, time))
             if name in cell.states:
                 offset = symbols.time_offset(time)
                 if offset is not None and offset < 0:
-                    back = _retime(d.step_gradient(name), symbols.time_label(offset + 1))
+                    back = env.at_time(d.step_gradient(name), symbols.time_label(offset + 1))
                     return Target(back, "gradient", name, time,
                                   terms=_gradient_terms(d, name, symbols.time_label(offset + 1)))
                 if time == "0":
                     return Target(d.initial(name), "gradient", name, time,
                                   terms=_gradient_terms(d, name, "1"))
-                expr = _retime(d.state_total(name), time)
+                expr = env.at_time(d.state_total(name), time)
                 return Target(expr, "state", name, time, terms=[(a, "", None) for a in _terms(expr)])
             if name in targets:
-                expr = _retime(env.adjoint_expr(cell_name, name), time)
+                expr = env.at_time(env.adjoint_expr(cell_name, name), time)
                 return Target(expr, "state", name, time, terms=[(a, "", None) for a in _terms(expr)])
             raise Unsupported("∂L/∂%s is not a gradient the cell defines" % name)
-        num_ref = symbols.read(num) if isinstance(num, sympy.Symbol) else None
+        num_ref = ref_of(num)
         if num_ref is not None and num_ref.name == STEP_LOSS:
             if den_ref is None or den_ref.name != cell.output or den_ref.time != num_ref.time:
                 raise Unsupported("∂ℓ_t/∂… is understood for the output %s_t only" % cell.output)
@@ -283,24 +271,23 @@ def target_of(lhs, sides, cell_name: str) -> Target:
             if den_ref is None:
                 wrt_name, wrt = den.name, den
             else:
-                if (symbols.time_offset(at) is None) != (symbols.time_offset(den_ref.time) is None):
+                wrt = env.relative_to(den_ref, at)
+                if wrt is None:
                     raise Unsupported("a derivative mixing a step index and t")
-                diff = int(symbols.fix_time(den_ref.time, 2)) - int(symbols.fix_time(at, 2))
-                wrt = symbols.vector(den_ref.name, symbols.time_label(diff))
                 wrt_name = wrt.name
             direct = d.local.get((num_ref.name, wrt_name))
             if direct is not None:
                 expr = direct.expr()
             else:
                 expr = env.local_gradient(cell_name, num_ref.name, wrt).xreplace({env.UPSTREAM: sympy.Integer(1)})
-            expr = _retime(expr, at)
+            expr = env.at_time(expr, at)
             return Target(expr, "local", num_ref.name, at, terms=[(a, "", None) for a in _terms(expr)])
         if not num.has(*MATRIX_NODES) and isinstance(den, sympy.Symbol):
             return Target(sympy.diff(lower(num), den), "local", "", "")
         raise Unsupported("cannot read the derivative on the left side")
-    lhs_ref = symbols.read(lhs) if isinstance(lhs, sympy.Symbol) and not isinstance(lhs, FreeSymbol) else None
+    lhs_ref = ref_of(lhs)
     if lhs_ref is not None and lhs_ref.role == "value" and lhs_ref.name in targets:
-        expr = _retime(cell.equation(lhs_ref.name).rhs, lhs_ref.time)
+        expr = env.at_time(cell.equation(lhs_ref.name).rhs, lhs_ref.time)
         return Target(expr, "forward", lhs_ref.name, lhs_ref.time)
     return Target(None, "plain")
 
@@ -338,10 +325,10 @@ def judge(text: str, cell_name: str, hadamard: str = "*") -> Verdict | None:
 
     Documents are untrusted: whatever goes wrong while reading one equation makes that
     equation 'unrecognized' with a one-line reason, never an exception."""
-    lhs_text = " ".join(text.split("=")[0].split())[:200]
+    lhs_text = " ".join(text.split("=")[0].split())[:200]  # before parsing: messages need a left side
     try:
         with _time_limit(SECONDS_PER_EQUATION):
-            return _judge(text, cell_name, hadamard)
+            return _judge(text, cell_name, hadamard, lhs_text)
     except _Timeout:
         return Verdict("unrecognized", lhs_text, message="gave up after %d s on this equation" % SECONDS_PER_EQUATION)
     except RecursionError:
@@ -351,8 +338,7 @@ def judge(text: str, cell_name: str, hadamard: str = "*") -> Verdict | None:
                        message="could not judge this equation (%s: %s)" % (type(exc).__name__, str(exc)[:120]))
 
 
-def _judge(text: str, cell_name: str, hadamard: str) -> Verdict | None:
-    lhs_text = " ".join(text.split("=")[0].split())[:200]
+def _judge(text: str, cell_name: str, hadamard: str, lhs_text: str) -> Verdict | None:
     try:
         sides = parse_equation(text, cell_name)
     except Unsupported as exc:
@@ -380,11 +366,14 @@ def _identity_points(name):
     return [{name: rng.randn(3, 1)} for _ in range(3)]
 
 
-def _values(expr, cell_name, target):
+def _values(expr, cell_name, target) -> list:
+    """The value of expr at every witness point (a list of arrays); for a calculus identity,
+    at random values of its free variable."""
+    draws = env.witnesses(cell_name)
     if target.kind == "identity":
-        return [DocEvaluator(env.witnesses(cell_name)[0], 2, cell_name, free)(expr)
-                for free in _identity_points(target.name)]
-    return values(expr, cell_name)
+        return [DocEvaluator(draws[0], 2, cell_name, free)(expr) for free in _identity_points(target.name)]
+    with np.errstate(all="ignore"):
+        return [DocEvaluator(draws[k], t, cell_name)(expr) for k, t in env.POINTS]
 
 
 def _writer_order(target, side_expr):
@@ -425,7 +414,8 @@ def _judge_links(sides, target, cell_name, hadamard, lhs_text, warnings) -> Verd
             problems.append((index, str(exc)))
             continue
         except ShapeError as exc:
-            problems.append((index, _diagnose_shape(side, target, cell_name, str(exc), truth)))
+            problems.append((index, _transpose_repair(side, target, cell_name, truth, str(exc))
+                             or "the shapes do not fit: %s" % exc))
             continue
         except (EvaluationError, ArithmeticError, ValueError, TypeError) as exc:
             unreadable.append("side %d: %s" % (index + 1, exc))
@@ -482,8 +472,6 @@ def _terms(expr) -> list:
 
 def _safe_values(expr, cell_name, target):
     """Values for a diagnosis attempt; None when the attempt cannot be evaluated."""
-    if expr is None:
-        return None
     try:
         return _values(expr, cell_name, target)
     except Exception:  # noqa: BLE001 - a failed repair attempt only means "not this fix"
@@ -502,8 +490,8 @@ def diagnose(expr, target, cell_name, hadamard, got, truth, side=None) -> str:
         if step is not None and agree(got, step):
             return r"missing \sum_{t=1}^T: this is the gradient of one step only"
         return r"missing \sum_{t=1}^T (and the step formula differs too)"
-    if target.kind == "gradient" and target.name in d.step and cell.quantities.get(target.name) and \
-            cell.quantities[target.name].is_parameter and expr.has(ir.SumOverTime):
+    quantity = cell.quantities.get(target.name)
+    if target.kind == "gradient" and quantity is not None and quantity.is_parameter and expr.has(ir.SumOverTime):
         return r"a \sum over t, where the step gradient is meant (no \sum on the right)"
     wrong_shape = _shape_note(expr, target, cell_name)
     if wrong_shape:
@@ -540,10 +528,9 @@ def diagnose(expr, target, cell_name, hadamard, got, truth, side=None) -> str:
             label = "it"
         why = _explain(w, w_vals[i], j, target, cell_name, tex)
         if why is None and j is not None:
-            why = _substitution(w, target.terms[j][0], cell_name, target, tex)
-        if why is None and j is not None:
-            why = "differs from the expected %s" % tex(target.terms[j][0])
-        elif why is None:
+            why = (_substitution(w, target.terms[j][0], cell_name, target, tex)
+                   or "differs from the expected %s" % tex(target.terms[j][0]))
+        if why is None:
             why = "is not part of the gradient"
         if j is not None:
             unmatched_e.remove(j)
@@ -566,8 +553,7 @@ def _partner(w, candidates, target, cell_name):
             return j
     if len(candidates) == 1:
         return candidates[0]
-    best = max(candidates, key=lambda j: len(target.terms[j][0].free_symbols & w.free_symbols))
-    return best
+    return max(candidates, key=lambda j: len(target.terms[j][0].free_symbols & w.free_symbols))
 
 
 def _explain(w, w_val, j, target, cell_name, tex):
@@ -590,7 +576,7 @@ def _explain(w, w_val, j, target, cell_name, tex):
                 return r" \cdot ".join(derivative(a, b, cell) for a, b in zip(vectors[:-1], vectors[1:], strict=True))
             return "uses %s where %s is needed" % (show(path), show(wanted))
     # 2. a total gradient of the wrong state
-    adjoints = [s for s in w.free_symbols if (symbols.read(s) or symbols.Ref("", "", "")).role == "adjoint"]
+    adjoints = [s for s in w.free_symbols if ref_of(s) is not None and ref_of(s).role == "adjoint"]
     for a in adjoints:
         ra = symbols.read(a)
         for other in cell.states:
@@ -606,7 +592,7 @@ def _explain(w, w_val, j, target, cell_name, tex):
         for _, family2, term2 in target.terms:
             if term2 is None or term2 is term:
                 continue
-            other_delta = _safe_values(_retime(term2.delta, target.time if target.kind != "summed" else "t"),
+            other_delta = _safe_values(env.at_time(term2.delta, target.time if target.kind != "summed" else "t"),
                                        cell_name, target)
             if inner is not None and other_delta is not None and agree(inner, other_delta):
                 return "repeats the bracket of the %s term, %s, where %s is needed" % (
@@ -618,20 +604,27 @@ def _explain(w, w_val, j, target, cell_name, tex):
             if rest is not None and agree(rest, w_val):
                 return "misses the factor %s" % tex(factor)
     # 5. a derivative of sigma or tanh written wrongly
-    if term is not None:
-        for k, factor in enumerate(term.factors):
-            for variant, name in _derivative_slips(factor):
-                factors = list(term.factors)
-                factors[k] = variant
-                wrong = dataclasses.replace(term, factors=tuple(factors)).expr()
-                if target.kind == "summed":
-                    wrong = ir.SumOverTime(wrong)
-                elif target.time not in ("t", ""):
-                    wrong = _retime(wrong, target.time)
-                wrong_val = _safe_values(wrong, cell_name, target)
-                if wrong_val is not None and w_val is not None and agree(wrong_val, w_val):
-                    return "writes %s' as %s instead of %s" % (name, tex(variant), tex(factor))
+    if term is not None and w_val is not None:
+        for wrong, name, variant, factor in _slipped_terms(term, target):
+            wrong_val = _safe_values(wrong, cell_name, target)
+            if wrong_val is not None and agree(wrong_val, w_val):
+                return "writes %s' as %s instead of %s" % (name, tex(variant), tex(factor))
     return None
+
+
+def _slipped_terms(term, target):
+    """`term` with one σ' or tanh' factor replaced by a common slip, placed like the target:
+    (wrong expression, function name, the slip, the right factor)."""
+    for k, factor in enumerate(term.factors):
+        for variant, name in _derivative_slips(factor):
+            factors = list(term.factors)
+            factors[k] = variant
+            wrong = dataclasses.replace(term, factors=tuple(factors)).expr()
+            if target.kind == "summed":
+                wrong = ir.SumOverTime(wrong)
+            elif target.time not in ("t", ""):
+                wrong = env.at_time(wrong, target.time)
+            yield wrong, name, variant, factor
 
 
 # The slips people make writing the derivative of a function in terms of its output q:
@@ -639,19 +632,20 @@ def _explain(w, w_val, j, target, cell_name, tex):
 _SLIPS = ((sigmoid, r"\sigma", lambda q: (q, 1 - q)), (sympy.tanh, r"\tanh", lambda q: (1 - q, q, q ** 2)))
 
 
-def _derivative_slips(factor):
+@functools.lru_cache(maxsize=512)  # factors come from the derivation's terms: few, and met in every diagnosis
+def _derivative_slips(factor) -> tuple:
     """Common wrong versions of a σ' or tanh' factor: f instead of f(1-f), 1-g instead of 1-g^2;
     pairs (wrong factor, name of the function whose derivative it should be).  The right factor
     is SymPy's derivative written with the output (`rules.local_derivative`), as in the derivation."""
     syms = [s for s in factor.free_symbols if symbols.read(s)]
     if len(syms) != 1 or factor.has(*MATRIX_NODES):
-        return []
+        return ()
     q = syms[0]
     z = sympy.Dummy("z", real=True)
     for function, name, slips in _SLIPS:
         if sympy.expand(factor - local_derivative(function(z), z, q)) == 0:
-            return [(variant, name) for variant in slips(q)]
-    return []
+            return tuple((variant, name) for variant in slips(q))
+    return ()
 
 
 def _opposite(a, b) -> bool:
@@ -667,11 +661,6 @@ def _order_repair(expr, truth, cell_name, target):
             if got is not None and agree(got, truth):
                 return "the factors of a matrix product are in the wrong order (the vector with ^T goes last)"
     return None
-
-
-def _diagnose_shape(side, target, cell_name, problem, truth) -> str:
-    """A side whose shapes do not fit: try toggling the transpose of each vector symbol."""
-    return _transpose_repair(side, target, cell_name, truth, problem) or "the shapes do not fit: " + problem
 
 
 def _transpose_repair(side, target, cell_name, truth, problem=""):

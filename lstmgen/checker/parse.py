@@ -68,6 +68,13 @@ class FreeSymbol(sympy.Symbol):
     """A symbol not in the cell (θ of a calculus identity, or a typo)."""
 
 
+def ref_of(expr):
+    """The `symbols.Ref` of a cell vector symbol; None for a parameter, a free symbol or an expression."""
+    if isinstance(expr, sympy.Symbol) and not isinstance(expr, FreeSymbol):
+        return symbols.read(expr)
+    return None
+
+
 # ----------------------------------------------------------------------------- vocabulary
 @dataclass
 class Vocabulary:
@@ -184,6 +191,7 @@ class _Name:
     base: str
     subs: list = field(default_factory=list)
     sups: list = field(default_factory=list)
+    position: int | None = None  # where it starts in the equation text (for `flip`)
 
     def written(self) -> str:
         text = self.base
@@ -212,7 +220,7 @@ class ToIR(Transformer):
         self.free: set[str] = set()
         self.memo: dict = {}
         self.flip = flip          # positions of names whose transpose is toggled (diagnosis)
-        self.names: list = []     # (position, written name, shape) of every vector symbol
+        self.names: list = []     # (position, written name) of every cell symbol read
 
     # ---- helpers --------------------------------------------------------------------
     def value(self, obj):
@@ -249,8 +257,7 @@ class ToIR(Transformer):
                 expr = ir.Transpose(expr)
             else:
                 expr = self._power(expr, p)
-        position = getattr(name, "position", None)
-        if position is not None and position in self.flip:
+        if name.position is not None and name.position in self.flip:
             expr = expr.args[0] if isinstance(expr, ir.Transpose) else ir.Transpose(expr)
         return expr
 
@@ -263,7 +270,7 @@ class ToIR(Transformer):
             return symbols.vector(STEP_LOSS, sub)
         for (pbase, psub, psup), pname in vocab.parameters.items():
             if key(pbase) == key(base) and key(psub) == key(sub) and key(psup) == key(sup):
-                self.names.append((getattr(name, "position", None), name.written()))
+                self.names.append((name.position, name.written()))
                 return self._found(symbols.parameter(pname), name, fold_case, symbols.latex_name(pname))
         scripted = "%s^{%s}" % (base, sup) if sup else base  # a named pre-activation a^{h}_t
         for vbase, vname in vocab.vectors.items():
@@ -275,7 +282,7 @@ class ToIR(Transformer):
                     raise Unsupported("cannot read the time index of %s (understood: t, t-1, t+1, 0, 1, ...)"
                                       % name.written())
                 sym = symbols.vector(vname, sub)
-                self.names.append((getattr(name, "position", None), name.written()))
+                self.names.append((name.position, name.written()))
                 return self._found(sym, name, fold_case, symbols.with_time(self.cell.quantities[vname].latex, sub))
         if not fold_case:
             return self._lookup(base, sub, sup, name, fold_case=True)
@@ -299,12 +306,9 @@ class ToIR(Transformer):
             raise Unsupported("the exponent %s is too large" % str(out.exp)[:20])
         return out
 
-    def is_derivative(self, expr):
-        return isinstance(expr, (Partial, Chain))
-
     def product(self, a, b, how: str):
         """a (how) b where how is 'hadamard', 'cdot' or 'juxt'."""
-        if self.is_derivative(a) and self.is_derivative(b):
+        if isinstance(a, (Partial, Chain)) and isinstance(b, (Partial, Chain)):
             parts = (a.args if isinstance(a, Chain) else (a,)) + (b.args if isinstance(b, Chain) else (b,))
             return Chain(*parts)
         sa, sb = self.shape(a), self.shape(b)
@@ -381,14 +385,9 @@ class ToIR(Transformer):
 
     # ---- rules: names and scripts ----------------------------------------------------
     def letter(self, children):
-        name = _Name(str(children[0]))
-        name.position = children[0].start_pos
-        return name
+        return _Name(str(children[0]), position=children[0].start_pos)
 
-    def greek(self, children):
-        name = _Name(str(children[0]))
-        name.position = children[0].start_pos
-        return name
+    greek = letter
 
     def number(self, children):
         text = str(children[0])
@@ -401,15 +400,11 @@ class ToIR(Transformer):
         if isinstance(inner, _Name) and not inner.subs and not inner.sups:
             accent = str(children[0])
             accent = {r"\widetilde": r"\tilde", r"\widehat": r"\hat", r"\overline": r"\bar"}.get(accent, accent)
-            name = _Name("%s{%s}" % (accent, inner.base))
-            name.position = getattr(inner, "position", None)
-            return name
+            return _Name("%s{%s}" % (accent, inner.base), position=inner.position)
         raise Unsupported("%s{...} is understood on a single letter only" % children[0])
 
     def accent_letter(self, children):
-        name = _Name("%s{%s}" % (children[0], children[1]))
-        name.position = children[1].start_pos
-        return name
+        return _Name("%s{%s}" % (children[0], children[1]), position=children[1].start_pos)
 
     def font(self, children):
         return children[1]  # \mathbf{h}: the wrapper changes nothing
@@ -523,7 +518,7 @@ class Side:
     tree: object = None
     warnings: list = field(default_factory=list)
     free: set = field(default_factory=set)
-    names: list = field(default_factory=list)   # (position, written) of the vector symbols
+    names: list = field(default_factory=list)   # (position, written) of every cell symbol read
 
 
 def _nesting(text: str) -> int:

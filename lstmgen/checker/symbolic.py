@@ -15,9 +15,11 @@ import sympy
 from .. import ir, symbols
 from ..reverse import derive
 from . import environment as env
-from .parse import LOSS, STEP_LOSS, Chain, FreeSymbol, IllShaped, Partial
+from .parse import LOSS, STEP_LOSS, Chain, IllShaped, Partial, ref_of
 
 MAX_OPS = 600
+# ir.Dot is not among them: W v is a column, so it may sit inside an elementwise coefficient
+# (the forward equation's σ(W_x^f x_t + ...)).
 _MATRIX_FORMS = (ir.TDot, ir.Outer, ir.SumOverTime, ir.MatMul, ir.Transpose, Chain, Partial, IllShaped)
 
 
@@ -33,10 +35,6 @@ def _is_elementwise(expr) -> bool:
     return not expr.has(*_MATRIX_FORMS, _Row, _RowT)
 
 
-def _time(ref, at: int) -> int:
-    return int(symbols.fix_time(ref.time, at))
-
-
 def chain_expr(chain: Chain, cell_name: str):
     """The chain rule written out with the cell's partial derivatives (a SymPy expression)."""
     d = derive(cell_name)
@@ -48,7 +46,7 @@ def chain_expr(chain: Chain, cell_name: str):
     elif num == LOSS and den.name in d.step:
         current = d.summed(den.name)
     else:
-        num_ref = symbols.read(num) if isinstance(num, sympy.Symbol) else None
+        num_ref = ref_of(num)
         if num_ref is not None and num_ref.name == STEP_LOSS:
             den_ref = symbols.read(den)
             if den_ref is None or den_ref.name != d.cell.output or den_ref.time != num_ref.time:
@@ -68,29 +66,20 @@ def chain_expr(chain: Chain, cell_name: str):
 def _step(num, den, upstream, cell_name):
     """upstream · ∂num/∂den, symbolically (num a cell quantity at some time)."""
     cell = derive(cell_name).cell
-    ref = symbols.read(num) if isinstance(num, sympy.Symbol) and not isinstance(num, FreeSymbol) else None
-    if ref is None or ref.role != "value" or ref.name not in {eq.target for eq in cell.equations}:
+    ref = ref_of(num)
+    if ref is None or ref.role != "value" or ref.name not in env.equation_targets(cell_name):
         raise NotCanonical("not a quantity with an equation")
-    den_ref = symbols.read(den) if isinstance(den, sympy.Symbol) else None
+    den_ref = ref_of(den)
     if den_ref is None:
         if not _is_parameter(den, cell):
             raise NotCanonical("an unknown variable")
         wrt = den
     else:
-        if (symbols.time_offset(ref.time) is None) != (symbols.time_offset(den_ref.time) is None):
+        wrt = env.relative_to(den_ref, ref.time)
+        if wrt is None:
             raise NotCanonical("mixed time indices")
-        wrt = symbols.vector(den_ref.name, symbols.time_label(_time(den_ref, 2) - _time(ref, 2)))
-    gradient = env.local_gradient(cell_name, ref.name, wrt)
-    if ref.time != "t":
-        gradient = _retime(gradient, ref.time)
+    gradient = env.at_time(env.local_gradient(cell_name, ref.name, wrt), ref.time)
     return gradient.xreplace({env.UPSTREAM: upstream})
-
-
-def _retime(expr, time):
-    offset = symbols.time_offset(time)
-    if offset is None:
-        return symbols.retime(expr, lambda t: symbols.fix_time(t, int(time)))
-    return symbols.retime(expr, lambda t: symbols.shift_time(t, offset))
 
 
 def tidy(expr, cell_name: str):
@@ -110,8 +99,6 @@ def tidy(expr, cell_name: str):
     args = [tidy(a, cell_name) for a in expr.args]
     if isinstance(expr, ir.MatMul):
         return _matmul(args[0], args[1], cell)
-    if isinstance(expr, (sympy.Add, sympy.Mul)):
-        return expr.func(*args)
     return expr.func(*args)
 
 
