@@ -43,6 +43,7 @@ def document_context(d, fmt: str = "tex", hadamard: str = "*") -> dict:
         "output": doc.symbol(symbols.vector(cell.output)),
         "upstream": doc.symbol(symbols.vector(cell.output, "t", "upstream")),
         "loss": doc.symbol(LOSS),
+        "forward": [doc.forward(eq) for eq in cell.equations],
         "identities": [doc.identity(applied) for applied in _functions(cell)],
         "local_derivatives": [{"name": doc.symbol(symbols.vector(gate)), "equations": doc.local(gate)}
                               for gate in gates],
@@ -108,6 +109,10 @@ class _Document:
         return out
 
     # ---- the equations ---------------------------------------------------------------------
+    def forward(self, eq) -> dict:
+        """One equation of the forward step, as the cell file writes it."""
+        return self.equation(self.symbol(symbols.vector(eq.target)), [self.terms(eq.written)])
+
     def identity(self, applied) -> dict:
         """d f(theta)/d theta = f'(theta), differentiated by SymPy."""
         slope = local_derivative(applied, THETA, applied)
