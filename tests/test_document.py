@@ -283,3 +283,15 @@ def test_document_checks_clean(cell, fmt, hadamard):
     wrong = [(e.line, e.status, e.message) for e in report.equations if e.status != "correct"]
     assert not wrong
     assert len(report.equations) == len(md_equations(text) if fmt == "md" else tex_equations(text))
+
+
+def test_the_document_opens_with_the_forward_step():
+    """The forward equations as the seed's notation writes them, before part 1."""
+    text = render.render_document("lstm", "md")
+    forward = text.index("## The forward step")
+    assert forward < text.index("## 1. Step backward")
+    for line in (r"$$f_t = \sigma(W_x^f x_t + W_h^f h_{t-1} + b^f)$$",
+                 r"$$\tilde{c}_t = \tanh(W_x^c x_t + W_h^c h_{t-1} + b^c)$$",
+                 r"$$c_t = f_t * c_{t-1} + i_t * \tilde{c}_t$$",
+                 r"$$h_t = o_t * \tanh(c_t)$$"):
+        assert line in text[forward:], line
