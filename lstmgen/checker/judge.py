@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import signal
 import threading
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -311,13 +312,17 @@ def _time_limit(seconds: int):
     def expire(signum, frame):
         raise _Timeout()
 
+    outer_left, _ = signal.getitimer(signal.ITIMER_REAL)  # a caller's own alarm, kept running
+    started = time.monotonic()
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, min(seconds, outer_left) if outer_left else seconds)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer_left:
+            signal.setitimer(signal.ITIMER_REAL, max(outer_left - (time.monotonic() - started), 1e-3))
 
 
 def judge(text: str, cell_name: str, hadamard: str = "*") -> Verdict | None:
