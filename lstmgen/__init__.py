@@ -3,7 +3,7 @@
 __version__ = "0.1.0"
 
 
-def check(text, cell="lstm", source="<text>"):
+def check(text, cell=None, source="<text>"):
     """Check a handwritten derivation; see `lstmgen.checker.check_text`."""
     from .checker import check_text
 

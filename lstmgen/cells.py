@@ -17,7 +17,7 @@ import sympy
 
 from . import symbols
 from .errors import CellError
-from .functions import BUILTIN, define
+from .functions import BUILTIN, UserFunction, define
 from .ir import Dot
 
 CELL_DIR = Path(__file__).parent / "cell_files"
@@ -53,9 +53,13 @@ def _canonical(expr: sympy.Expr) -> sympy.Expr:
     return expr.func(*[_canonical(arg) for arg in expr.args])
 
 
-@dataclass
+@dataclass(eq=False)
 class Cell:
-    """A recurrent cell: its input, states, parameters and forward equations in order."""
+    """A recurrent cell: its input, states, parameters and forward equations in order.
+
+    Two cells are equal when their content is (`key`), whatever they are called or where they
+    came from (a cell file, a document's forward equations): every cache is keyed on a Cell.
+    """
 
     name: str
     title: str
@@ -66,6 +70,26 @@ class Cell:
     equations: list[Equation]
     quantities: dict[str, symbols.Quantity] = field(default_factory=dict)
     layout_orders: dict[str, list[str]] = field(default_factory=dict)  # e.g. {"torch": [i, f, g, o]}
+
+    @property
+    def key(self) -> tuple:
+        """The cell's content, as a hashable value (computed once)."""
+        cached = self.__dict__.get("_key")
+        if cached is None:
+            functions = sorted({(type(f).__name__, sympy.srepr(f.formula)) for eq in self.equations
+                                for f in eq.rhs.atoms(UserFunction)})
+            cached = (self.name, self.title, self.input, tuple(self.states), self.output, tuple(self.gate_order),
+                      tuple((eq.target, sympy.srepr(eq.rhs), sympy.srepr(eq.written)) for eq in self.equations),
+                      tuple(sorted((q.name, q.kind, q.latex) for q in self.quantities.values())),
+                      tuple(sorted((k, tuple(v)) for k, v in self.layout_orders.items())), tuple(functions))
+            self.__dict__["_key"] = cached
+        return cached
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Cell) and self.key == other.key
 
     def equation(self, target: str) -> Equation:
         """The equation whose left side is `target` (StopIteration for a name without one)."""
@@ -92,31 +116,13 @@ def builtin_names() -> list[str]:
     return list(_builtin_names())
 
 
-_CELL_CACHES: list = []
-_FILE_STAMPS: dict[str, tuple | None] = {}
+CACHED_CELLS = 64  # cells whose derived facts stay cached (built-in, files, documents' learned cells)
 
 
 def cell_cache(function):
-    """functools.lru_cache for a function of a cell name, emptied when a cell file changes on disk
-    (see `notice_changes`), so that a long-lived process never works from an edited file's past."""
-    cached = lru_cache(maxsize=None)(function)
-    _CELL_CACHES.append(cached)
-    return cached
-
-
-def notice_changes(name_or_path: str) -> None:
-    """Empty every `cell_cache` if the cell file `name_or_path` changed since it was last seen."""
-    if name_or_path in _builtin_names():
-        return
-    try:
-        info = os.stat(name_or_path)
-        stamp = (info.st_mtime_ns, info.st_size)
-    except OSError:
-        stamp = None
-    if _FILE_STAMPS.get(name_or_path, stamp) != stamp:
-        for cache in _CELL_CACHES:
-            cache.cache_clear()
-    _FILE_STAMPS[name_or_path] = stamp
+    """functools.lru_cache for a function of a Cell.  A Cell hashes by its content, so an edited
+    cell file or a document that states another cell never meets a stale entry."""
+    return lru_cache(maxsize=CACHED_CELLS)(function)
 
 
 def load(name_or_path: str) -> Cell:
@@ -128,18 +134,28 @@ def load(name_or_path: str) -> Cell:
         if not path.is_file():
             raise CellError("cell file %s: %s" % (name_or_path, "not a file" if path.exists() else "no such file"))
         try:
-            raw = path.read_bytes()[: MAX_CELL_FILE_BYTES + 1]
+            info = path.stat()
+            if info.st_size > MAX_CELL_FILE_BYTES:  # before reading: a huge file is never read whole
+                raise CellError("cell file %s: larger than %d bytes" % (name_or_path, MAX_CELL_FILE_BYTES))
+            return _load_file(str(path), info.st_mtime_ns, info.st_size)
         except OSError as exc:
             raise CellError("cell file %s: cannot read it (%s)" % (name_or_path, exc.strerror)) from None
-        if len(raw) > MAX_CELL_FILE_BYTES:
-            raise CellError("cell file %s: larger than %d bytes" % (name_or_path, MAX_CELL_FILE_BYTES))
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise CellError("cell file %s: not UTF-8 text" % name_or_path) from None
-        return parse(text, source=str(path), default_name=path.stem)
     raise CellError("unknown cell %r: use one of %s or the path of a .cell file"
                     % (name_or_path, ", ".join(builtin_names())))
+
+
+@lru_cache(maxsize=CACHED_CELLS)
+def _load_file(path: str, mtime_ns: int, size: int) -> Cell:
+    """A cell file, parsed once per version of it on disk (its stamp is part of the key)."""
+    with open(path, "rb") as handle:
+        raw = handle.read(MAX_CELL_FILE_BYTES + 1)
+    if len(raw) > MAX_CELL_FILE_BYTES:
+        raise CellError("cell file %s: larger than %d bytes" % (path, MAX_CELL_FILE_BYTES))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CellError("cell file %s: not UTF-8 text" % path) from None
+    return parse(text, source=path, default_name=Path(path).stem)
 
 
 @lru_cache(maxsize=None)
@@ -168,6 +184,20 @@ def parse(text: str, source: str = "<cell>", default_name: str = "cell") -> Cell
         raise CellError("%s: an expression is nested too deeply" % source) from None
 
 
+def from_equations(equations: list, *, name: str, title: str, input: str, states: list[str], output: str,
+                   latex: dict[str, str], source: str, line: int = 1) -> Cell:
+    """A Cell from equations that were read elsewhere (a document's forward equations):
+    [(target, SymPy expression over `symbols`, line)], validated exactly like a cell file."""
+    builder = _Builder(source, name)
+    builder.title, builder.input, builder.states, builder.output = title, input, list(states), output
+    builder.latex = dict(latex)
+    targets = [target for target, _, _ in equations]
+    for state in states:
+        if state not in targets:
+            builder.fail(line, "state %s has no equation" % latex.get(state, state))
+    return builder.assemble(equations, line)
+
+
 def _show(found) -> str:
     if found is None:
         return "end of input"
@@ -192,6 +222,8 @@ class _Builder:
         self.raw_equations: list[tuple[str, lark.Tree, int]] = []
 
     def fail(self, node, message: str):
+        if isinstance(node, int):  # a line number
+            raise CellError("%s:%d: %s" % (self.source, node, message))
         meta = getattr(node, "meta", None)
         line = getattr(node, "line", None) or (getattr(meta, "line", None) if meta else None) or 1
         column = getattr(node, "column", None) or (getattr(meta, "column", None) if meta else None) or 1
@@ -212,10 +244,14 @@ class _Builder:
             if state not in targets:
                 self.fail(tree, "state %s has no equation `%s = ...`" % (state, state))
         known_vectors = {self.input, *self.states, *targets}
-        equations = []
-        for target, node, line in self.raw_equations:
-            written = self._expr(node, known_vectors)
-            equations.append(Equation(target, _canonical(written), line, written))
+        return self.assemble([(target, self._expr(node, known_vectors), line)
+                              for target, node, line in self.raw_equations], tree)
+
+    def assemble(self, written_equations: list, where=None) -> Cell:
+        """The validated Cell of equations (target, SymPy expression as written, line); the
+        checks every cell passes, whether its equations come from a cell file or a document."""
+        tree = where
+        equations = [Equation(target, _canonical(written), line, written) for target, written, line in written_equations]
         for eq in equations:
             if eq.rhs.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
                 raise CellError("%s:%d: the equation of %s is not finite (a division by zero?)"

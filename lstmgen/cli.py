@@ -46,7 +46,9 @@ def _parser() -> argparse.ArgumentParser:
                            description="Read LaTeX/Markdown derivations and judge every equation. "
                                        "Exit 0: all correct; 1: some incorrect or unrecognized; 2: unusable input.")
     check.add_argument("files", nargs="+", metavar="FILE", help=".md/.tex files or folders of them")
-    check.add_argument("--cell", default="lstm", help="built-in cell name or .cell file (default: lstm)")
+    check.add_argument("--cell", default=None,
+                       help="built-in cell name or .cell file (default: the cell the document's forward "
+                            "equations state, else lstm)")
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 

@@ -10,6 +10,8 @@ SymPy functions, so one expression tree serves the printers, the checker and the
 * ``SumOverTime(e)`` Σ_t e    -- a step gradient summed over t = 1..T
 * ``Transpose(a)``   aᵀ       -- only in parsed documents
 * ``MatMul(a, b)``   a b      -- only in parsed documents
+* ``Stack(a, x)``    [a, x]   -- vectors stacked into one, only in parsed documents
+* ``Blocks(U, W)``   [U  W]   -- matrices side by side, only in parsed documents
 """
 from __future__ import annotations
 
@@ -50,6 +52,18 @@ class MatMul(sympy.Function):
     """a b, the matrix product of a parsed document's expression."""
 
     nargs = 2
+
+
+class Stack(sympy.Function):
+    """[a, x]: vectors stacked into one (an author's concatenated input); a 1 folds in a bias."""
+
+    is_commutative = True
+
+
+class Blocks(sympy.Function):
+    """[W_h^f  W_x^f]: matrices side by side, an author's one W_f on a stacked vector."""
+
+    is_commutative = True
 
 
 def product(factors) -> sympy.Expr:

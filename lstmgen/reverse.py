@@ -90,17 +90,13 @@ class Derivation:
         return symbols.retime(self.step_gradient(state), lambda t: symbols.fix_time(t, 1))
 
 
-def derive(cell_name: str) -> Derivation:
-    """The derivation of a built-in cell or a cell file (cached until the file changes)."""
-    cells.notice_changes(cell_name)
-    return _derive(cell_name)
+def derive(cell: cells.Cell | str) -> Derivation:
+    """The derivation of a Cell, a built-in cell's name or a cell file's path (cached on the
+    cell's content, so an edited file is derived anew)."""
+    return derive_cell(cell if isinstance(cell, cells.Cell) else cells.load(cell))
 
 
 @cells.cell_cache
-def _derive(cell_name: str) -> Derivation:
-    return derive_cell(cells.load(cell_name))
-
-
 def derive_cell(cell: cells.Cell) -> Derivation:
     """Walk the equations from the outputs back to the inputs, collecting one Term per path."""
     adjoint: dict[str, list[Term]] = {s: [Term((s,), (symbols.vector(s, "t", "adjoint"),))]

@@ -236,8 +236,9 @@ def test_python_api_returns_objects():
     entry = report.equations[0]
     assert (entry.line, entry.status) == (1, "incorrect") and entry.expected and entry.lhs
     data = report.to_dict()
-    assert set(data) == {"file", "equations", "summary"}
-    assert set(data["equations"][0]) == {"line", "lhs", "status", "expected", "message", "warnings"}
+    assert set(data) == {"file", "cell", "equations", "summary"}
+    assert data["cell"]["source"] == "option" and data["cell"]["name"] == "lstm"
+    assert set(data["equations"][0]) == {"line", "lhs", "status", "kind", "expected", "message", "warnings"}
 
 
 def test_empty_and_prose_documents_are_unrecognized():

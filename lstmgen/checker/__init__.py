@@ -1,8 +1,17 @@
 """`lstmgen check`: one verdict per handwritten equation (correct, incorrect, unrecognized).
 
-extract.py finds the display equations of a document, parse.py reads each with the grammar
-in grammars/latex.lark, judge.py compares it with the derivation (symbolic.py asks SymPy,
-environment.py supplies the numeric witness values), report.py prints the verdicts.
+The stages, in the order a document meets them:
+
+* extract.py   finds the equations of a Markdown or LaTeX document, with their lines;
+* learn.py     builds the document's `Notation` (notation.py): the cell its forward equations
+               state (or --cell, or the default), how it writes that cell's symbols, its products,
+               layout and defined names;
+* parse.py     reads each equation with the grammar in grammars/latex.lark, in that notation;
+* judge.py     compares it with the derivation: targets.py says what its left side means,
+               evaluation.py gives every side's values at the witness points (environment.py),
+               symbolic.py asks SymPy, diagnose.py explains a difference, expected.py prints the
+               right formula in the author's notation;
+* report.py    prints the verdicts as text or JSON.
 """
 from __future__ import annotations
 
@@ -10,9 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-from .. import reverse
+from .. import cells
 from ..errors import DocumentError
-from . import extract
+from . import extract, learn
 from .judge import judge
 from .report import EquationReport, FileReport, to_json, to_text
 
@@ -24,20 +33,11 @@ SECONDS_PER_DOCUMENT = 120  # past this, the remaining equations are reported, n
 SUFFIXES = (".md", ".tex", ".markdown")
 
 
-def _cell_name(cell: str) -> str:
-    """Validate the cell early (CellError for an unknown one); a .cell path is used as given.
-    Deriving it first also empties the caches when the cell file was edited since."""
-    reverse.derive(cell)
-    return cell
-
-
-def _hadamard(text: str) -> str:
-    return "odot" if r"\odot" in text and text.count(r"\odot") >= text.count("*") else "*"
-
-
-def check_text(text: str, cell: str = "lstm", source: str = "<text>") -> FileReport:
-    """Judge every display equation of `text` (Markdown or LaTeX) against `cell`'s derivation."""
-    cell = _cell_name(cell)
+def check_text(text: str, cell: str | None = None, source: str = "<text>") -> FileReport:
+    """Judge every equation of `text` (Markdown or LaTeX) against the cell its forward equations
+    state, or `cell` (a built-in name or a .cell file) when given, or the default lstm."""
+    if cell is not None:
+        cells.load(cell)  # CellError for an unknown cell, before anything is read
     if not isinstance(text, str):
         raise DocumentError("%s: the document must be text" % source)
     if len(text.encode("utf-8", "surrogatepass")) > MAX_DOCUMENT_BYTES:
@@ -45,26 +45,33 @@ def check_text(text: str, cell: str = "lstm", source: str = "<text>") -> FileRep
     if "\x00" in text:
         raise DocumentError("%s: a binary file, not a Markdown or LaTeX document" % source)
     tex = source.endswith(".tex") or r"\begin{document}" in text
-    found, unterminated = extract.equations(text.replace("\r\n", "\n").replace("\r", "\n"), tex=tex)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    found, unterminated = extract.equations(text, tex=tex)
     if len(found) > MAX_EQUATIONS:
         raise DocumentError("%s: more than %d equations" % (source, MAX_EQUATIONS))
-    hadamard = _hadamard(text)
-    report = FileReport(source)
+    notation = learn.notation_of(found, cell, text)
+    report = FileReport(source, notation=notation)
     if not text.strip():
         report.equations.append(EquationReport(1, "", "unrecognized", "", "the document is empty"))
         return report
+    definitions = learn.define_names(found, notation)
     deadline = time.monotonic() + SECONDS_PER_DOCUMENT
-    for eq in found:
+    for index, eq in enumerate(found):
+        if notation.origin == "learned" and eq.line in notation.forward:
+            report.equations.append(EquationReport(eq.line, eq.text.split("=")[0].strip()[:200], "correct", "",
+                                                   "a forward equation: the cell was learned from it", kind="forward"))
+            continue
         if time.monotonic() > deadline:
             report.equations.append(EquationReport(eq.line, "", "unrecognized", "",
                                                    "not judged: the document took longer than %d s"
                                                    % SECONDS_PER_DOCUMENT))
             continue
-        verdict = judge(eq.text, cell, hadamard)
-        if verdict is None:
-            continue
+        verdict = judge(eq.text, notation, definitions.get(index, ""))
+        if verdict is None or (getattr(eq, "inline", False) and verdict.status == "unrecognized"):
+            continue  # inline math the checker cannot read is prose, not a claim
         report.equations.append(EquationReport(eq.line, verdict.lhs, verdict.status, verdict.expected,
-                                               verdict.message, list(verdict.warnings)))
+                                               verdict.message, list(verdict.warnings),
+                                               kind="definition" if index in definitions else "backward"))
     for line in unterminated:
         report.equations.append(EquationReport(line, "", "unrecognized", "",
                                                "a display-math block opened here is never closed"))
@@ -92,7 +99,7 @@ def _read(path: Path) -> str:
         raise DocumentError("%s: not UTF-8 text" % path) from None
 
 
-def check_file(path, cell: str = "lstm") -> FileReport:
+def check_file(path, cell: str | None = None) -> FileReport:
     path = Path(path)
     return check_text(_read(path), cell=cell, source=str(path))
 
@@ -117,14 +124,15 @@ def _documents(paths: list) -> list[Path]:
     return out
 
 
-def run_check(paths: list, cell: str = "lstm", as_json: bool = False) -> int:
+def run_check(paths: list, cell: str | None = None, as_json: bool = False) -> int:
     """The `lstmgen check` command.
 
     Exit code 0 when every equation of every document is correct, 1 when any is incorrect or
     unrecognized; an unusable single document raises DocumentError (the CLI's exit 2).  With
     several documents (a class's submissions) an unreadable one becomes an 'unrecognized' entry
     so that the others are still checked."""
-    cell = _cell_name(cell)
+    if cell is not None:
+        cells.load(cell)
     documents = _documents(list(paths))
     several = len(documents) > 1 or any(Path(p).is_dir() for p in paths)
     reports = []

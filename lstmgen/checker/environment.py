@@ -39,8 +39,8 @@ def vector_dim(cell, name: str) -> str:
 
 
 @cell_cache
-def _matrix_columns(cell_name: str) -> dict:
-    d = derive(cell_name)
+def _matrix_columns(cell: str) -> dict:
+    d = derive(cell)
     out = {}
     for eq in d.cell.equations:
         for dot in eq.rhs.atoms(ir.Dot):
@@ -49,16 +49,16 @@ def _matrix_columns(cell_name: str) -> dict:
     return out
 
 
-def parameter_shape(cell_name: str, name: str) -> tuple:
+def parameter_shape(cell: str, name: str) -> tuple:
     """('H', 'D') for W_x^f, ('H', 1) for a bias or a diagonal weight."""
-    cols = _matrix_columns(cell_name)
+    cols = _matrix_columns(cell)
     return ("H", cols[name]) if name in cols else ("H", 1)
 
 
 @cell_cache
-def equation_targets(cell_name: str) -> frozenset:
+def equation_targets(cell: str) -> frozenset:
     """Names of the quantities computed by an equation of the cell (not inputs or parameters)."""
-    return frozenset(eq.target for eq in derive(cell_name).cell.equations)
+    return frozenset(eq.target for eq in derive(cell).cell.equations)
 
 
 def at_time(expr, time: str):
@@ -84,8 +84,8 @@ def relative_to(den_ref, at: str):
 
 # ----------------------------------------------------------------------------- backward walk
 @cell_cache
-def _opaque(cell_name: str, target: str):
-    eq = derive(cell_name).cell.equation(target)
+def _opaque(cell: str, target: str):
+    eq = derive(cell).cell.equation(target)
     rhs, stand_ins = opaque_products(eq.rhs)
     slopes = {}
     for wrt in sorted(rhs.free_symbols, key=str):
@@ -93,15 +93,15 @@ def _opaque(cell_name: str, target: str):
     return rhs, stand_ins, slopes
 
 
-def _backward(cell_name: str, seeds: dict, into_states: bool, follow: bool = True) -> dict:
+def _backward(cell: str, seeds: dict, into_states: bool, follow: bool = True) -> dict:
     """Push `seeds` {quantity name at t: upstream expr} back through the step equations.
 
     Returns {symbol: gradient expr} for every symbol reached (values at t and t-1, the input,
     parameters).  With into_states False a state at t is a leaf (its seed is a total); with
     follow False only the seeds' own equations are differentiated (partial derivatives)."""
-    d = derive(cell_name)
+    d = derive(cell)
     cell = d.cell
-    targets = equation_targets(cell_name)
+    targets = equation_targets(cell)
     acc: dict = {}
     pending = {symbols.vector(name): [up] for name, up in seeds.items()}
 
@@ -120,7 +120,7 @@ def _backward(cell_name: str, seeds: dict, into_states: bool, follow: bool = Tru
         if out_sym not in pending:
             continue
         up = ir.total(pending.pop(out_sym))
-        rhs, stand_ins, slopes = _opaque(cell_name, eq.target)
+        rhs, stand_ins, slopes = _opaque(cell, eq.target)
         for wrt, slope in slopes.items():
             if wrt in stand_ins:
                 continue
@@ -134,7 +134,7 @@ def _backward(cell_name: str, seeds: dict, into_states: bool, follow: bool = Tru
 
 
 @cell_cache
-def local_gradient(cell_name: str, target: str, wrt: sympy.Symbol) -> sympy.Expr:
+def local_gradient(cell: str, target: str, wrt: sympy.Symbol) -> sympy.Expr:
     """∂ sum(UPSTREAM * target_t) / ∂ wrt (wrt at t, t-1 or a parameter).
 
     When target's own equation uses wrt, this is the partial derivative of that equation: a
@@ -144,19 +144,19 @@ def local_gradient(cell_name: str, target: str, wrt: sympy.Symbol) -> sympy.Expr
     all (the seed's ∂c_t/∂o_t).  ∂q_t/∂q_t is the identity: the upstream itself."""
     if wrt == symbols.vector(target):
         return UPSTREAM
-    direct = _backward(cell_name, {target: UPSTREAM}, into_states=True, follow=False)
+    direct = _backward(cell, {target: UPSTREAM}, into_states=True, follow=False)
     if wrt in direct:
         return direct[wrt]
-    reached = _backward(cell_name, {target: UPSTREAM}, into_states=True)
+    reached = _backward(cell, {target: UPSTREAM}, into_states=True)
     return reached.get(wrt, sympy.Integer(0))
 
 
 @cell_cache
-def adjoint_expr(cell_name: str, name: str) -> sympy.Expr:
+def adjoint_expr(cell: str, name: str) -> sympy.Expr:
     """dL/dq_t of an intermediate q in terms of the states' total gradients at t."""
-    d = derive(cell_name)
+    d = derive(cell)
     seeds = {s: symbols.vector(s, "t", "adjoint") for s in d.cell.states}
-    reached = _backward(cell_name, seeds, into_states=False)
+    reached = _backward(cell, seeds, into_states=False)
     return reached.get(symbols.vector(name), sympy.Integer(0))
 
 
@@ -165,7 +165,7 @@ def adjoint_expr(cell_name: str, name: str) -> sympy.Expr:
 class Witness:
     """One random draw: arrays keyed by (role, name, step) and parameters by name."""
 
-    cell_name: str
+    cell: str
     D: int
     H: int
     T: int
@@ -186,7 +186,7 @@ class Witness:
         key = (ref.role, ref.name, step)
         if key in self.vectors:
             return self.vectors[key]
-        cell = derive(self.cell_name).cell
+        cell = derive(self.cell).cell
         if ref.role != "value" and step > self.T and ref.name in cell.quantities:
             return np.zeros((self.dim(vector_dim(cell, ref.name)), 1))
         if ref.role == "upstream" and ref.name in cell.quantities and 0 <= step:
@@ -198,19 +198,19 @@ class Witness:
 
 
 @cell_cache
-def witnesses(cell_name: str) -> tuple:
+def witnesses(cell: str) -> tuple:
     """The random draws of `DRAWS` for a cell (seeded, so verdicts are reproducible)."""
     with np.errstate(all="ignore"):  # a cell's log of a negative value gives NaN, not a warning on stderr
-        return tuple(_draw(cell_name, D, H, T, seed) for seed, (D, H, T) in enumerate(DRAWS))
+        return tuple(_draw(cell, D, H, T, seed) for seed, (D, H, T) in enumerate(DRAWS))
 
 
-def _draw(cell_name: str, D: int, H: int, T: int, seed: int) -> Witness:
-    d: Derivation = derive(cell_name)
+def _draw(cell: str, D: int, H: int, T: int, seed: int) -> Witness:
+    d: Derivation = derive(cell)
     cell = d.cell
     rng = np.random.RandomState(1234 + seed)
-    w = Witness(cell_name, D, H, T)
+    w = Witness(cell, D, H, T)
     for q in cell.parameters:
-        rows, cols = parameter_shape(cell_name, q.name)
+        rows, cols = parameter_shape(cell, q.name)
         fan_in = w.dim(cols)
         w.params[q.name] = rng.randn(w.dim(rows), w.dim(cols)) / np.sqrt(fan_in)
     last = T + 1  # one extra step, so that formulas at t = T can read values at t+1
@@ -235,7 +235,7 @@ def _draw(cell_name: str, D: int, H: int, T: int, seed: int) -> Witness:
                 w.vectors[("adjoint", state, step)] = value
                 todo.remove(state)
         if todo:
-            raise EvaluationError("cannot order the state gradients of %s" % cell_name)
+            raise EvaluationError("cannot order the state gradients of %s" % cell)
     for state in cell.states:
         w.vectors[("adjoint", state, 0)] = w.evaluator(1)(d.initial(state))
     for step in range(1, T + 1):
@@ -243,5 +243,5 @@ def _draw(cell_name: str, D: int, H: int, T: int, seed: int) -> Witness:
         w.vectors[("adjoint", cell.input, step)] = ev(d.step_gradient(cell.input))
         for eq in cell.equations:
             if eq.target not in cell.states:
-                w.vectors[("adjoint", eq.target, step)] = ev(adjoint_expr(cell_name, eq.target))
+                w.vectors[("adjoint", eq.target, step)] = ev(adjoint_expr(cell, eq.target))
     return w

@@ -1,41 +1,35 @@
-"""Verdicts: what an equation's left side means, the true value from the derivation, and a
-diagnosis of every link of the equation that differs from it.
+"""Verdicts: one per equation, from the meaning of its left side (`targets`), the numeric values
+of every side at the witness points (`evaluation`), SymPy's word where it can give one
+(`symbolic`) and a diagnosis of every link that differs (`diagnose`).
 
 The truth comes from `lstmgen.reverse` (step gradients, state totals, summed gradients, local
 derivatives) and the cell's own equations; the checker adds no derivative knowledge.  A link is
 decided numerically at the witness points of `environment.POINTS` (several random draws with
 D != H); when the numbers agree, `symbolic.equal` is asked too, and the verdict says whether SymPy
-could show the equality (it never overrules the numbers).
+could show the equality (it never overrules the numbers).  Where the author's notation allows two
+readings (a `*` that may be a matrix product, a dΓ_o that may mean the pre-activation's gradient)
+and one makes the equation right, it is judged under that reading, with a warning that says so.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import sympy
 
-from .. import ir, symbols
-from ..evaluate import EvaluationError, Evaluator, ShapeError, close
-from ..functions import sigmoid
-from ..rules import local_derivative
-from ..printing.latex import derivative, latex
-from ..reverse import derive
-from . import environment as env
+from .. import cells, ir, symbols
+from ..evaluate import EvaluationError, ShapeError
 from . import symbolic
-from .parse import (LOSS, STEP_LOSS, Chain, FreeSymbol, IllShaped, Partial, Unsupported, build_side,
-                    parse_equation, ref_of, shape, show_shape, vocabulary)
-
-MATRIX_NODES = (ir.Dot, ir.TDot, ir.Outer, ir.MatMul, ir.Transpose, ir.SumOverTime, Chain, Partial, IllShaped)
-
-
-class BrokenChain(EvaluationError):
-    """A chain-rule product whose factors do not connect (∂L/∂h_t · ∂c_t/∂f_t)."""
+from .diagnose import _transpose_repair, diagnose
+from .evaluation import BrokenChain, agree, lower, truth as truth_values, values
+from .expected import to_latex
+from .notation import Notation
+from .parse import Chain, Unsupported, parse_equation
+from .targets import Target, definition_readings, preactivation_gradient, target_of, terms as _terms
 
 
 @dataclass
@@ -45,252 +39,6 @@ class Verdict:
     expected: str = ""
     message: str = ""
     warnings: list = field(default_factory=list)
-
-
-# ----------------------------------------------------------------------------- printing
-def to_latex(expr, cell_name: str, hadamard: str = "*") -> str:
-    """LaTeX of an expected formula in the writer's notation ('' for None)."""
-    if expr is None:
-        return ""
-    return latex(expr, derive(cell_name).cell, hadamard)
-
-
-# ----------------------------------------------------------------------------- evaluation
-def lower(expr):
-    """∂L/∂v (v a cell vector) -> the adjoint symbol dL/dv; any other ∂A/∂B (∂ℓ_t/∂h_t, ∂L/∂W,
-    ∂f_t/∂x_t) -> a one-factor Chain, which the evaluator reads as a vector-Jacobian product."""
-    if isinstance(expr, Chain):
-        return expr
-    if isinstance(expr, Partial):
-        num, den = expr.args
-        ref = ref_of(den)
-        if num == LOSS and ref is not None:
-            return symbols.vector(ref.name, ref.time, "adjoint")
-        return Chain(expr)
-    if not expr.args:
-        return expr
-    args = [lower(a) for a in expr.args]
-    if isinstance(expr, (sympy.Add, sympy.Mul)):
-        return expr.func(*args, evaluate=False)
-    return expr.func(*args)
-
-
-class DocEvaluator(Evaluator):
-    """Evaluates parsed documents: adds chain-rule products and shape problems."""
-
-    def __init__(self, witness, t, cell_name, free=None):
-        self.witness = witness
-        self.cell_name = cell_name
-        self.free = free or {}
-        super().__init__(self._lookup, t, witness.T)
-
-    def _lookup(self, symbol, t):
-        if isinstance(symbol, FreeSymbol):
-            if symbol.name in self.free:
-                return self.free[symbol.name]
-            raise EvaluationError("unknown symbol %s" % symbol.name)
-        if symbol == env.UPSTREAM:
-            return self.free["<upstream>"]
-        ref = symbols.read(symbol)
-        if ref is not None and ref.name == STEP_LOSS:
-            raise EvaluationError("ℓ_t is a scalar loss term")
-        return self.witness.lookup(symbol, t)
-
-    def _eval_IllShaped(self, expr):
-        raise ShapeError(str(expr.args[2]))
-
-    def _eval_Partial(self, expr):
-        return self._eval_Chain(Chain(expr))
-
-    def _time(self, ref) -> int:
-        return int(symbols.fix_time(ref.time, self.t))
-
-    def _vjp(self, num, den, upstream):
-        """upstream · ∂num/∂den (gradient of sum(upstream * num) with respect to den)."""
-        num_ref = ref_of(num)
-        if num_ref is None or num_ref.role != "value":
-            if isinstance(num, sympy.Symbol):
-                raise EvaluationError("∂%s/∂…: not a quantity with an equation" % num)
-            if num.has(*MATRIX_NODES):
-                raise EvaluationError("a derivative of a matrix expression")
-            slope = sympy.diff(num, den)
-            return upstream * self(slope)
-        if num_ref.name not in env.equation_targets(self.cell_name):
-            if num == den:
-                return upstream
-            raise EvaluationError("%s has no equation to differentiate" % num_ref.name)
-        at = self._time(num_ref)
-        if isinstance(den, FreeSymbol):
-            raise EvaluationError("unknown symbol %s" % den.name)
-        den_ref = symbols.read(den)
-        if den_ref is None:
-            wrt = den
-        else:
-            offset = self._time(den_ref) - at
-            if offset not in (0, -1):
-                return self._zero(den)
-            wrt = symbols.vector(den_ref.name, symbols.time_label(offset))
-        gradient = env.local_gradient(self.cell_name, num_ref.name, wrt)
-        inner = DocEvaluator(self.witness, at, self.cell_name, dict(self.free, **{"<upstream>": upstream}))
-        value = inner(gradient)
-        if np.shape(value) == () and float(value) == 0.0:
-            return self._zero(den)
-        return value
-
-    def _zero(self, den):
-        """The zero gradient: shaped like the quantity it is taken with respect to."""
-        return np.zeros_like(np.asarray(self(den), dtype=float))
-
-    def _eval_Chain(self, expr):
-        parts = expr.args
-        num, den = parts[0].args
-        if num == LOSS:
-            ref = symbols.read(den)
-            if ref is None:  # ∂L/∂W on a right side: the gradient over the sequence
-                d = derive(self.cell_name)
-                if den.name not in d.step:
-                    raise EvaluationError("%s is not a parameter" % den.name)
-                current = self(d.summed(den.name))
-            else:
-                current = self(symbols.vector(ref.name, ref.time, "adjoint"))
-        elif ref_of(num) is not None and ref_of(num).name == STEP_LOSS:
-            current = self._step_loss(num, den)
-        else:
-            current = self._vjp(num, den, np.ones_like(np.asarray(self(num), dtype=float)))
-        previous = den
-        for part in parts[1:]:
-            num, den = part.args
-            if not self._same(num, previous):
-                raise BrokenChain("the chain breaks: a factor ∂…/∂%s is followed by ∂%s/∂…"
-                                  % (_plain(previous), _plain(num)))
-            current = self._vjp(num, den, current)
-            previous = den
-        return current
-
-    def _step_loss(self, num, den):
-        d = derive(self.cell_name)
-        num_ref, den_ref = symbols.read(num), symbols.read(den)
-        if den_ref is None or den_ref.name != d.cell.output:
-            raise EvaluationError("∂ℓ_t/∂… is understood for the output %s only" % d.cell.output)
-        if self._time(num_ref) != self._time(den_ref):
-            return self._zero(den)
-        return self(symbols.vector(den_ref.name, den_ref.time, "upstream"))
-
-    def _same(self, a, b) -> bool:
-        if a == b:
-            return True
-        ra, rb = ref_of(a), ref_of(b)
-        return bool(ra and rb and ra.name == rb.name and self._time(ra) == self._time(rb))
-
-
-def _plain(sym) -> str:
-    ref = ref_of(sym)
-    if ref:
-        return "%s_%s" % (ref.name, ref.time)
-    return sym.name if isinstance(sym, sympy.Symbol) else "an expression"
-
-
-def agree(a: list, b: list) -> bool:
-    return len(a) == len(b) and all(close(x, y) for x, y in zip(a, b, strict=True))
-
-
-# ----------------------------------------------------------------------------- the left side
-@dataclass
-class Target:
-    """What the left side denotes: the expected expression and how to describe it."""
-
-    expr: object                      # expected SymPy expression (None: compare with the LHS itself)
-    kind: str                         # gradient | summed | state | local | upstream | forward | identity | plain
-    name: str = ""                    # quantity or parameter name
-    time: str = "t"
-    terms: list = field(default_factory=list)   # [(expr, family label, Term or None)]
-    free: dict = field(default_factory=dict)
-
-
-def _family(cell, via: str) -> str:
-    q = cell.quantities.get(via)
-    return "%s family" % symbols.with_time(q.latex, "t") if q else ""
-
-
-def _gradient_terms(d, name, time, summed=False):
-    out = []
-    for term in d.step[name].terms:
-        expr = env.at_time(term.expr(), time)
-        out.append((ir.SumOverTime(expr) if summed else expr, _family(d.cell, term.via), term))
-    return out
-
-
-def target_of(lhs, sides, cell_name: str) -> Target:
-    d = derive(cell_name)
-    cell = d.cell
-    targets = env.equation_targets(cell_name)
-    summed = any(s.expr.has(ir.SumOverTime) for s in sides[1:])
-    if isinstance(lhs, Partial):
-        num, den = lhs.args
-        if isinstance(den, FreeSymbol):
-            if num.has(*MATRIX_NODES) or not num.free_symbols <= {den}:
-                raise Unsupported("unknown symbol %s" % den.name)
-            return Target(sympy.diff(num, den), "identity", den.name)
-        den_ref = symbols.read(den)
-        if num == LOSS:
-            if den_ref is None:
-                if den.name not in d.step:
-                    raise Unsupported("%s is not a parameter of the cell" % den.name)
-                if summed:
-                    return Target(d.summed(den.name), "summed", den.name,
-                                  terms=_gradient_terms(d, den.name, "t", summed=True))
-                return Target(d.step_gradient(den.name), "gradient", den.name,
-                              terms=_gradient_terms(d, den.name, "t"))
-            name, time = den_ref.name, den_ref.time
-            if name == cell.input:
-                if symbols.time_offset(time) is None and not 1 <= int(time) <= env.MIN_STEPS:
-                    raise Unsupported("%s at step %s is outside the sequence" % (name, time))
-                return Target(env.at_time(d.step_gradient(name), time), "gradient", name, time,
-                              terms=_gradient_terms(d, name, time))
-            if name in cell.states:
-                offset = symbols.time_offset(time)
-                if offset is not None and offset < 0:
-                    back = env.at_time(d.step_gradient(name), symbols.time_label(offset + 1))
-                    return Target(back, "gradient", name, time,
-                                  terms=_gradient_terms(d, name, symbols.time_label(offset + 1)))
-                if time == "0":
-                    return Target(d.initial(name), "gradient", name, time,
-                                  terms=_gradient_terms(d, name, "1"))
-                expr = env.at_time(d.state_total(name), time)
-                return Target(expr, "state", name, time, terms=[(a, "", None) for a in _terms(expr)])
-            if name in targets:
-                expr = env.at_time(env.adjoint_expr(cell_name, name), time)
-                return Target(expr, "state", name, time, terms=[(a, "", None) for a in _terms(expr)])
-            raise Unsupported("∂L/∂%s is not a gradient the cell defines" % name)
-        num_ref = ref_of(num)
-        if num_ref is not None and num_ref.name == STEP_LOSS:
-            if den_ref is None or den_ref.name != cell.output or den_ref.time != num_ref.time:
-                raise Unsupported("∂ℓ_t/∂… is understood for the output %s_t only" % cell.output)
-            return Target(symbols.vector(cell.output, den_ref.time, "upstream"), "upstream", cell.output)
-        if num_ref is not None and num_ref.role == "value" and num_ref.name in targets:
-            at = num_ref.time
-            if den_ref is None:
-                wrt_name, wrt = den.name, den
-            else:
-                wrt = env.relative_to(den_ref, at)
-                if wrt is None:
-                    raise Unsupported("a derivative mixing a step index and t")
-                wrt_name = wrt.name
-            direct = d.local.get((num_ref.name, wrt_name))
-            if direct is not None:
-                expr = direct.expr()
-            else:
-                expr = env.local_gradient(cell_name, num_ref.name, wrt).xreplace({env.UPSTREAM: sympy.Integer(1)})
-            expr = env.at_time(expr, at)
-            return Target(expr, "local", num_ref.name, at, terms=[(a, "", None) for a in _terms(expr)])
-        if not num.has(*MATRIX_NODES) and isinstance(den, sympy.Symbol):
-            return Target(sympy.diff(lower(num), den), "local", "", "")
-        raise Unsupported("cannot read the derivative on the left side")
-    lhs_ref = ref_of(lhs)
-    if lhs_ref is not None and lhs_ref.role == "value" and lhs_ref.name in targets:
-        expr = env.at_time(cell.equation(lhs_ref.name).rhs, lhs_ref.time)
-        return Target(expr, "forward", lhs_ref.name, lhs_ref.time)
-    return Target(None, "plain")
 
 
 # ----------------------------------------------------------------------------- judging
@@ -325,15 +73,17 @@ def _time_limit(seconds: int):
             signal.setitimer(signal.ITIMER_REAL, max(outer_left - (time.monotonic() - started), 1e-3))
 
 
-def judge(text: str, cell_name: str, hadamard: str = "*") -> Verdict | None:
+def judge(text: str, notation: Notation | str = "lstm", definition: str = "") -> Verdict | None:
     """The verdict on one equation's text; None when the text has no '=' (not an equation).
 
     Documents are untrusted: whatever goes wrong while reading one equation makes that
     equation 'unrecognized' with a one-line reason, never an exception."""
+    if isinstance(notation, str):  # a cell's name or file: its own notation
+        notation = Notation.for_cell(cells.load(notation), "option")
     lhs_text = " ".join(text.split("=")[0].split())[:200]  # before parsing: messages need a left side
     try:
         with _time_limit(SECONDS_PER_EQUATION):
-            return _judge(text, cell_name, hadamard, lhs_text)
+            return _judge(text, notation, lhs_text, definition)
     except _Timeout:
         return Verdict("unrecognized", lhs_text, message="gave up after %d s on this equation" % SECONDS_PER_EQUATION)
     except RecursionError:
@@ -343,9 +93,9 @@ def judge(text: str, cell_name: str, hadamard: str = "*") -> Verdict | None:
                        message="could not judge this equation (%s: %s)" % (type(exc).__name__, str(exc)[:120]))
 
 
-def _judge(text: str, cell_name: str, hadamard: str, lhs_text: str) -> Verdict | None:
+def _judge(text: str, notation: Notation, lhs_text: str, definition: str) -> Verdict | None:
     try:
-        sides = parse_equation(text, cell_name)
+        sides = parse_equation(text, notation)
     except Unsupported as exc:
         return Verdict("unrecognized", lhs_text, message=str(exc))
     if len(sides) < 2:
@@ -354,31 +104,86 @@ def _judge(text: str, cell_name: str, hadamard: str, lhs_text: str) -> Verdict |
     warnings = []
     for side in sides:
         warnings.extend(w for w in side.warnings if w not in warnings)
+    if definition:
+        return _judge_definition(sides, definition, notation, lhs_text, warnings)
     free = set().union(*(side.free for side in sides))
     try:
-        target = target_of(sides[0].expr, sides, cell_name)
+        target = target_of(sides[0].expr, sides, notation)
         if free and target.kind != "identity":
-            raise Unsupported("unknown symbol%s %s" % ("s" if len(free) > 1 else "", ", ".join(sorted(free))))
+            raise Unsupported(_unknown(notation, sorted(free)))
         if target.kind == "identity" and not free <= {target.name}:
-            raise Unsupported("unknown symbols %s" % ", ".join(sorted(free - {target.name})))
+            raise Unsupported(_unknown(notation, sorted(free - {target.name})))
     except Unsupported as exc:
         return Verdict("unrecognized", lhs_text, message=str(exc), warnings=warnings)
-    return _judge_links(sides, target, cell_name, hadamard, lhs_text, warnings)
+    verdict = _judge_links(sides, target, notation, lhs_text, warnings)
+    if verdict.status == "incorrect":
+        verdict = _other_reading(text, sides, target, notation, lhs_text, warnings) or verdict
+    return verdict
 
 
-def _identity_points(name):
-    rng = np.random.RandomState(7)
-    return [{name: rng.randn(3, 1)} for _ in range(3)]
+def _unknown(notation: Notation, names: list) -> str:
+    from .parse import unknown_symbol
+    return unknown_symbol(notation, ", ".join(names), names[0])
 
 
-def _values(expr, cell_name, target) -> list:
-    """The value of expr at every witness point (a list of arrays); for a calculus identity,
-    at random values of its free variable."""
-    draws = env.witnesses(cell_name)
-    if target.kind == "identity":
-        return [DocEvaluator(draws[0], 2, cell_name, free)(expr) for free in _identity_points(target.name)]
-    with np.errstate(all="ignore"):
-        return [DocEvaluator(draws[k], t, cell_name)(expr) for k, t in env.POINTS]
+def _other_reading(text, sides, target, notation, lhs_text, warnings) -> Verdict | None:
+    """The verdict under another reasonable reading of the author's notation, when it makes the
+    equation right: dΓ_o as the gradient of Γ_o's pre-activation; `*` as a matrix product."""
+    for differential in sides[0].differentials:
+        ref = symbols.read(differential) if hasattr(differential, "name") else None
+        if ref is None or ref.name not in notation.cell.quantities or ref.name == notation.cell.input:
+            continue
+        pre = preactivation_gradient(notation.cell, ref.name) if ref.name not in notation.cell.states else None
+        if pre is None:
+            continue
+        from .environment import at_time
+        expr = at_time(pre, ref.time)
+        alternative = Target(expr, "state", ref.name, ref.time, terms=[(a, "", None) for a in _terms(expr)])
+        note = ("warning: d%s read as the gradient with respect to the pre-activation of %s (as some authors "
+                "use it); read as the gradient of %s itself it would be wrong"
+                % (notation.written(ref.name), notation.written(ref.name), notation.written(ref.name)))
+        verdict = _judge_links(sides, alternative, notation, lhs_text, warnings + [note])
+        if verdict.status == "correct":
+            return verdict
+    if "*" in text and notation.star == "elementwise":
+        other = dataclasses.replace(notation, star="matrix")
+        try:
+            resides = parse_equation(text, other)
+            retarget = target_of(resides[0].expr, resides, other)
+        except Unsupported:
+            return None
+        note = "warning: * read as a matrix product here (read as elementwise the equation would be wrong)"
+        verdict = _judge_links(resides, retarget, other, lhs_text, warnings + [note])
+        if verdict.status == "correct":
+            return verdict
+    return None
+
+
+def _judge_definition(sides, key, notation, lhs_text, warnings) -> Verdict:
+    """A name the document defines (δ_o^{(t)} = ...): its right side is a claim about a gradient;
+    judged under the reading it fits (the pre-activation's gradient first, for a δ)."""
+    readings = definition_readings(key, notation, prefer_preactivation=not key.startswith("d"))
+    if not readings:
+        return Verdict("unrecognized", lhs_text, message="cannot tell which gradient %s names" % key, warnings=warnings)
+    try:
+        got = values(lower(sides[1].expr), notation)
+    except (EvaluationError, ArithmeticError, ValueError, TypeError) as exc:
+        return Verdict("unrecognized", lhs_text, message="cannot evaluate the definition (%s)" % exc,
+                       warnings=warnings)
+    chosen = readings[0]
+    for description, expr in readings:
+        try:
+            if agree(got, truth_values(expr, notation)):
+                chosen = (description, expr)
+                break
+        except (EvaluationError, ArithmeticError, ValueError, TypeError):
+            continue
+    description, expr = chosen
+    if len(readings) > 1:
+        warnings = warnings + ["%s read as %s" % (key, description)]
+    target = Target(expr, "state", key, "t", terms=[(a, "", None) for a in _terms(expr)])
+    definition_sides = [sides[0].__class__(sides[0].text, expr=expr)] + list(sides[1:])
+    return _judge_links(definition_sides, target, notation, lhs_text, warnings)
 
 
 def _writer_order(target, side_expr):
@@ -396,11 +201,13 @@ def _writer_order(target, side_expr):
     return ir.total(target.terms[j][0] for j in order)
 
 
-def _judge_links(sides, target, cell_name, hadamard, lhs_text, warnings) -> Verdict:
+def _judge_links(sides, target, notation, lhs_text, warnings) -> Verdict:
     shown = _writer_order(target, lower(sides[-1].expr)) if target.expr is not None else None
-    expected_latex = to_latex(shown, cell_name, hadamard) if shown is not None else ""
+    expected_latex = to_latex(shown, notation) if shown is not None else ""
+    identity = target.name if target.kind == "identity" else ""
     try:  # the truth: the derivation's value, or for a plain equation its own left side
-        truth = _values(target.expr if target.expr is not None else lower(sides[0].expr), cell_name, target)
+        truth = (truth_values(target.expr, notation, identity) if target.expr is not None
+                 else values(lower(sides[0].expr), notation, identity))
     except (EvaluationError, ArithmeticError, ValueError, TypeError) as exc:
         return Verdict("unrecognized", lhs_text, expected_latex,
                        "cannot evaluate the left side (%s)" % exc, warnings)
@@ -414,22 +221,22 @@ def _judge_links(sides, target, cell_name, hadamard, lhs_text, warnings) -> Verd
         side = sides[index]
         expr = lower(side.expr)
         try:
-            got = _values(expr, cell_name, target)
+            got = values(expr, notation, identity)
         except BrokenChain as exc:
             problems.append((index, str(exc)))
             continue
         except ShapeError as exc:
-            problems.append((index, _transpose_repair(side, target, cell_name, truth, str(exc))
+            problems.append((index, _transpose_repair(side, target, notation, truth, str(exc))
                              or "the shapes do not fit: %s" % exc))
             continue
         except (EvaluationError, ArithmeticError, ValueError, TypeError) as exc:
             unreadable.append("side %d: %s" % (index + 1, exc))
             continue
         if agree(got, truth):
-            if target.expr is not None and symbolic.equal(expr, target.expr, cell_name):
+            if target.expr is not None and notation.layout == "column" and symbolic.equal(expr, target.expr, notation.cell):
                 by_sympy += 1
             continue
-        problems.append((index, diagnose(expr, target, cell_name, hadamard, got, truth, side)))
+        problems.append((index, diagnose(expr, target, notation, got, truth, side)))
     links = len(sides) - 1
     note = "; ".join(warnings)
     if problems:
@@ -443,8 +250,8 @@ def _judge_links(sides, target, cell_name, hadamard, lhs_text, warnings) -> Verd
         return Verdict("incorrect", lhs_text, expected_latex, message, warnings)
     if unreadable:
         return Verdict("unrecognized", lhs_text, expected_latex, "cannot evaluate " + "; ".join(unreadable), warnings)
-    how = "SymPy and " if by_sympy == links else ""
-    message = "%s checked (%snumerically at %d random points)" % (
+    how = "SymPy and numerically" if by_sympy == links else "numerically only: SymPy could not show it"
+    message = "%s checked (%s, at %d random points)" % (
         "all %d links" % links if links > 1 else "the right side", how, len(truth))
     if note:
         message += "; " + note
@@ -460,288 +267,3 @@ def _link_label(index, links, expr) -> str:
 
 def _ordinal(n: int) -> str:
     return {1: "first", 2: "second", 3: "third", 4: "fourth"}.get(n, "%dth" % n)
-
-
-# ----------------------------------------------------------------------------- diagnosis
-def _terms(expr) -> list:
-    """Top-level terms in the writer's order (a sum over t distributes over its terms)."""
-    if isinstance(expr, ir.SumOverTime):
-        return [ir.SumOverTime(a) for a in _terms(expr.args[0])]
-    if isinstance(expr, sympy.Add):
-        out = []
-        for a in expr.args:
-            out.extend(_terms(a))
-        return out
-    return [expr]
-
-
-def _safe_values(expr, cell_name, target):
-    """Values for a diagnosis attempt; None when the attempt cannot be evaluated."""
-    try:
-        return _values(expr, cell_name, target)
-    except Exception:  # noqa: BLE001 - a failed repair attempt only means "not this fix"
-        return None
-
-
-def diagnose(expr, target, cell_name, hadamard, got, truth, side=None) -> str:
-    """One line saying what is wrong with a side whose value differs from the truth."""
-    d = derive(cell_name)
-    cell = d.cell
-    tex = lambda e: to_latex(e, cell_name, hadamard)  # noqa: E731
-    if target.expr is None:
-        return "it differs from the left side"
-    if target.kind == "summed" and not expr.has(ir.SumOverTime):
-        step = _safe_values(d.step_gradient(target.name), cell_name, target)
-        if step is not None and agree(got, step):
-            return r"missing \sum_{t=1}^T: this is the gradient of one step only"
-        return r"missing \sum_{t=1}^T (and the step formula differs too)"
-    quantity = cell.quantities.get(target.name)
-    if target.kind == "gradient" and quantity is not None and quantity.is_parameter and expr.has(ir.SumOverTime):
-        return r"a \sum over t, where the step gradient is meant (no \sum on the right)"
-    wrong_shape = _shape_note(expr, target, cell_name)
-    if wrong_shape:
-        repair = (side is not None and _transpose_repair(side, target, cell_name, truth)) or \
-            _substitution(expr, target.expr, cell_name, target, tex) or _order_repair(expr, truth, cell_name, target)
-        return repair or wrong_shape
-    if _opposite(got, truth):
-        return "has the opposite sign"
-    repair = side is not None and _transpose_repair(side, target, cell_name, truth)
-    if repair:
-        return repair
-    if not target.terms:
-        return (_substitution(expr, target.expr, cell_name, target, tex)
-                or _order_repair(expr, truth, cell_name, target) or "")
-    written = _terms(expr)
-    w_vals = [_safe_values(w, cell_name, target) for w in written]
-    e_vals = [_safe_values(e, cell_name, target) for e, _, _ in target.terms]
-    unmatched_e = list(range(len(target.terms)))
-    unmatched_w = []
-    for i, wv in enumerate(w_vals):
-        hit = next((j for j in unmatched_e if wv is not None and e_vals[j] is not None and agree(wv, e_vals[j])), None)
-        if hit is None:
-            unmatched_w.append(i)
-        else:
-            unmatched_e.remove(hit)
-    notes = []
-    for i in unmatched_w:
-        w = written[i]
-        j = _partner(w, unmatched_e, target, cell_name)
-        label = "term %d" % (i + 1)
-        if j is not None and target.terms[j][1]:
-            label += " (%s)" % target.terms[j][1]
-        if len(written) == 1 and len(target.terms) == 1:
-            label = "it"
-        why = _explain(w, w_vals[i], j, target, cell_name, tex)
-        if why is None and j is not None:
-            why = (_substitution(w, target.terms[j][0], cell_name, target, tex)
-                   or "differs from the expected %s" % tex(target.terms[j][0]))
-        if why is None:
-            why = "is not part of the gradient"
-        if j is not None:
-            unmatched_e.remove(j)
-        notes.append("%s %s" % (label, why))
-    for j in unmatched_e:
-        expr_j, family, _ = target.terms[j]
-        notes.append("the %s term %s is missing" % (family or "", tex(expr_j)) if family
-                     else "the term %s is missing" % tex(expr_j))
-    return "; ".join(notes)
-
-
-def _partner(w, candidates, target, cell_name):
-    """The expected term a written term was meant to be: same weight matrix, else most symbols."""
-    if not candidates:
-        return None
-    params = {s for s in w.free_symbols if symbols.read(s) is None}
-    for j in candidates:
-        term = target.terms[j][2]
-        if term is not None and term.operand is not None and term.operand in params and term.form == "transposed":
-            return j
-    if len(candidates) == 1:
-        return candidates[0]
-    return max(candidates, key=lambda j: len(target.terms[j][0].free_symbols & w.free_symbols))
-
-
-def _explain(w, w_val, j, target, cell_name, tex):
-    d = derive(cell_name)
-    cell = d.cell
-    if j is None:
-        return None
-    e_expr, family, term = target.terms[j]
-    e_val = _safe_values(e_expr, cell_name, target)
-    if w_val is not None and e_val is not None and _opposite(w_val, e_val):
-        return "has the opposite sign"
-    # 1. the chain-rule form goes through the wrong state
-    if isinstance(w, Chain) and term is not None:
-        path = [symbols.read(p.args[1]).name for p in w.args[:-1]
-                if isinstance(p.args[1], sympy.Symbol) and symbols.read(p.args[1])]
-        wanted = list(term.chain)
-        if path != wanted and len(path) == len(wanted):
-            def show(names):
-                vectors = [LOSS] + [symbols.vector(n) for n in names]
-                return r" \cdot ".join(derivative(a, b, cell) for a, b in zip(vectors[:-1], vectors[1:], strict=True))
-            return "uses %s where %s is needed" % (show(path), show(wanted))
-    # 2. a total gradient of the wrong state
-    adjoints = [s for s in w.free_symbols if ref_of(s) is not None and ref_of(s).role == "adjoint"]
-    for a in adjoints:
-        ra = symbols.read(a)
-        for other in cell.states:
-            if other == ra.name:
-                continue
-            b = symbols.vector(other, ra.time, "adjoint")
-            swapped = _safe_values(w.xreplace({a: b}), cell_name, target)
-            if swapped is not None and e_val is not None and agree(swapped, e_val):
-                return "uses %s where %s is needed" % (tex(a), tex(b))
-    # 3. the bracket of another family's term
-    if term is not None and isinstance(w, ir.MatMul):
-        inner = _safe_values(w.args[1], cell_name, target)
-        for _, family2, term2 in target.terms:
-            if term2 is None or term2 is term:
-                continue
-            other_delta = _safe_values(env.at_time(term2.delta, target.time if target.kind != "summed" else "t"),
-                                       cell_name, target)
-            if inner is not None and other_delta is not None and agree(inner, other_delta):
-                return "repeats the bracket of the %s term, %s, where %s is needed" % (
-                    family2, tex(term2.delta), tex(term.delta))
-    # 4. a factor left out
-    if w_val is not None and not e_expr.has(*MATRIX_NODES) and isinstance(e_expr, sympy.Mul):
-        for factor in e_expr.args:
-            rest = _safe_values(sympy.Mul(*[a for a in e_expr.args if a is not factor]), cell_name, target)
-            if rest is not None and agree(rest, w_val):
-                return "misses the factor %s" % tex(factor)
-    # 5. a derivative of sigma or tanh written wrongly
-    if term is not None and w_val is not None:
-        for wrong, name, variant, factor in _slipped_terms(term, target):
-            wrong_val = _safe_values(wrong, cell_name, target)
-            if wrong_val is not None and agree(wrong_val, w_val):
-                return "writes %s' as %s instead of %s" % (name, tex(variant), tex(factor))
-    return None
-
-
-def _slipped_terms(term, target):
-    """`term` with one σ' or tanh' factor replaced by a common slip, placed like the target:
-    (wrong expression, function name, the slip, the right factor)."""
-    for k, factor in enumerate(term.factors):
-        for variant, name in _derivative_slips(factor):
-            factors = list(term.factors)
-            factors[k] = variant
-            wrong = dataclasses.replace(term, factors=tuple(factors)).expr()
-            if target.kind == "summed":
-                wrong = ir.SumOverTime(wrong)
-            elif target.time not in ("t", ""):
-                wrong = env.at_time(wrong, target.time)
-            yield wrong, name, variant, factor
-
-
-# The slips people make writing the derivative of a function in terms of its output q:
-# (function, its LaTeX name, the wrong factors written instead of the right one).
-_SLIPS = ((sigmoid, r"\sigma", lambda q: (q, 1 - q)), (sympy.tanh, r"\tanh", lambda q: (1 - q, q, q ** 2)))
-
-
-@functools.lru_cache(maxsize=512)  # factors come from the derivation's terms: few, and met in every diagnosis
-def _derivative_slips(factor) -> tuple:
-    """Common wrong versions of a σ' or tanh' factor: f instead of f(1-f), 1-g instead of 1-g^2;
-    pairs (wrong factor, name of the function whose derivative it should be).  The right factor
-    is SymPy's derivative written with the output (`rules.local_derivative`), as in the derivation."""
-    syms = [s for s in factor.free_symbols if symbols.read(s)]
-    if len(syms) != 1 or factor.has(*MATRIX_NODES):
-        return ()
-    q = syms[0]
-    z = sympy.Dummy("z", real=True)
-    for function, name, slips in _SLIPS:
-        if sympy.expand(factor - local_derivative(function(z), z, q)) == 0:
-            return tuple((variant, name) for variant in slips(q))
-    return ()
-
-
-def _opposite(a, b) -> bool:
-    return bool(a) and bool(b) and agree(a, [-x for x in b]) and not agree(a, b)
-
-
-def _order_repair(expr, truth, cell_name, target):
-    """'a matrix product in the wrong order' when swapping the factors of one product repairs it."""
-    for node in sympy.preorder_traversal(expr):
-        if isinstance(node, ir.MatMul):
-            swapped = expr.xreplace({node: ir.MatMul(node.args[1], node.args[0])})
-            got = _safe_values(swapped, cell_name, target)
-            if got is not None and agree(got, truth):
-                return "the factors of a matrix product are in the wrong order (the vector with ^T goes last)"
-    return None
-
-
-def _transpose_repair(side, target, cell_name, truth, problem=""):
-    """'missing transpose on x_t' when toggling one symbol's transpose repairs the side."""
-    vocab = vocabulary(cell_name)
-    for position, written in side.names:
-        if position is None:
-            continue
-        trial = type(side)(side.text, tree=side.tree)
-        try:
-            build_side(trial, vocab, flip=frozenset({position}))
-            got = _values(lower(trial.expr), cell_name, target)
-        except Exception:  # noqa: BLE001 - a failed repair attempt only means "not this fix"
-            continue
-        if agree(got, truth):
-            had = written.endswith(("^T", "^{T}", "^\\top", "^{\\top}"))
-            shown = written.rsplit("^", 1)[0] if had else written
-            return "%s transpose on %s%s" % ("extra" if had else "missing", shown, " (%s)" % problem if problem else "")
-    return None
-
-
-def _shape_note(expr, target, cell_name):
-    """'has shape 1×D where H×D is needed' when the whole side has the wrong shape."""
-    if target.expr is None:
-        return None
-    try:
-        got, want = shape(expr, cell_name), shape(target.expr, cell_name)
-    except Exception:  # noqa: BLE001
-        return None
-    if got != want and () not in (got, want) and "?" not in got + want and "Z" not in got + want:
-        return "has shape %s where %s is needed" % (show_shape(got), show_shape(want))
-    return None
-
-
-def _alternatives(sym, cell_name):
-    """Symbols a writer may have confused with `sym`: other times, other states, other weights."""
-    cell = derive(cell_name).cell
-    ref = symbols.read(sym)
-    out = []
-    if ref is None:
-        if sym.name not in cell.quantities:
-            return out
-        kind = cell.quantities[sym.name].kind
-        for q in cell.quantities.values():
-            if q.is_parameter and q.name != sym.name and q.kind == kind:
-                out.append(symbols.parameter(q.name))
-        return out
-    offset = symbols.time_offset(ref.time)
-    if offset is not None:
-        for other in (offset - 1, offset + 1):
-            if -1 <= other <= 1:
-                out.append(symbols.vector(ref.name, symbols.time_label(other), ref.role))
-    names = list(cell.states) if ref.role == "adjoint" else [
-        q.name for q in cell.quantities.values() if not q.is_parameter and q.name != cell.input]
-    for name in names:
-        if name != ref.name and ref.name != cell.input:
-            out.append(symbols.vector(name, ref.time, ref.role))
-    return out
-
-
-def _substitution(w, e_expr, cell_name, target, tex):
-    """'uses h_t where h_{t-1} is needed' when replacing one symbol repairs the written term."""
-    if w.has(Chain):  # a chain-rule product: its path is explained by _explain, not by renaming
-        return None
-    e_val = _safe_values(e_expr, cell_name, target)
-    if e_val is None:
-        return None
-    tried = 0
-    for sym in sorted(w.free_symbols, key=lambda s: s.name):
-        if isinstance(sym, FreeSymbol):
-            continue
-        for alt in _alternatives(sym, cell_name):
-            tried += 1
-            if tried > 80:
-                return None
-            fixed = _safe_values(w.xreplace({sym: alt}), cell_name, target)
-            if fixed is not None and agree(fixed, e_val):
-                return "uses %s where %s is needed" % (tex(sym), tex(alt))
-    return None

@@ -24,10 +24,9 @@ import sympy
 from lark import Transformer
 
 from .. import ir, symbols
-from ..cells import cell_cache
-from ..functions import UserFunction, sigmoid
-from ..reverse import derive
+from ..functions import sigmoid
 from .environment import parameter_shape, vector_dim
+from .notation import Notation, make_key, script_text, time_of
 
 GRAMMAR = Path(__file__).resolve().parent.parent / "grammars" / "latex.lark"
 MAX_EQUATION_CHARS = 20_000
@@ -37,7 +36,8 @@ MAX_NUMBER_CHARS = 30  # a longer literal is no coefficient of a derivation; 500
 
 LOSS = sympy.Symbol("L")               # the scalar loss
 STEP_LOSS = "ell"                      # \ell_t: the loss's own term at step t
-TRANSPOSE_MARKS = {"T", r"\top", r"\intercal", r"\mathsf{T}", r"\mathrm{T}"}
+TRANSPOSE_MARKS = {"T", r"\top", r"\intercal", r"\mathsf{T}", r"\mathrm{T}", r"\text{T}", "Tr", r"\mathrm{Tr}",
+                   r"\textsf{T}", r"\rm{T}", r"\rmT", r"\mathtt{T}"}
 
 
 class Unsupported(Exception):
@@ -75,75 +75,40 @@ def ref_of(expr):
     return None
 
 
-# ----------------------------------------------------------------------------- vocabulary
-@dataclass
-class Vocabulary:
-    """The cell's symbols by their written form."""
-
-    cell_name: str
-    vectors: dict = field(default_factory=dict)     # latex base ('\\tilde{c}') -> name ('g')
-    parameters: dict = field(default_factory=dict)  # (base, sub, sup) -> name ('W_x^f')
-    functions: dict = field(default_factory=dict)   # name -> the cell file's own function class ('gelu')
-
-    @property
-    def cell(self):
-        return derive(self.cell_name).cell
-
-
-@cell_cache
-def vocabulary(cell_name: str) -> Vocabulary:
-    cell = derive(cell_name).cell
-    vocab = Vocabulary(cell_name)
-    for q in cell.quantities.values():
-        if q.is_parameter:
-            base, _, sup = q.name.partition("^")
-            head, _, sub = base.partition("_")
-            forms = [(head, sub, sup)]
-            if sup and sub:
-                forms += [(head, sub + sup, ""), (head, sup + sub, "")]
-            elif sup:
-                forms += [(head, sup, "")]
-            for form in forms:
-                vocab.parameters.setdefault(form, q.name)
-        else:
-            vocab.vectors[_normal_base(q.latex)] = q.name
-    for eq in cell.equations:
-        for applied in eq.rhs.atoms(UserFunction):
-            vocab.functions[type(applied).__name__] = type(applied)
-    return vocab
-
-
-def _normal_base(latex: str) -> str:
-    text = re.sub(r"\\(mathbf|boldsymbol|bm|mathit|mathrm|vec)\{([^{}]*)\}", r"\2", latex)
-    text = re.sub(r"\\widetilde", r"\\tilde", text)
-    text = re.sub(r"\\widehat", r"\\hat", text)
-    text = re.sub(r"\\overline", r"\\bar", text)
-    return text.replace(" ", "")
-
-
-_TIME = re.compile(r"^(t([+-]\d+)?|\d+)$")
-
-
-def _script_text(token: str) -> str:
-    text = str(token).strip()
-    if text.startswith("{") and text.endswith("}"):
-        text = text[1:-1]
-    return re.sub(r"\s+", "", text)
+Stack, Blocks = ir.Stack, ir.Blocks
+_script_text = script_text
+MATRIX_LETTERS = re.compile(r"^(\\)?[A-Z]")  # W, U, V, \Theta: a capital names a matrix when written before a vector
 
 
 # ----------------------------------------------------------------------------- shapes
-def shape(expr, cell_name: str, memo=None) -> tuple:
-    """Symbolic shape: () for a scalar, (rows, cols) with 'D', 'H' or 1 ('?' once ill-shaped)."""
+def shape(expr, notation: Notation, memo=None) -> tuple:
+    """Symbolic shape in the author's layout: () for a scalar, (rows, cols) with 'D', 'H', 1 or a
+    sum such as 'H+D' ('?' once ill-shaped).  Column layout: a vector is (n, 1); row layout (1, n)."""
     if memo is not None and expr in memo:
         return memo[expr]
-    out = _shape(expr, cell_name)
+    out = _shape(expr, notation)
     if memo is not None:
         memo[expr] = out
     return out
 
 
-def _shape(expr, cell_name: str) -> tuple:
-    cell = derive(cell_name).cell
+def _oriented(notation: Notation, column_shape: tuple) -> tuple:
+    """A leaf's shape in the author's layout, from its column-layout shape."""
+    return (column_shape[1], column_shape[0]) if notation.layout == "row" else column_shape
+
+
+def _length(vector_shape: tuple):
+    """The length of a vector shaped (n, 1) or (1, n)."""
+    return vector_shape[0] if vector_shape[1] == 1 else vector_shape[1]
+
+
+def _add_dims(dims) -> str:
+    dims = [str(d) for d in dims]
+    return dims[0] if len(dims) == 1 else "+".join(dims)
+
+
+def _shape(expr, notation: Notation) -> tuple:
+    cell = notation.cell
     if expr.is_Number:
         return ()
     if isinstance(expr, FreeSymbol):
@@ -153,29 +118,37 @@ def _shape(expr, cell_name: str) -> tuple:
             return ()
         ref = symbols.read(expr)
         if ref is None:
-            return parameter_shape(cell_name, expr.name)
+            return _oriented(notation, parameter_shape(cell, expr.name))
         if ref.name == STEP_LOSS:
             return ()
-        return (vector_dim(cell, ref.name), 1)
+        return _oriented(notation, (vector_dim(cell, ref.name), 1))
+    if isinstance(expr, Stack):
+        return _oriented(notation, (_add_dims(1 if a.is_Number else _length(_shape(a, notation))
+                                              for a in expr.args), 1))
+    if isinstance(expr, Blocks):
+        return _oriented(notation, ("H", _add_dims(parameter_shape(cell, a.name)[1] for a in expr.args)))
     if isinstance(expr, Partial):
-        return _shape(expr.args[1], cell_name)
+        return shape(expr.args[1], notation)
     if isinstance(expr, Chain):
-        return _shape(expr.args[-1].args[1], cell_name)
+        return shape(expr.args[-1].args[1], notation)
     if isinstance(expr, IllShaped):
         return ("?", "?")
     if isinstance(expr, ir.Transpose):
-        s = _shape(expr.args[0], cell_name)
+        s = shape(expr.args[0], notation)
         return s if s == () else (s[1], s[0])
-    if isinstance(expr, (ir.MatMul, ir.Dot)):
-        a, b = _shape(expr.args[0], cell_name), _shape(expr.args[1], cell_name)
+    if isinstance(expr, ir.MatMul):
+        a, b = shape(expr.args[0], notation), shape(expr.args[1], notation)
         return b if a == () else a if b == () else (a[0], b[1])
+    if isinstance(expr, ir.Dot):
+        a, b = _shape(expr.args[0], notation), _shape(expr.args[1], notation)
+        return (a[0], b[1])
     if isinstance(expr, ir.TDot):
-        return (_shape(expr.args[0], cell_name)[1], 1)
+        return (_shape(expr.args[0], notation)[1], 1)
     if isinstance(expr, ir.Outer):
-        return (_shape(expr.args[0], cell_name)[0], _shape(expr.args[1], cell_name)[0])
+        return (_shape(expr.args[0], notation)[0], _shape(expr.args[1], notation)[0])
     if isinstance(expr, (ir.SumOverTime, sympy.Pow)):
-        return _shape(expr.args[0], cell_name)
-    shapes = [s for s in (_shape(a, cell_name) for a in expr.args) if s != ()]
+        return shape(expr.args[0], notation)
+    shapes = [s for s in (shape(a, notation) for a in expr.args) if s != ()]
     return shapes[0] if shapes else ()
 
 
@@ -204,56 +177,138 @@ class _Name:
 
 @dataclass
 class _Differential:
-    """d X in \\frac{dL}{dh_t}."""
+    """d X in \\frac{dL}{dh_t}, or a gradient's name dW_f."""
 
     of: object
+
+
+@dataclass
+class _Group:
+    """An expression in brackets (kept apart so that \\tanh(c_t)^2 can square the tanh)."""
+
+    expr: object
+
+
+@dataclass
+class _Scripted:
+    """A bracketed expression with superscripts, applied once it is known what they bind to."""
+
+    head: object
+    scripts: list
+
+
+@dataclass
+class _Operator:
+    """\\frac{d}{dz}: a derivative waiting for what it acts on."""
+
+    wrt: object
+
+
+def _plain_text(obj) -> str:
+    """A short readable form of a parsed piece, for messages (no Python reprs)."""
+    if isinstance(obj, _Name):
+        return obj.written()
+    if isinstance(obj, sympy.Symbol):
+        return obj.name
+    return "an expression"
+
+
+def unknown_symbol(notation: Notation, written: str, key: str) -> str:
+    """What to tell a writer whose symbol the notation does not have, and what to do about it."""
+    cell = notation.cell
+    known = notation.known_symbols()
+    listed = ", ".join(known[:6]) + (", ..." if len(known) > 6 else "")
+    if notation.origin == "learned":
+        return "%s is not a symbol of the cell stated in the document's forward equations (it has %s)" % (
+            written, listed)
+    return ("%s is not a quantity of the %s %s cell (it has %s); state the forward equations in the "
+            "document or pass --cell FILE" % (written, "assumed" if notation.origin == "default" else "given",
+                                              cell.name, listed))
+
+
+def definition_at(expr, time: str):
+    """A defined name's expression (written at t) at another time."""
+    from .environment import at_time
+    return expr if time == "t" else at_time(expr, time)
+
+
+PRIMES = {"'", r"\prime"}
+ELEMENTWISE_FUNCTIONS = {"sigma": sigmoid, "sigmoid": sigmoid, "sigm": sigmoid, "tanh": sympy.tanh,
+                         "exp": sympy.exp, "log": sympy.log, "ln": sympy.log, "step": sympy.Heaviside,
+                         "sign": sympy.sign}
+SCALAR_OR_VECTOR = ((), ("H", 1), ("D", 1), (1, "H"), (1, "D"), ("Z", 1))
 
 
 class ToIR(Transformer):
     """Parse tree of one side of an equation -> SymPy expression (see the module docstring)."""
 
-    def __init__(self, vocab: Vocabulary, flip=frozenset()):
+    def __init__(self, notation: Notation, flip=frozenset()):
         super().__init__()
-        self.vocab = vocab
-        self.cell = vocab.cell
+        self.notation = notation
+        self.cell = notation.cell
         self.warnings: list[str] = []
         self.free: set[str] = set()
         self.memo: dict = {}
         self.flip = flip          # positions of names whose transpose is toggled (diagnosis)
         self.names: list = []     # (position, written name) of every cell symbol read
+        self.differentials: list = []  # what a dX name was read as the gradient of
 
     # ---- helpers --------------------------------------------------------------------
     def value(self, obj):
         if isinstance(obj, _Name):
             return self.resolve(obj)
         if isinstance(obj, _Differential):
-            return self.product(self.resolve(_Name("d")), self.value(obj.of), "juxt")
+            return self.gradient_name(obj)
+        if isinstance(obj, _Group):
+            return obj.expr
+        if isinstance(obj, _Scripted):
+            return self.apply_scripts(self.value(obj.head), obj.scripts)
+        if isinstance(obj, _Operator):
+            raise Unsupported(r"a derivative operator \frac{d}{d%s} with nothing to act on" % obj.wrt)
         return obj
 
     def shape(self, expr):
-        return shape(expr, self.vocab.cell_name, self.memo)
+        return shape(expr, self.notation, self.memo)
 
-    def resolve(self, name: _Name):
+    def split(self, name: _Name) -> tuple[str, str | None, list]:
+        """(key, time or None, trailing marks: 'T', "'" or an exponent) of a written name."""
         subs = [_script_text(s) for s in name.subs]
         sups = [_script_text(s) for s in name.sups]
-        if len(subs) > 1 or len(sups) > 2:
+        if len(subs) > 2 or len(sups) > 3:
             raise Unsupported("%s has too many scripts" % name.written()[:40])
-        sub = subs[0] if subs else ""
-        post = []  # what trailing superscripts mean: 'T' or an exponent
-        gate_sup = ""
+        post, time, kept = [], None, []
         for s in sups:
             if s in TRANSPOSE_MARKS:
                 post.append("T")
+            elif s in PRIMES:
+                post.append("'")
             elif s.isdigit():
                 post.append(int(s))
-            elif not gate_sup and not post:
-                gate_sup = s
+            elif time is None and time_of(s, superscript=True):
+                time = time_of(s, superscript=True)
+            elif not kept and not post:
+                kept.append(s)
             else:
                 raise Unsupported("cannot read the superscript ^%s of %s" % (s, name.written()))
-        base = _normal_base(name.base)
-        expr = self._lookup(base, sub, gate_sup, name)
+        kept_subs = []
+        for s in subs:
+            if time is None and time_of(s, superscript=False):
+                time = time_of(s, superscript=False)
+            elif time is None and "," in s and time_of(s.rsplit(",", 1)[1], superscript=False):
+                head, tail = s.rsplit(",", 1)
+                kept_subs.append(head)
+                time = time_of(tail, superscript=False)
+            else:
+                kept_subs.append(s)
+        if len(kept_subs) > 1:
+            raise Unsupported("%s has two subscripts" % name.written()[:40])
+        return make_key(name.base, kept_subs[0] if kept_subs else "", kept[0] if kept else ""), time, post
+
+    def resolve(self, name: _Name):
+        key, time, post = self.split(name)
+        expr = self.lookup(key, time, name)
         for p in post:
-            if p == "T":
+            if p == "T" or p == "'":
                 expr = ir.Transpose(expr)
             else:
                 expr = self._power(expr, p)
@@ -261,40 +316,52 @@ class ToIR(Transformer):
             expr = expr.args[0] if isinstance(expr, ir.Transpose) else ir.Transpose(expr)
         return expr
 
-    def _lookup(self, base, sub, sup, name, fold_case=False):
-        vocab = self.vocab
-        key = lambda s: s.lower() if fold_case else s  # noqa: E731
-        if not sub and not sup and base in ("L", r"\mathcal{L}") or (fold_case and base == "l" and not sub):
-            return LOSS
-        if base in (r"\ell", "l") and _TIME.match(sub) and not sup:
-            return symbols.vector(STEP_LOSS, sub)
-        for (pbase, psub, psup), pname in vocab.parameters.items():
-            if key(pbase) == key(base) and key(psub) == key(sub) and key(psup) == key(sup):
-                self.names.append((name.position, name.written()))
-                return self._found(symbols.parameter(pname), name, fold_case, symbols.latex_name(pname))
-        scripted = "%s^{%s}" % (base, sup) if sup else base  # a named pre-activation a^{h}_t
-        for vbase, vname in vocab.vectors.items():
-            if key(vbase) == key(scripted):
-                if not sub:
-                    raise Unsupported("%s has no time index (write %s_t, %s_{t-1}, ...)"
-                                      % (name.written(), base, base))
-                if not _TIME.match(sub):
-                    raise Unsupported("cannot read the time index of %s (understood: t, t-1, t+1, 0, 1, ...)"
-                                      % name.written())
-                sym = symbols.vector(vname, sub)
-                self.names.append((name.position, name.written()))
-                return self._found(sym, name, fold_case, symbols.with_time(self.cell.quantities[vname].latex, sub))
-        if not fold_case:
-            return self._lookup(base, sub, sup, name, fold_case=True)
-        if sub and not _TIME.match(sub) or sup:
-            raise Unsupported("unknown symbol %s" % name.written())
-        self.free.add(name.written())
-        return FreeSymbol(name.written())
+    def lookup(self, key: str, time: str | None, name: _Name):
+        """The expression a written key at a time stands for in this document's notation."""
+        notation = self.notation
+        meaning = notation.meaning(key)
+        if meaning is None:
+            folded = notation.folded(key)
+            if folded is not None:
+                known, meaning = folded
+                shown = notation.with_time(known, time) if time and meaning.kind == "vector" else known
+                self.warnings.append("warning: %s read as %s (the symbols differ only in case)"
+                                     % (name.written(), shown))
+        if meaning is None:
+            if time is not None and key not in ("d",):
+                raise Unsupported(unknown_symbol(notation, name.written(), key))
+            if name.subs or name.sups:
+                raise Unsupported(unknown_symbol(notation, name.written(), key))
+            self.free.add(name.written())
+            return FreeSymbol(name.written())
+        if meaning.kind == "loss":
+            return LOSS if time is None else symbols.vector(STEP_LOSS, self._time(time, name))
+        if meaning.kind == "defined":
+            return definition_at(notation.definitions[key], self._time(time or "t", name))
+        if time is not None and meaning.kind != "vector":
+            raise Unsupported("%s has a time index, but %s is a parameter" % (name.written(), key))
+        self.names.append((name.position, name.written()))
+        if meaning.kind == "parameter":
+            return symbols.parameter(meaning.name)
+        if meaning.kind == "blocks":
+            return Blocks(*[symbols.parameter(p) for p in meaning.parts])
+        if time is None:
+            raise Unsupported("%s has no time index (write %s)" % (name.written(), notation.with_time(key, "t")))
+        return symbols.vector(meaning.name, self._time(time, name))
 
-    def _found(self, sym, name, folded, proper):
-        if folded:
-            self.warnings.append("warning: %s read as %s (the symbols differ only in case)" % (name.written(), proper))
-        return sym
+    def _time(self, time: str, name: _Name) -> str:
+        if time.startswith("T"):
+            raise Unsupported("%s: the last step T is not understood yet; write the step as t" % name.written())
+        return time
+
+    def gradient_name(self, differential):
+        """dW_f, da_{prev}, d\\Gamma_o standing alone (CS231n-style names): the gradient of the
+        loss with respect to what follows the d."""
+        of = self.value(differential.of)
+        if not isinstance(of, sympy.Symbol) and not isinstance(of, Blocks) or of == LOSS:
+            raise Unsupported("cannot read d%s as the name of a gradient" % _plain_text(of))
+        self.differentials.append(of)
+        return Partial(LOSS, of)
 
     def _power(self, expr, exponent):
         if abs(exponent) > MAX_EXPONENT:
@@ -307,10 +374,12 @@ class ToIR(Transformer):
         return out
 
     def product(self, a, b, how: str):
-        """a (how) b where how is 'hadamard', 'cdot' or 'juxt'."""
+        """a (how) b where how is 'hadamard', 'star', 'cdot' or 'juxt'."""
         if isinstance(a, (Partial, Chain)) and isinstance(b, (Partial, Chain)):
             parts = (a.args if isinstance(a, Chain) else (a,)) + (b.args if isinstance(b, Chain) else (b,))
             return Chain(*parts)
+        if how == "star":  # * is elementwise, or a matrix product where the document's forward says so
+            how = "juxt" if self.notation.star == "matrix" else "hadamard"
         sa, sb = self.shape(a), self.shape(b)
         if "?" in sa + sb:
             return IllShaped(a, b, sympy.Symbol("shape"))
@@ -320,7 +389,7 @@ class ToIR(Transformer):
             if sa == sb:
                 return sympy.Mul(a, b)
             return self.ill(a, b, "an elementwise product of %s and %s" % (show_shape(sa), show_shape(sb)))
-        if sa[1] == sb[0] and not (sa == sb and sa[1] == 1):
+        if sa[1] == sb[0] and not (sa == sb and 1 in sa):
             return ir.MatMul(a, b)
         if sa == sb:
             return sympy.Mul(a, b)
@@ -338,6 +407,13 @@ class ToIR(Transformer):
             return self.ill(a, b, "a sum of %s and %s" % (show_shape(sa), show_shape(sb)))
         return sympy.Add(a, b, evaluate=False)  # unevaluated: the writer's term order is kept
 
+    def stack(self, parts):
+        """[a, x]: the author's stacked vector (a 1 folds in a bias)."""
+        for part in parts:
+            if not part.is_Number and self.shape(part) not in (("H", 1), ("D", 1), (1, "H"), (1, "D")):
+                raise Unsupported("only vectors (and a 1) can be stacked in [ , ]")
+        return Stack(*parts)
+
     # ---- rules: sums and products ---------------------------------------------------
     def add(self, children):
         return self.combine(self.value(children[0]), self.value(children[1]), +1)
@@ -352,7 +428,8 @@ class ToIR(Transformer):
         return self.value(children[0])
 
     def hadamard(self, children):
-        return self.product(self.value(children[0]), self.value(children[2]), "hadamard")
+        how = "star" if str(children[1]).strip() in ("*", r"\ast") else "hadamard"
+        return self.product(self.value(children[0]), self.value(children[2]), how)
 
     def cdot(self, children):
         return self.product(self.value(children[0]), self.value(children[2]), "cdot")
@@ -361,6 +438,8 @@ class ToIR(Transformer):
         a, b = children
         if isinstance(a, _Name) and a.base == "d" and not a.subs and not a.sups:
             return _Differential(b)
+        if isinstance(a, _Operator):
+            return self._derivative(b, a.wrt)
         return self.product(self.value(a), self.value(b), "juxt")
 
     def divide(self, children):
@@ -415,12 +494,15 @@ class ToIR(Transformer):
             for kind, text in scripts:
                 (head.subs if kind == "sub" else head.sups).append(str(text))
             return head
-        expr = self.value(head)
+        return _Scripted(head, scripts)
+
+    def apply_scripts(self, expr, scripts):
+        """(expr)^T, (expr)^2, (expr)': the superscripts of a group."""
         for kind, text in scripts:
             text = _script_text(text)
             if kind == "sub":
                 raise Unsupported("a subscript _%s on an expression" % text)
-            if text in TRANSPOSE_MARKS:
+            if text in TRANSPOSE_MARKS or text in PRIMES:
                 expr = ir.Transpose(expr)
             elif text.isdigit():
                 expr = self._power(expr, int(text))
@@ -434,55 +516,95 @@ class ToIR(Transformer):
     def superscript(self, children):
         return ("sup", children[0])
 
+    def prime(self, children):
+        return ("sup", "'")
+
     def power(self, children):
         return _script_text(children[0])
 
     # ---- rules: groups -----------------------------------------------------------------
     def paren(self, children):
-        return self.value(children[0])
+        return _Group(self.value(children[0]))
 
     def bracket(self, children):
-        return self.value(children[0])
+        return _Group(self.value(children[0]))
+
+    def stacked(self, children):
+        return self.stack([self.value(c) for c in children])
 
     def absolute(self, children):
         return sympy.Abs(self.value(children[1]))
 
     def brace(self, children):
-        return self.value(children[1])
+        return _Group(self.value(children[1]))
 
     def group(self, children):
         return children[0]  # TeX grouping: {W}_x^f keeps being a name
+
+    def decorated(self, children):
+        return children[-1]  # \boxed{X}, \underbrace{X}_{...}, \color{red}{X}: X itself
+
+    def underbraced(self, children):
+        return children[1]
 
     def placeholder(self, children):
         raise Unsupported(r"\sigma(\cdot) is notation, not a formula")
 
     # ---- rules: functions and derivatives ----------------------------------------------
+    def _function_of(self, token: str):
+        kind = re.sub(r"^\\(operatorname|mathrm|text|textrm|mathit)\{\s*|\s*\}$", "", token).lstrip("\\")
+        function = ELEMENTWISE_FUNCTIONS.get(kind) or self.notation.functions.get(kind)
+        if function is None:
+            raise Unsupported("unknown function %s" % token)
+        return function
+
+    def _argument(self, token, child):
+        """The argument of a function, and the scripts that belong to the function's value:
+        \tanh(c_t)^2 is (\tanh c_t)^2, as everyone means it."""
+        scripts = []
+        if isinstance(child, _Scripted) and isinstance(child.head, _Group):
+            child, scripts = child.head, child.scripts
+        argument = self.value(child)
+        if "?" in self.shape(argument) or self.shape(argument) not in SCALAR_OR_VECTOR:
+            raise Unsupported("%s of a matrix" % token)
+        return argument, scripts
+
     def function(self, children):
         token = str(children[0])
         exponent = children[1] if len(children) == 3 else None
-        argument = self.value(children[-1])
-        kind = re.sub(r"^\\(operatorname|mathrm|text|textrm|mathit)\{\s*|\s*\}$", "", token).lstrip("\\")
-        function = {"sigma": sigmoid, "sigmoid": sigmoid, "sigm": sigmoid, "tanh": sympy.tanh,
-                    "exp": sympy.exp, "log": sympy.log, "ln": sympy.log, "step": sympy.Heaviside,
-                    "sign": sympy.sign}.get(kind) or self.vocab.functions.get(kind)
-        if function is None:
-            raise Unsupported("unknown function %s" % token)
-        if "?" in self.shape(argument) or self.shape(argument) not in ((), ("H", 1), ("D", 1), ("Z", 1)):
-            raise Unsupported("%s of a matrix" % token)
-        out = function(argument)
+        argument, scripts = self._argument(token, children[-1])
+        out = self._function_of(token)(argument)
         if exponent is not None:
             if exponent.isdigit():
                 out = self._power(out, int(exponent))
             else:
                 raise Unsupported("cannot read %s^%s" % (token, exponent))
-        return out
+        return self.apply_scripts(out, scripts)
+
+    def function_prime(self, children):
+        """\\sigma'(z), \\tanh'(z): the function's derivative at z."""
+        token = str(children[0])
+        argument, scripts = self._argument(token, children[-1])
+        z = sympy.Dummy("z", real=True)
+        slope = sympy.diff(self._function_of(token)(z), z).xreplace({z: argument})
+        return self.apply_scripts(slope, scripts)
 
     def fraction(self, children):
         num, den = children[1], children[2]
         if isinstance(num, _Differential) and isinstance(den, _Differential):
             return self._derivative(num.of, den.of)
+        if isinstance(num, _Name) and num.base == "d" and not num.subs and not num.sups \
+                and isinstance(den, _Differential):
+            return _Operator(den.of)  # \frac{d}{dz}: applied to what follows
+        if isinstance(den, _Differential) and not isinstance(num, _Differential):
+            self.warnings.append("warning: read \\frac{%s}{d...} as a derivative (its numerator has no d)"
+                                 % _plain_text(num))
+            return self._derivative(num, den.of)
         num, den = self.value(num), self.value(den)
         sa, sb = self.shape(num), self.shape(den)
+        if isinstance(num, sympy.Symbol) and num == LOSS and sb != ():
+            self.warnings.append("warning: read \\frac{L}{...} as a derivative (a \\partial is missing)")
+            return self._derivative(num, den)
         if sb != () and sa != sb and sa != ():
             return self.ill(num, den, "a fraction of %s over %s" % (show_shape(sa), show_shape(sb)))
         return sympy.Mul(num, sympy.Pow(den, -1))
@@ -490,16 +612,24 @@ class ToIR(Transformer):
     def derivative(self, children):
         return self._derivative(children[2], children[4])
 
+    def derivative_operator(self, children):
+        return _Operator(children[-1])  # \frac{\partial}{\partial z}
+
     def derivative_inline(self, children):
         return self._derivative(children[1], children[3])
+
+    def derivative_half(self, children):
+        """\\frac{\\partial L}{h_t}: a \\partial left out below."""
+        self.warnings.append("warning: read the derivative as if its denominator had a \\partial")
+        return self._derivative(children[2], children[3])
 
     def _derivative(self, num, den):
         num, den = self.value(num), self.value(den)
         if isinstance(den, ir.Transpose):
             den = den.args[0]
-        if not isinstance(den, sympy.Symbol) or den == LOSS:
-            raise Unsupported("a derivative with respect to %s" % sympy.sstr(den))
-        return Partial(num, den)
+        if isinstance(den, Blocks) or isinstance(den, sympy.Symbol) and den != LOSS:
+            return Partial(num, den)
+        raise Unsupported("a derivative with respect to %s" % _plain_text(den))
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -519,6 +649,7 @@ class Side:
     warnings: list = field(default_factory=list)
     free: set = field(default_factory=set)
     names: list = field(default_factory=list)   # (position, written) of every cell symbol read
+    differentials: list = field(default_factory=list)  # what a dX name was read as the gradient of
 
 
 def _nesting(text: str) -> int:
@@ -554,30 +685,48 @@ def describe_parse_error(exc, text: str) -> str:
     return "cannot parse the equation"
 
 
-def parse_equation(text: str, cell_name: str) -> list:
-    """Parse `text` (one equation) into its sides; raise Unsupported with a one-line reason."""
+_MATRIX_ENV = re.compile(r"\\begin\{([bpv]?matrix|Bmatrix|smallmatrix)\}(.{0,2000}?)\\end\{\1\}", re.S)
+
+
+def _stacked_matrices(text: str) -> str:
+    """\\begin{bmatrix} h_{t-1} \\\\ x_t \\end{bmatrix} -> [h_{t-1}; x_t]: a column written as a matrix
+    is the author's stacked vector (the grammar ignores \\\\, so the rows are joined here)."""
+    def column(match):
+        rows = [r.strip() for r in re.split(r"\\\\|&", match.group(2)) if r.strip()]
+        return "[%s]" % "; ".join(rows)
+    return _MATRIX_ENV.sub(column, text)
+
+
+def sides_of(text: str) -> list:
+    """Parse `text` (one equation) into its sides, unread; raise Unsupported with a one-line reason."""
     if len(text) > MAX_EQUATION_CHARS:
         raise Unsupported("the equation is longer than %d characters" % MAX_EQUATION_CHARS)
     if _nesting(text) > MAX_NESTING:
         raise Unsupported("brackets nested deeper than %d levels" % MAX_NESTING)
+    text = _stacked_matrices(text)
     try:
         tree = parser().parse(text)
     except lark.exceptions.LarkError as exc:
         raise Unsupported(describe_parse_error(exc, text)) from None
-    vocab = vocabulary(cell_name)
     sides = []
     for child in tree.children:
         meta = child.meta if isinstance(child, lark.Tree) else child
         start, end = getattr(meta, "start_pos", None), getattr(meta, "end_pos", None)
-        side = Side(text[start:end].strip() if start is not None else text.strip(), tree=child)
-        build_side(side, vocab)
-        sides.append(side)
+        sides.append(Side(text[start:end].strip() if start is not None else text.strip(), tree=child))
     return sides
 
 
-def build_side(side: Side, vocab: Vocabulary, flip=frozenset()):
+def parse_equation(text: str, notation: Notation) -> list:
+    """Parse and read one equation in the document's notation: its sides with expressions."""
+    sides = sides_of(text)
+    for side in sides:
+        build_side(side, notation)
+    return sides
+
+
+def build_side(side: Side, notation: Notation, flip=frozenset(), reader=None):
     """Transform one side's subtree into side.expr (and its warnings).  Raises Unsupported."""
-    transformer = ToIR(vocab, flip)
+    transformer = (reader or ToIR)(notation, flip)
     tree = side.tree
     try:
         if isinstance(tree, lark.Token):
@@ -605,4 +754,5 @@ def build_side(side: Side, vocab: Vocabulary, flip=frozenset()):
     side.warnings = transformer.warnings
     side.free = transformer.free
     side.names = transformer.names
+    side.differentials = transformer.differentials
     return side

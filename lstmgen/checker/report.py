@@ -18,10 +18,11 @@ class EquationReport:
     expected: str = ""
     message: str = ""
     warnings: list = field(default_factory=list)
+    kind: str = "backward"  # backward | definition (a name the document defines) | forward (the cell's own)
 
     def to_dict(self) -> dict:
-        return {"line": self.line, "lhs": self.lhs, "status": self.status, "expected": self.expected,
-                "message": self.message, "warnings": list(self.warnings)}
+        return {"line": self.line, "lhs": self.lhs, "status": self.status, "kind": self.kind,
+                "expected": self.expected, "message": self.message, "warnings": list(self.warnings)}
 
 
 @dataclass
@@ -30,6 +31,7 @@ class FileReport:
 
     file: str
     equations: list = field(default_factory=list)
+    notation: object = None  # the checker's Notation: the cell used and how the document was read
 
     @property
     def summary(self) -> dict:
@@ -41,7 +43,11 @@ class FileReport:
         return 0 if all(e.status == "correct" for e in self.equations) else 1
 
     def to_dict(self) -> dict:
-        return {"file": self.file, "equations": [e.to_dict() for e in self.equations], "summary": self.summary}
+        out = {"file": self.file}
+        if self.notation is not None:
+            out["cell"] = self.notation.to_dict()
+        out.update({"equations": [e.to_dict() for e in self.equations], "summary": self.summary})
+        return out
 
 
 def to_json(reports: list, as_list: bool) -> str:
@@ -68,6 +74,10 @@ def to_text(reports: list) -> str:
     marks = _marks()
     lines = []
     for report in reports:
+        if report.notation is not None:
+            lines.append("%s: %s" % (report.file, report.notation.describe()))
+            for note in report.notation.notes:
+                lines.append("    %s" % note)
         for e in report.equations:
             lines.append("%s:%d: %s %s" % (report.file, e.line, marks[e.status], _short(e.lhs)))
             if e.status != "correct":

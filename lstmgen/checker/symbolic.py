@@ -35,9 +35,9 @@ def _is_elementwise(expr) -> bool:
     return not expr.has(*_MATRIX_FORMS, _Row, _RowT)
 
 
-def chain_expr(chain: Chain, cell_name: str):
+def chain_expr(chain: Chain, cell: str):
     """The chain rule written out with the cell's partial derivatives (a SymPy expression)."""
-    d = derive(cell_name)
+    d = derive(cell)
     parts = chain.args
     num, den = parts[0].args
     if num == LOSS and symbols.read(den) is not None:
@@ -53,21 +53,21 @@ def chain_expr(chain: Chain, cell_name: str):
                 raise NotCanonical("∂ℓ/∂…")
             current = symbols.vector(den_ref.name, den_ref.time, "upstream")
         else:
-            current = _step(num, den, sympy.Integer(1), cell_name)
+            current = _step(num, den, sympy.Integer(1), cell)
     for part in parts[1:]:
         num, den_next = part.args
         if num != den:
             raise NotCanonical("a broken chain")
-        current = _step(num, den_next, current, cell_name)
+        current = _step(num, den_next, current, cell)
         den = den_next
     return current
 
 
-def _step(num, den, upstream, cell_name):
+def _step(num, den, upstream, cell):
     """upstream · ∂num/∂den, symbolically (num a cell quantity at some time)."""
-    cell = derive(cell_name).cell
+    cell = derive(cell).cell
     ref = ref_of(num)
-    if ref is None or ref.role != "value" or ref.name not in env.equation_targets(cell_name):
+    if ref is None or ref.role != "value" or ref.name not in env.equation_targets(cell):
         raise NotCanonical("not a quantity with an equation")
     den_ref = ref_of(den)
     if den_ref is None:
@@ -78,25 +78,25 @@ def _step(num, den, upstream, cell_name):
         wrt = env.relative_to(den_ref, ref.time)
         if wrt is None:
             raise NotCanonical("mixed time indices")
-    gradient = env.at_time(env.local_gradient(cell_name, ref.name, wrt), ref.time)
+    gradient = env.at_time(env.local_gradient(cell, ref.name, wrt), ref.time)
     return gradient.xreplace({env.UPSTREAM: upstream})
 
 
-def tidy(expr, cell_name: str):
+def tidy(expr, cell: str):
     """Chains written out, transposes moved inwards, W v / Wᵀ e / e vᵀ as Dot / TDot / Outer."""
-    cell = derive(cell_name).cell
+    cell = derive(cell).cell
     if isinstance(expr, Chain):
-        return tidy(chain_expr(expr, cell_name), cell_name)
+        return tidy(chain_expr(expr, cell), cell)
     if isinstance(expr, Partial):
-        return tidy(Chain(expr), cell_name)
+        return tidy(Chain(expr), cell)
     if isinstance(expr, IllShaped):
         raise NotCanonical("ill-shaped")
     if not expr.args:
         return expr
     if isinstance(expr, ir.Transpose):
-        inner = tidy(expr.args[0], cell_name)
+        inner = tidy(expr.args[0], cell)
         return _transpose(inner, cell)
-    args = [tidy(a, cell_name) for a in expr.args]
+    args = [tidy(a, cell) for a in expr.args]
     if isinstance(expr, ir.MatMul):
         return _matmul(args[0], args[1], cell)
     return expr.func(*args)
@@ -155,7 +155,7 @@ def _matmul(a, b, cell):
     raise NotCanonical("a matrix product")
 
 
-def canonical(expr, cell_name: str) -> dict:
+def canonical(expr, cell: str) -> dict:
     """{(form, operand, summed): coefficient} of a tidied expression (see the module docstring)."""
     out: dict = {}
 
@@ -190,16 +190,16 @@ def canonical(expr, cell_name: str) -> dict:
             return
         raise NotCanonical(type(e).__name__)
 
-    walk(tidy(expr, cell_name), sympy.Integer(1), False)
+    walk(tidy(expr, cell), sympy.Integer(1), False)
     return out
 
 
-def equal(a, b, cell_name: str):
+def equal(a, b, cell: str):
     """True when SymPy shows a == b; None when it cannot say (never False: numbers decide)."""
     try:
         if sympy.count_ops(a) + sympy.count_ops(b) > MAX_OPS:
             return None
-        left, right = canonical(a, cell_name), canonical(b, cell_name)
+        left, right = canonical(a, cell), canonical(b, cell)
         keys = set(left) | set(right)
         for key in keys:
             if sympy.expand(left.get(key, 0) - right.get(key, 0)) != 0:

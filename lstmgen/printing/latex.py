@@ -16,14 +16,14 @@ from sympy.printing.latex import LatexPrinter as _SympyLatexPrinter
 from .. import ir, symbols
 from ..functions import UserFunction, sigmoid
 
-HADAMARD = {"*": " * ", "odot": r" \odot "}
+HADAMARD = {"*": " * ", "odot": r" \odot ", "circ": r" \circ "}
 # (opening, closing) by nesting level: 1 innermost, then 2, then 3 and more
 _BRACKETS = {1: ("(", ")"), 2: ("[", "]")}
 _BRACES = (r"\{", r"\}")
 # elementwise functions printed as operator names, so that a power reads \tanh^2(c_t)
 _FUNCTION_NAMES = {sigmoid: r"\sigma", sympy.tanh: r"\tanh"}
 # the matrix-structure functions of lstmgen.ir: grouped like products when they meet one
-_MATRIX_FORMS = (ir.Dot, ir.TDot, ir.Outer, ir.SumOverTime, ir.MatMul)
+_MATRIX_FORMS = (ir.Dot, ir.TDot, ir.Outer, ir.SumOverTime, ir.MatMul, ir.Blocks)
 
 LOSS = sympy.Symbol("L")
 
@@ -33,12 +33,17 @@ class LatexPrinter(_SympyLatexPrinter):
 
     printmethod = "_lstmgen_latex"
 
-    def __init__(self, cell=None, hadamard: str = "*", settings=None):
+    def __init__(self, cell=None, hadamard: str = "*", settings=None, *, time=symbols.with_time,
+                 loss: str = "L", differential: str = r"\partial", transpose: str = "T"):
         super().__init__(settings)
         if hadamard not in HADAMARD:
             raise ValueError("hadamard must be one of %s, not %r" % (", ".join(HADAMARD), hadamard))
         self._quantities = dict(cell.quantities) if cell is not None else {}
         self._times = HADAMARD[hadamard]
+        self._with_time = time          # (base, time) -> LaTeX: c_{t-1}, or c^{(t-1)} in a reader's notation
+        self._loss = loss
+        self._d = differential
+        self._transpose = transpose
         self._levels: list[int] = []  # bracket nesting of each expression being printed
         self._last_level = 0
 
@@ -77,11 +82,11 @@ class LatexPrinter(_SympyLatexPrinter):
         if isinstance(expr, sympy.Symbol):
             text = self._print(expr)
             if r"\frac" in text:
-                return r"\left(%s\right)^T" % text
+                return r"\left(%s\right)^%s" % (text, self._transpose)
             if "^" in text:
-                return "(%s)^T" % text
-            return text + "^T"
-        return self._bracket(expr) + "^T"
+                return "(%s)^%s" % (text, self._transpose)
+            return text + "^" + self._transpose
+        return self._bracket(expr) + "^" + self._transpose
 
     # ---- symbols ---------------------------------------------------------------------------
     def _base(self, name: str) -> str:
@@ -91,15 +96,17 @@ class LatexPrinter(_SympyLatexPrinter):
     def _print_Symbol(self, expr, style="plain"):
         """Vector symbols with their time index (c_{t-1}), gradients as fractions, parameters by name."""
         ref = symbols.read(expr)
+        if expr == LOSS:
+            return self._loss
         if ref is None:
             if expr.name in self._quantities or "_" in expr.name or "^" in expr.name:
                 return self._base(expr.name)
             return super()._print_Symbol(expr, style)
-        value = symbols.with_time(self._base(ref.name), ref.time)
+        value = self._with_time(self._base(ref.name), ref.time)
         if ref.role == "adjoint":
-            return r"\frac{\partial L}{\partial %s}" % value
+            return r"\frac{%s %s}{%s %s}" % (self._d, self._loss, self._d, value)
         if ref.role == "upstream":
-            return r"\frac{\partial %s}{\partial %s}" % (symbols.with_time(r"\ell", ref.time), value)
+            return r"\frac{%s %s}{%s %s}" % (self._d, self._with_time(r"\ell", ref.time), self._d, value)
         return value
 
     def _print_Derivative(self, expr):
@@ -107,10 +114,10 @@ class LatexPrinter(_SympyLatexPrinter):
         numerator = self._operand(expr.expr) if isinstance(expr.expr, (sympy.Add, sympy.Mul)) \
             else self._print(expr.expr)
         order = sum(count for _, count in expr.variable_count)
-        denominator = " ".join(r"\partial %s" % self._print(var) + ("^{%d}" % count if count > 1 else "")
+        denominator = " ".join(r"%s %s" % (self._d, self._print(var)) + ("^{%d}" % count if count > 1 else "")
                                for var, count in expr.variable_count)
         power = "^{%d}" % order if order > 1 else ""
-        return r"\frac{\partial%s %s}{%s}" % (power, numerator, denominator)
+        return r"\frac{%s%s %s}{%s}" % (self._d, power, numerator, denominator)
 
     # ---- elementwise algebra ---------------------------------------------------------------
     def _print_Add(self, expr, order=None):
@@ -224,6 +231,14 @@ class LatexPrinter(_SympyLatexPrinter):
     def _print_MatMul(self, expr):
         """The matrix product a b by juxtaposition."""
         return " ".join(self._operand(arg) for arg in expr.args)
+
+    def _print_Stack(self, expr):
+        """Stacked vectors as [h_{t-1}, x_t]."""
+        return "[%s]" % ", ".join(self._print(arg) for arg in expr.args)
+
+    def _print_Blocks(self, expr):
+        """Matrices side by side as \\begin{bmatrix} A & B \\end{bmatrix}."""
+        return r"\begin{bmatrix} %s \end{bmatrix}" % " & ".join(self._print(arg) for arg in expr.args)
 
 
 def _needs_grouping(expr) -> bool:

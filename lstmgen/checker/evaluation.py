@@ -1,0 +1,236 @@
+"""The numeric reading of a parsed equation: its value at the witness points.
+
+`DocEvaluator` extends the shared `lstmgen.evaluate.Evaluator` with what documents add: chain-rule
+products (vector-Jacobian products through the cell's own local gradients), stacked vectors and
+block matrices, and the author's layout (in the row layout every vector and matrix is the
+transpose of its column-layout value, so a row-layout formula is compared with the transposed
+truth).  Values of the derivation's own expressions (`truth`) are computed in the column layout and
+then turned into the author's.
+"""
+from __future__ import annotations
+
+import numpy as np
+import sympy
+
+from .. import ir, symbols
+from ..evaluate import EvaluationError, Evaluator, ShapeError, close
+from ..reverse import derive
+from . import environment as env
+from .notation import Notation
+from .parse import LOSS, STEP_LOSS, Blocks, Chain, FreeSymbol, IllShaped, Partial, Stack, ref_of
+
+MATRIX_NODES = (ir.Dot, ir.TDot, ir.Outer, ir.MatMul, ir.Transpose, ir.SumOverTime, Chain, Partial, IllShaped,
+                Stack, Blocks)
+
+
+class BrokenChain(EvaluationError):
+    """A chain-rule product whose factors do not connect (∂L/∂h_t · ∂c_t/∂f_t)."""
+
+
+def lower(expr):
+    """∂L/∂v (v a cell vector) -> the adjoint symbol dL/dv; any other ∂A/∂B (∂ℓ_t/∂h_t, ∂L/∂W,
+    ∂f_t/∂x_t) -> a one-factor Chain, which the evaluator reads as a vector-Jacobian product."""
+    if isinstance(expr, Chain):
+        return expr
+    if isinstance(expr, Partial):
+        num, den = expr.args
+        ref = ref_of(den)
+        if num == LOSS and ref is not None:
+            return symbols.vector(ref.name, ref.time, "adjoint")
+        return Chain(expr)
+    if not expr.args:
+        return expr
+    args = [lower(a) for a in expr.args]
+    if isinstance(expr, (sympy.Add, sympy.Mul)):
+        return expr.func(*args, evaluate=False)
+    return expr.func(*args)
+
+
+def _oriented(value, row: bool):
+    return np.transpose(value) if row and np.shape(value) != () else value
+
+
+class DocEvaluator(Evaluator):
+    """Evaluates parsed documents: adds chain-rule products and shape problems."""
+
+    def __init__(self, witness, t, cell, free=None, row: bool = False):
+        self.witness = witness
+        self.cell = cell
+        self.free = free or {}
+        self.row = row  # the author's row layout: every looked-up value transposed
+        super().__init__(self._lookup, t, witness.T)
+
+    def _lookup(self, symbol, t):
+        if isinstance(symbol, FreeSymbol):
+            if symbol.name in self.free:
+                return self.free[symbol.name]
+            raise EvaluationError("unknown symbol %s" % symbol.name)
+        if symbol == env.UPSTREAM:
+            return self.free["<upstream>"]
+        ref = symbols.read(symbol)
+        if ref is not None and ref.name == STEP_LOSS:
+            raise EvaluationError("ℓ_t is a scalar loss term")
+        return _oriented(self.witness.lookup(symbol, t), self.row)
+
+    def truth(self, expr):
+        """The value of one of the derivation's expressions (column layout), in the author's layout."""
+        if not self.row:
+            return self(expr)
+        column = DocEvaluator(self.witness, self.t, self.cell, self.free, row=False)
+        return _oriented(column(expr), True)
+
+    def _eval_Stack(self, expr):
+        """[a, x]: stacked along the vectors' length."""
+        parts = [np.ones((1, 1)) if a.is_Number else np.asarray(self(a), dtype=float) for a in expr.args]
+        return np.hstack(parts) if self.row else np.vstack(parts)
+
+    def _eval_Blocks(self, expr):
+        """[W_h^f  W_x^f]: the blocks side by side (stacked, in the row layout)."""
+        parts = [np.asarray(self(a), dtype=float) for a in expr.args]
+        return np.vstack(parts) if self.row else np.hstack(parts)
+
+    def _eval_IllShaped(self, expr):
+        raise ShapeError(str(expr.args[2]))
+
+    def _eval_Partial(self, expr):
+        return self._eval_Chain(Chain(expr))
+
+    def _time(self, ref) -> int:
+        return int(symbols.fix_time(ref.time, self.t))
+
+    def _vjp(self, num, den, upstream):
+        """upstream · ∂num/∂den (gradient of sum(upstream * num) with respect to den)."""
+        num_ref = ref_of(num)
+        if num_ref is None or num_ref.role != "value":
+            if isinstance(num, sympy.Symbol):
+                raise EvaluationError("∂%s/∂…: not a quantity with an equation" % num)
+            if num.has(*MATRIX_NODES):
+                raise EvaluationError("a derivative of a matrix expression")
+            slope = sympy.diff(num, den)
+            return upstream * self(slope)
+        if num_ref.name not in env.equation_targets(self.cell):
+            if num == den:
+                return upstream
+            raise EvaluationError("%s has no equation to differentiate" % num_ref.name)
+        at = self._time(num_ref)
+        if isinstance(den, FreeSymbol):
+            raise EvaluationError("unknown symbol %s" % den.name)
+        if isinstance(den, Blocks):
+            raise EvaluationError("a chain-rule factor with respect to a stacked matrix")
+        den_ref = symbols.read(den)
+        if den_ref is None:
+            wrt = den
+        else:
+            offset = self._time(den_ref) - at
+            if offset not in (0, -1):
+                return self._zero(den)
+            wrt = symbols.vector(den_ref.name, symbols.time_label(offset))
+        gradient = env.local_gradient(self.cell, num_ref.name, wrt)
+        inner = DocEvaluator(self.witness, at, self.cell, dict(self.free, **{"<upstream>": _oriented(upstream, self.row)}))
+        value = inner(gradient)
+        if np.shape(value) == () and float(value) == 0.0:
+            return self._zero(den)
+        return _oriented(value, self.row)
+
+    def _zero(self, den):
+        """The zero gradient: shaped like the quantity it is taken with respect to."""
+        return np.zeros_like(np.asarray(self(den), dtype=float))
+
+    def _eval_Chain(self, expr):
+        parts = expr.args
+        num, den = parts[0].args
+        if num == LOSS:
+            ref = symbols.read(den)
+            if ref is None:  # ∂L/∂W on a right side: the gradient over the sequence
+                d = derive(self.cell)
+                if isinstance(den, Blocks):
+                    current = self.truth(ir.SumOverTime(Blocks(*[d.step_gradient(p.name) for p in den.args])))
+                elif den.name not in d.step:
+                    raise EvaluationError("%s is not a parameter" % den.name)
+                else:
+                    current = self.truth(d.summed(den.name))
+            else:
+                current = self(symbols.vector(ref.name, ref.time, "adjoint"))
+        elif ref_of(num) is not None and ref_of(num).name == STEP_LOSS:
+            current = self._step_loss(num, den)
+        else:
+            current = self._vjp(num, den, np.ones_like(np.asarray(self(num), dtype=float)))
+        previous = den
+        for part in parts[1:]:
+            num, den = part.args
+            if not self._same(num, previous):
+                raise BrokenChain("the chain breaks: a factor ∂…/∂%s is followed by ∂%s/∂…"
+                                  % (_plain(previous), _plain(num)))
+            current = self._vjp(num, den, current)
+            previous = den
+        return current
+
+    def _step_loss(self, num, den):
+        d = derive(self.cell)
+        num_ref, den_ref = symbols.read(num), symbols.read(den)
+        if den_ref is None or den_ref.name != d.cell.output:
+            raise EvaluationError("∂ℓ_t/∂… is understood for the output %s only" % d.cell.output)
+        if self._time(num_ref) != self._time(den_ref):
+            return self._zero(den)
+        return self(symbols.vector(den_ref.name, den_ref.time, "upstream"))
+
+    def _same(self, a, b) -> bool:
+        if a == b:
+            return True
+        ra, rb = ref_of(a), ref_of(b)
+        return bool(ra and rb and ra.name == rb.name and self._time(ra) == self._time(rb))
+
+
+def _plain(sym) -> str:
+    ref = ref_of(sym)
+    if ref:
+        return "%s_%s" % (ref.name, ref.time)
+    return sym.name if isinstance(sym, sympy.Symbol) else "an expression"
+
+
+def agree(a: list, b: list) -> bool:
+    """True when two lists of values (None: not evaluable) agree at every point."""
+    if a is None or b is None:
+        return False
+    return len(a) == len(b) and all(close(x, y) for x, y in zip(a, b, strict=True))
+
+
+
+
+# ----------------------------------------------------------------------------- values
+def identity_points(name):
+    rng = np.random.RandomState(7)
+    return [{name: rng.randn(3, 1)} for _ in range(3)]
+
+
+def values(expr, notation: Notation, identity: str = "") -> list:
+    """The value of a document's expression at every witness point (a list of arrays); for a
+    calculus identity in the variable `identity`, at random values of it."""
+    draws = env.witnesses(notation.cell)
+    row = notation.layout == "row"
+    with np.errstate(all="ignore"):
+        if identity:
+            return [DocEvaluator(draws[0], 2, notation.cell, free, row)(expr) for free in identity_points(identity)]
+        return [DocEvaluator(draws[k], t, notation.cell, row=row)(expr) for k, t in env.POINTS]
+
+
+def truth(expr, notation: Notation, identity: str = "") -> list:
+    """The value of one of the derivation's expressions at every witness point, in the author's layout."""
+    draws = env.witnesses(notation.cell)
+    row = notation.layout == "row"
+    with np.errstate(all="ignore"):
+        if identity:
+            return [DocEvaluator(draws[0], 2, notation.cell, free, row).truth(expr) for free in identity_points(identity)]
+        return [DocEvaluator(draws[k], t, notation.cell, row=row).truth(expr) for k, t in env.POINTS]
+
+
+def safe(function, *args):
+    """function(*args), or None when the attempt cannot be evaluated (a repair that does not apply)."""
+    try:
+        return function(*args)
+    except Exception:  # noqa: BLE001 - a failed repair attempt only means "not this fix"
+        return None
+
+
+def opposite(a, b) -> bool:
+    return bool(a) and bool(b) and agree(a, [-x for x in b]) and not agree(a, b)

@@ -1,0 +1,43 @@
+"""Expected formulas in the author's notation: their letters, product sign, time style, loss
+letter and layout (a row-layout document gets x_t^T δ where the derivation has δ x_t^T)."""
+from __future__ import annotations
+
+import sympy
+
+from .. import ir
+from ..printing.latex import LatexPrinter
+from .notation import Notation
+
+
+def to_latex(expr, notation: Notation) -> str:
+    """LaTeX of one of the derivation's expressions as the author would write it ('' for None)."""
+    if expr is None:
+        return ""
+    if notation.layout == "row":
+        expr = to_row(expr)
+    printer = LatexPrinter(notation.cell, notation.hadamard, time=notation.with_time, loss=notation.loss,
+                           differential=notation.differential, transpose=notation.transpose)
+    return printer.doprint(expr)
+
+
+def to_row(expr):
+    """A column-layout expression in the row layout: W v -> v W, W^T e -> e W^T, e v^T -> v^T e."""
+    if isinstance(expr, ir.Dot):
+        return ir.MatMul(to_row(expr.args[1]), expr.args[0])
+    if isinstance(expr, ir.TDot):
+        return ir.MatMul(to_row(expr.args[1]), ir.Transpose(expr.args[0]))
+    if isinstance(expr, ir.Outer):
+        return ir.MatMul(ir.Transpose(to_row(expr.args[1])), to_row(expr.args[0]))
+    if not expr.args:
+        return expr
+    args = [to_row(a) for a in expr.args]
+    if isinstance(expr, (sympy.Add, sympy.Mul)):
+        return expr.func(*args, evaluate=False)
+    return expr.func(*args)
+
+
+def truth_shape(expr, notation: Notation) -> tuple:
+    """The shape of one of the derivation's expressions in the author's layout."""
+    from .parse import shape
+    column = shape(expr, Notation(notation.cell))
+    return (column[1], column[0]) if notation.layout == "row" and len(column) == 2 else column

@@ -1,0 +1,385 @@
+"""The notation of a document: its cell, learned from the forward equations it states, and how
+its author writes that cell's symbols.
+
+A forward equation is one whose left side is a vector at step t (``f_t``, ``\\Gamma_f^{\\langle t
+\\rangle}``, ``h^{(t)}``) and whose right side has no derivative.  `ForwardReader` reads them with
+the same grammar as every other equation; what a written product means is settled from what its
+operands are (a capital letter before a vector is a matrix: ``W_f h_{t-1}``; after one, the row
+layout: ``x_t U_f``).  The equations then become a Cell through `cells.from_equations`, the same
+validation and derivation a cell file gets.  A matrix applied to a stacked vector,
+``W_f [h_{t-1}, x_t]``, becomes one matrix per block (``W_f -> [W_{f,h}  W_{f,x}]``).
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+import sympy
+
+from .. import cells, ir, symbols
+from ..errors import CellError
+from .notation import LOSS_LETTERS, Meaning, Notation, make_key
+from .parse import MATRIX_LETTERS, Chain, Partial, Stack, ToIR, Unsupported, build_side, sides_of
+
+DEFAULT_CELL = "lstm"
+_DERIVATIVE_NODES = (Chain, Partial)
+MAX_FORWARD_EQUATIONS = 40
+
+
+class NotForward(Unsupported):
+    """An equation that is no forward equation (it has a derivative, or no vector at t on the left)."""
+
+
+@dataclass
+class _Product:
+    """How a matrix product was written: the matrix first (column layout) or the vector first (row)."""
+
+    row: bool
+    star: bool
+
+
+class ForwardReader(ToIR):
+    """Reads a forward equation before the cell is known: every name with a time is a vector,
+    every other name a parameter, keyed by how it is written."""
+
+    def __init__(self, notation, flip=frozenset()):
+        super().__init__(notation, flip)
+        self.products: list[_Product] = []
+        self.vectors: dict[str, set] = {}     # key -> times seen
+        self.parameters: set[str] = set()
+
+    def shape(self, expr):
+        return ()  # shapes are what is being learned
+
+    def lookup(self, key, time, name):
+        if key in LOSS_LETTERS and time is None:
+            raise NotForward("the loss")
+        if time is not None:
+            if time not in ("t", "t-1"):
+                raise NotForward("a forward equation reads steps t and t-1 only")
+            self.vectors.setdefault(key, set()).add(time)
+            return symbols.vector(ident(key), time)
+        self.parameters.add(key)
+        return symbols.parameter(ident(key))
+
+    def _derivative(self, num, den):
+        raise NotForward("a derivative")
+
+    def gradient_name(self, differential):
+        raise NotForward("a derivative")
+
+    def product(self, a, b, how):
+        if isinstance(a, sympy.Symbol) and _is_matrix(a) and _is_vectorial(b) and how != "hadamard":
+            self.products.append(_Product(row=False, star=how == "star"))
+            return ir.Dot(a, b)
+        if isinstance(b, sympy.Symbol) and _is_matrix(b) and _is_vectorial(a) and how != "hadamard":
+            self.products.append(_Product(row=True, star=how == "star"))
+            return ir.Dot(b, a)
+        return sympy.Mul(a, b, evaluate=False)
+
+    def combine(self, a, b, sign):
+        return sympy.Add(a, b if sign > 0 else -b, evaluate=False)
+
+    def stack(self, parts):
+        return Stack(*parts)
+
+
+def ident(key: str) -> str:
+    """An internal name for a written key: letters, digits and _ only (\\Gamma_f -> Gamma_f)."""
+    text = re.sub(r"\\(tilde|hat|bar|check|breve|dot)\{([A-Za-z])\}", r"\2\1", key)
+    text = re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
+    if not text or not text[0].isalpha():
+        text = "q" + text
+    return text if text not in ("L", "ell") else text + "_"
+
+
+def _is_matrix(sym) -> bool:
+    """A parameter written with a capital (W, U, V, \\Theta): a matrix when it meets a vector."""
+    return symbols.read(sym) is None and bool(MATRIX_LETTERS.match(sym.name)) and "_dot" not in sym.name
+
+
+def _is_vectorial(expr) -> bool:
+    return isinstance(expr, Stack) or any(symbols.read(s) is not None for s in expr.free_symbols)
+
+
+# ----------------------------------------------------------------------------- learning
+@dataclass
+class _Forward:
+    target: str          # written key of the left side
+    expr: sympy.Expr     # right side over provisional symbols
+    line: int
+    reader: ForwardReader
+
+
+def _read_forward(text: str, line: int, provisional: Notation) -> _Forward | None:
+    """The forward equation in `text`, or None when it is none."""
+    try:
+        sides = sides_of(text)
+    except Unsupported:
+        return None
+    if len(sides) != 2:
+        return None
+    lhs_reader = ForwardReader(provisional)
+    try:
+        lhs = build_side(sides[0], provisional, reader=lambda n, f: lhs_reader)
+    except Unsupported:
+        return None
+    ref = symbols.read(lhs.expr) if isinstance(lhs.expr, sympy.Symbol) else None
+    if ref is None or ref.time != "t" or len(lhs_reader.vectors) != 1:
+        return None
+    reader = ForwardReader(provisional)
+    try:
+        rhs = build_side(sides[1], provisional, reader=lambda n, f: reader)
+    except Unsupported:
+        return None
+    if not any(symbols.read(s) is not None for s in rhs.expr.free_symbols):
+        return None
+    return _Forward(next(iter(lhs_reader.vectors)), rhs.expr, line, reader)
+
+
+def notation_of(equations, cell_option: str | None = None, text: str = "") -> Notation:
+    """The notation a document is read in: the --cell option, else the cell its forward equations
+    state, else the default cell.  `equations` are `extract.Equation`s in document order."""
+    if cell_option is not None:
+        notation = Notation.for_cell(cells.load(cell_option), "option")
+    else:
+        notation = None
+        found = _forward_equations(equations)
+        if found:
+            try:
+                notation = _learned(found)
+            except (CellError, Unsupported) as exc:
+                notation = Notation.for_cell(cells.load(DEFAULT_CELL), "default")
+                notation.notes.append("the forward equations on %s could not be read as a cell (%s); "
+                                      "the %s cell was assumed" % (_span(found), _one_line(exc), DEFAULT_CELL))
+        if notation is None:
+            notation = Notation.for_cell(cells.load(DEFAULT_CELL), "default")
+    _settle_printing(notation, text)
+    return notation
+
+
+def _forward_equations(equations) -> list[_Forward]:
+    provisional = Notation(cells.load(DEFAULT_CELL))
+    found: dict[str, _Forward] = {}
+    for eq in equations:
+        if len(found) >= MAX_FORWARD_EQUATIONS:
+            break
+        if "=" not in eq.text or "\\partial" in eq.text:
+            continue
+        forward = _read_forward(eq.text, eq.line, provisional)
+        if forward is not None and forward.target not in found:
+            found[forward.target] = forward
+    return _used(list(found.values()))
+
+
+def _used(found: list[_Forward]) -> list[_Forward]:
+    """Drop equations nothing else uses (an output layer y_t = V h_t, an error term), keeping the
+    states (the targets read at t-1) and the last equation."""
+    while True:
+        read = {}
+        for f in found:
+            for s in f.expr.free_symbols:
+                ref = symbols.read(s)
+                if ref is not None:
+                    read.setdefault(ref.name, set()).add(ref.time)
+        states = {ident(f.target) for f in found if "t-1" in read.get(ident(f.target), set())}
+        keep = [f for f in found if ident(f.target) in states or "t" in read.get(ident(f.target), set())]
+        if not keep or len(keep) == len(found):
+            return keep
+        found = keep
+
+
+def _learned(found: list[_Forward]) -> Notation:
+    """A Notation whose cell is the one the forward equations `found` state."""
+    targets = {f.target for f in found}
+    seen: dict[str, set] = {}
+    parameters: set[str] = set()
+    for f in found:
+        for key, times in f.reader.vectors.items():
+            seen.setdefault(key, set()).update(times)
+        parameters |= f.reader.parameters
+    states = [f.target for f in found if "t-1" in seen.get(f.target, set())]
+    missing = sorted(k for k, times in seen.items() if "t-1" in times and k not in targets)
+    if missing:
+        raise CellError("%s is read at t-1 but no equation defines it" % missing[0])
+    inputs = sorted(k for k in seen if k not in targets)
+    if len(inputs) != 1:
+        raise CellError("the forward equations read %s, which no equation defines; one input vector is understood"
+                        % (", ".join(inputs) if inputs else "no vector"))
+    if not states:
+        raise CellError("no quantity is read at t-1, so the equations state no recurrent cell")
+    names: dict[str, Meaning] = {}
+    latex = {}
+    for key in [inputs[0], *[f.target for f in found]]:
+        names[key] = Meaning("vector", ident(key))
+        latex[ident(key)] = key
+    blocks = _Blocks(names, latex, parameters)
+    equations = [(ident(f.target), blocks.split(f.expr, f.line), f.line) for f in found]
+    for key in sorted(parameters):
+        if ident(key) not in blocks.split_matrices:
+            names.setdefault(key, Meaning("parameter", ident(key)))
+            latex[ident(key)] = key
+    output = _output_state(found, states)
+    cell = cells.from_equations(equations, name="learned", title="the document's cell", input=ident(inputs[0]),
+                                states=[ident(s) for s in states], output=ident(output), latex=latex,
+                                source="forward equations", line=found[0].line)
+    products = [p for f in found for p in f.reader.products]
+    layout = "row" if products and sum(p.row for p in products) > len(products) / 2 else "column"
+    notation = Notation(cell, "learned", (found[0].line, found[-1].line), names, layout=layout,
+                        star="matrix" if any(p.star for p in products) else "elementwise")
+    notation.forward = tuple(f.line for f in found)
+    if any(p.star for p in products):
+        notation.notes.append("* is a matrix product where the shapes need one (the forward equations use it so)")
+    return notation
+
+
+class _Blocks:
+    """Splits W [h_{t-1}, x_t] into W_{,h} h_{t-1} + W_{,x} x_t and records W -> its blocks."""
+
+    def __init__(self, names: dict, latex: dict, parameter_keys: set):
+        self.names, self.latex = names, latex
+        self.written = {ident(key): key for key in parameter_keys}
+        self.split_matrices: set[str] = set()
+
+    def split(self, expr, line: int):
+        if isinstance(expr, ir.Dot) and isinstance(expr.args[1], Stack):
+            return self._split_dot(expr.args[0], expr.args[1], line)
+        if isinstance(expr, ir.Dot) and symbols.read(expr.args[1]) is None:
+            raise CellError("line %d: a matrix times an expression; name the expression in an equation "
+                            "of its own" % line)
+        if not expr.args:
+            return expr
+        args = [self.split(a, line) for a in expr.args]
+        if isinstance(expr, (sympy.Add, sympy.Mul)):
+            return expr.func(*args, evaluate=False)
+        return expr.func(*args)
+
+    def _split_dot(self, matrix, stack, line):
+        key = self.written.get(matrix.name, matrix.name)
+        base, sub, sup = _scripts(key)
+        parts, terms = [], []
+        for part in stack.args:
+            if part.is_Number:
+                if part != 1:
+                    raise CellError("line %d: a stacked vector holds vectors and a 1 (for a bias)" % line)
+                label = "1"
+            else:
+                ref = symbols.read(part)
+                if ref is None:
+                    raise CellError("line %d: only vectors can be stacked" % line)
+                label = next(k for k, m in self.names.items() if m.kind == "vector" and m.name == ref.name)
+                label = re.sub(r"\\[A-Za-z]+\{([A-Za-z])\}", r"\1", label)
+            written = make_key(base, "%s,%s" % (sub, label) if sub else label, sup)
+            name = ident(written)
+            if name in {p for p in parts}:
+                raise CellError("line %d: a vector is stacked twice" % line)
+            parts.append(name)
+            self.latex[name] = written
+            terms.append(symbols.parameter(name) if part.is_Number else ir.Dot(symbols.parameter(name), part))
+        previous = self.names.get(key)
+        if previous is not None and previous.parts != tuple(parts):
+            raise CellError("line %d: %s multiplies two different stacked vectors" % (line, key))
+        self.names[key] = Meaning("blocks", ident(key), tuple(parts))
+        self.split_matrices.add(ident(key))
+        return sympy.Add(*terms, evaluate=False)
+
+
+def _scripts(key: str) -> tuple[str, str, str]:
+    """base, subscript and superscript of a written key."""
+    match = re.match(r"^(\\[A-Za-z]+\{[A-Za-z]\}|\\[A-Za-z]+|[A-Za-z])(.*)$", key)
+    base, rest = (match.group(1), match.group(2)) if match else (key, "")
+    sub = re.search(r"_(\{[^{}]*\}|[A-Za-z0-9])", rest)
+    sup = re.search(r"\^(\{[^{}]*\}|[A-Za-z0-9])", rest)
+    strip = lambda m: m.group(1).strip("{}") if m else ""  # noqa: E731
+    return base, strip(sub), strip(sup)
+
+
+def _output_state(found: list[_Forward], states: list[str]) -> str:
+    """The state the loss sees: the one multiplied by a matrix, as a hidden state is."""
+    through_matrix = []
+    for f in found:
+        for dot in f.expr.atoms(ir.Dot):
+            for s in dot.args[1].free_symbols if not isinstance(dot.args[1], Stack) else dot.args[1].free_symbols:
+                ref = symbols.read(s)
+                if ref is not None and ref.time == "t-1":
+                    through_matrix.append(ref.name)
+    for state in reversed(states):
+        if ident(state) in through_matrix:
+            return state
+    return states[-1]
+
+
+def _span(found) -> str:
+    first, last = found[0].line, found[-1].line
+    return "line %d" % first if first == last else "lines %d–%d" % (first, last)
+
+
+def _one_line(exc) -> str:
+    return " ".join(str(exc).split())[:160]
+
+
+# ----------------------------------------------------------------------------- printing conventions
+_ELEMENTWISE_SIGNS = {"odot": r"\odot", "circ": r"\circ", "*": "*"}
+
+
+def _settle_printing(notation: Notation, text: str) -> None:
+    """The author's product sign, time style, loss letter and derivative sign, for messages."""
+    counts = {name: text.count(sign) for name, sign in _ELEMENTWISE_SIGNS.items()}
+    if notation.star == "matrix":
+        counts["*"] = 0
+    best = max(counts, key=lambda k: (counts[k], k == "*"))
+    notation.hadamard = best if counts[best] else "*"
+    times = Counter()
+    times["angle"] = len(re.findall(r"\^\{?\s*\\langle", text))
+    times["paren"] = len(re.findall(r"\^\{\s*\(\s*t", text))
+    times["sub"] = len(re.findall(r"_\{?\s*t\b", text))
+    notation.time = max(("sub", "paren", "angle"), key=lambda k: (times[k], k == "sub"))
+    losses = Counter()
+    for letter in LOSS_LETTERS:
+        escaped = re.escape(letter)
+        losses[letter] = len(re.findall(r"(\\partial|\bd|\\mathrm\{d\}|\\text\{d\})\s*%s(?![A-Za-z])" % escaped, text))
+    if notation.cell.quantities:
+        for letter in list(losses):
+            if letter in notation.names:
+                del losses[letter]
+    best_loss = max(losses, key=lambda k: (losses[k], k == "L")) if losses else "L"
+    notation.loss = best_loss if losses.get(best_loss) else "L"
+    partial = text.count(r"\partial")
+    plain_d = len(re.findall(r"\\frac\{\s*(d|\\mathrm\{d\}|\\text\{d\})\s*[A-Za-z\\]", text))
+    notation.differential = r"\partial" if partial >= plain_d else (
+        r"\mathrm{d}" if r"\mathrm{d}" in text else "d")
+
+
+# ----------------------------------------------------------------------------- defined names
+def define_names(equations, notation: Notation) -> dict:
+    """Read the names the document defines (δ_o^{(t)} = ..., δ_t := ...) into
+    `notation.definitions`, in document order so that a definition may use earlier ones.
+    Returns {index of the defining equation: the defined key}."""
+    from .evaluation import lower
+    from .parse import _Name
+    defining = {}
+    for index, eq in enumerate(equations):
+        if "=" not in eq.text and "equiv" not in eq.text and "coloneqq" not in eq.text:
+            continue
+        try:
+            sides = sides_of(eq.text)
+            if len(sides) < 2:
+                continue
+            reader = ToIR(notation)
+            raw = reader.transform(sides[0].tree) if not hasattr(sides[0].tree, "type") else reader.letter([sides[0].tree])
+            if not isinstance(raw, _Name):
+                continue
+            key, time, post = reader.split(raw)
+            if post or time not in ("t", None) or notation.meaning(key) is not None:
+                continue
+            rhs = build_side(sides[1], notation)
+        except Exception:  # noqa: BLE001 - an unreadable equation defines nothing; the judge reports it
+            continue
+        expr = lower(rhs.expr)
+        if not any(symbols.read(s) is not None and symbols.read(s).role != "value" for s in expr.free_symbols) \
+                and not expr.has(*_DERIVATIVE_NODES):
+            continue  # no gradient on the right: not a derivative claim (a forward quantity, a constant)
+        notation.definitions[key] = expr
+        defining[index] = key
+    return defining
