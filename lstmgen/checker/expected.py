@@ -13,11 +13,25 @@ def to_latex(expr, notation: Notation) -> str:
     """LaTeX of one of the derivation's expressions as the author would write it ('' for None)."""
     if expr is None:
         return ""
+    if notation.inlined:
+        expr = _inline(expr, notation.inlined)
     if notation.layout == "row":
         expr = to_row(expr)
     printer = LatexPrinter(notation.cell, notation.hadamard, time=notation.with_time, loss=notation.loss,
                            differential=notation.differential, transpose=notation.transpose)
     return printer.doprint(expr)
+
+
+def _inline(expr, inlined: dict):
+    """The cell's own names for what the author wrote as an expression (r_t ⊙ h_{t-1}) replaced by it."""
+    from .. import symbols
+    from .environment import at_time
+    mapping = {}
+    for sym in expr.free_symbols:
+        ref = symbols.read(sym)
+        if ref is not None and ref.role == "value" and ref.name in inlined:
+            mapping[sym] = at_time(inlined[ref.name], ref.time)
+    return symbols.replace(expr, mapping) if mapping else expr
 
 
 def to_row(expr):

@@ -215,7 +215,11 @@ def _learned(found: list[_Forward]) -> Notation:
         names[key] = Meaning("vector", ident(key))
         latex[ident(key)] = key
     blocks = _Blocks(names, latex, parameters)
-    equations = [(ident(f.target), blocks.split(f.expr, f.line), f.line) for f in found]
+    equations = []
+    for f in found:
+        rhs = blocks.split(f.expr, f.line)
+        equations += blocks.extra + [(ident(f.target), rhs, f.line)]
+        blocks.extra = []
     for key in sorted(parameters):
         if ident(key) not in blocks.split_matrices:
             names.setdefault(key, Meaning("parameter", ident(key)))
@@ -229,6 +233,7 @@ def _learned(found: list[_Forward]) -> Notation:
     notation = Notation(cell, "learned", (found[0].line, found[-1].line), names, layout=layout,
                         star="matrix" if any(p.star for p in products) else "elementwise")
     notation.forward = tuple(f.line for f in found)
+    notation.inlined = blocks.inlined
     if any(p.star for p in products):
         notation.notes.append("* is a matrix product where the shapes need one (the forward equations use it so)")
     return notation
@@ -241,13 +246,25 @@ class _Blocks:
         self.names, self.latex = names, latex
         self.written = {ident(key): key for key in parameter_keys}
         self.split_matrices: set[str] = set()
+        self.extra: list = []      # equations of the expressions a matrix multiplies: U (r_t ⊙ h_{t-1})
+        self.inlined: dict = {}    # their names -> their expressions, printed in their place
+
+    def _named(self, expr, line: int):
+        """A vector for an expression a matrix multiplies (the cell model multiplies vectors only)."""
+        for name, known in self.inlined.items():
+            if known == expr:
+                return symbols.vector(name)
+        name = "xi%d" % (len(self.inlined) + 1)
+        self.inlined[name] = expr
+        self.latex[name] = r"\xi^{%d}" % len(self.inlined)
+        self.extra.append((name, expr, line))
+        return symbols.vector(name)
 
     def split(self, expr, line: int):
         if isinstance(expr, ir.Dot) and isinstance(expr.args[1], Stack):
             return self._split_dot(expr.args[0], expr.args[1], line)
-        if isinstance(expr, ir.Dot) and symbols.read(expr.args[1]) is None:
-            raise CellError("line %d: a matrix times an expression; name the expression in an equation "
-                            "of its own" % line)
+        if isinstance(expr, ir.Dot) and not isinstance(expr.args[1], sympy.Symbol):
+            return ir.Dot(expr.args[0], self._named(self.split(expr.args[1], line), line))
         if not expr.args:
             return expr
         args = [self.split(a, line) for a in expr.args]
@@ -276,6 +293,8 @@ class _Blocks:
                 raise CellError("line %d: a vector is stacked twice" % line)
             parts.append(name)
             self.latex[name] = written
+            for alias in _block_aliases(base, sub, sup, label):  # how an author names one block: W_f^h, W_{hf}
+                self.names.setdefault(alias, Meaning("parameter", name))
             terms.append(symbols.parameter(name) if part.is_Number else ir.Dot(symbols.parameter(name), part))
         previous = self.names.get(key)
         if previous is not None and previous.parts != tuple(parts):
@@ -283,6 +302,17 @@ class _Blocks:
         self.names[key] = Meaning("blocks", ident(key), tuple(parts))
         self.split_matrices.add(ident(key))
         return sympy.Add(*terms, evaluate=False)
+
+
+def _block_aliases(base: str, sub: str, sup: str, label: str) -> list[str]:
+    """The names a writer may give the block of W_f that multiplies h: W_f^h, W_{f,h}, W_{fh}, W_{hf}, W_h^f."""
+    if label == "1":
+        return []
+    gate = sub or sup
+    if not gate:
+        return [make_key(base, label, "")]
+    return [make_key(base, gate, label), make_key(base, "%s,%s" % (gate, label), ""), make_key(base, gate + label, ""),
+            make_key(base, label + gate, ""), make_key(base, label, gate)]
 
 
 def _scripts(key: str) -> tuple[str, str, str]:

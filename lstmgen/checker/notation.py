@@ -112,6 +112,7 @@ class Notation:
     definitions: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
     forward: tuple = ()  # lines of the forward equations the cell was learned from
+    inlined: dict = field(default_factory=dict)  # cell names the author never wrote -> their expressions
 
     # ---- building ------------------------------------------------------------------------
     @classmethod
