@@ -142,7 +142,8 @@ def _other_reading(text, sides, target, notation, lhs_text, warnings) -> Verdict
         note = ("warning: d%s read as the gradient with respect to the pre-activation of %s (as some authors "
                 "use it); read as the gradient of %s itself it would be wrong"
                 % (notation.written(ref.name), notation.written(ref.name), notation.written(ref.name)))
-        verdict = _judge_links(sides, alternative, notation, lhs_text, warnings + [note])
+        kept = [w for w in warnings if "itself" not in w]
+        verdict = _judge_links(sides, alternative, notation, lhs_text, kept + [note])
         if verdict.status == "correct":
             return verdict
     if "*" in text and notation.star == "elementwise":

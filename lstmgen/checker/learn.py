@@ -43,11 +43,14 @@ class ForwardReader(ToIR):
     """Reads a forward equation before the cell is known: every name with a time is a vector,
     every other name a parameter, keyed by how it is written."""
 
-    def __init__(self, notation, flip=frozenset()):
+    def __init__(self, notation, flip=frozenset(), vectors_at_t=frozenset(), left_side=False):
         super().__init__(notation, flip)
         self.products: list[_Product] = []
         self.vectors: dict[str, set] = {}     # key -> times seen
         self.parameters: set[str] = set()
+        self.untimed: set[str] = set()        # vectors written without a time (f = σ(...)): at t
+        self.vectors_at_t = vectors_at_t      # keys some left side defines: untimed, they mean step t
+        self.left_side = left_side
 
     def shape(self, expr):
         return ()  # shapes are what is being learned
@@ -55,6 +58,9 @@ class ForwardReader(ToIR):
     def lookup(self, key, time, name):
         if key in LOSS_LETTERS and time is None:
             raise NotForward("the loss")
+        if time is None and (self.left_side or key in self.vectors_at_t):
+            self.untimed.add(key)
+            time = "t"
         if time is not None:
             if time not in ("t", "t-1"):
                 raise NotForward("a forward equation reads steps t and t-1 only")
@@ -112,15 +118,15 @@ class _Forward:
     reader: ForwardReader
 
 
-def _read_forward(text: str, line: int, provisional: Notation) -> _Forward | None:
-    """The forward equation in `text`, or None when it is none."""
+def _left_side(text: str, provisional: Notation):
+    """(sides, the key the left side defines, left-side reader) of a candidate forward equation, or None."""
     try:
         sides = sides_of(text)
     except Unsupported:
         return None
     if len(sides) != 2:
         return None
-    lhs_reader = ForwardReader(provisional)
+    lhs_reader = ForwardReader(provisional, left_side=True)
     try:
         lhs = build_side(sides[0], provisional, reader=lambda n, f: lhs_reader)
     except Unsupported:
@@ -128,14 +134,25 @@ def _read_forward(text: str, line: int, provisional: Notation) -> _Forward | Non
     ref = symbols.read(lhs.expr) if isinstance(lhs.expr, sympy.Symbol) else None
     if ref is None or ref.time != "t" or len(lhs_reader.vectors) != 1:
         return None
-    reader = ForwardReader(provisional)
+    return sides, next(iter(lhs_reader.vectors)), lhs_reader
+
+
+def _read_forward(text: str, line: int, provisional: Notation, defined: frozenset) -> _Forward | None:
+    """The forward equation in `text`, or None when it is none; `defined` are the keys that left
+    sides define (written without a time they mean step t)."""
+    left = _left_side(text, provisional)
+    if left is None:
+        return None
+    sides, target, lhs_reader = left
+    reader = ForwardReader(provisional, vectors_at_t=defined)
     try:
         rhs = build_side(sides[1], provisional, reader=lambda n, f: reader)
     except Unsupported:
         return None
     if not any(symbols.read(s) is not None for s in rhs.expr.free_symbols):
         return None
-    return _Forward(next(iter(lhs_reader.vectors)), rhs.expr, line, reader)
+    reader.untimed |= lhs_reader.untimed
+    return _Forward(target, rhs.expr, line, reader)
 
 
 def notation_of(equations, cell_option: str | None = None, text: str = "") -> Notation:
@@ -161,13 +178,13 @@ def notation_of(equations, cell_option: str | None = None, text: str = "") -> No
 
 def _forward_equations(equations) -> list[_Forward]:
     provisional = Notation(cells.load(DEFAULT_CELL))
+    candidates = [eq for eq in equations if "=" in eq.text and "\\partial" not in eq.text][:4 * MAX_FORWARD_EQUATIONS]
+    defined = frozenset(left[1] for left in (_left_side(eq.text, provisional) for eq in candidates) if left)
     found: dict[str, _Forward] = {}
-    for eq in equations:
+    for eq in candidates:
         if len(found) >= MAX_FORWARD_EQUATIONS:
             break
-        if "=" not in eq.text or "\\partial" in eq.text:
-            continue
-        forward = _read_forward(eq.text, eq.line, provisional)
+        forward = _read_forward(eq.text, eq.line, provisional, defined)
         if forward is not None and forward.target not in found:
             found[forward.target] = forward
     return _used(list(found.values()))
@@ -175,7 +192,7 @@ def _forward_equations(equations) -> list[_Forward]:
 
 def _used(found: list[_Forward]) -> list[_Forward]:
     """Drop equations nothing else uses (an output layer y_t = V h_t, an error term), keeping the
-    states (the targets read at t-1) and the last equation."""
+    states (the targets read at t-1)."""
     while True:
         read = {}
         for f in found:
@@ -233,6 +250,7 @@ def _learned(found: list[_Forward]) -> Notation:
     notation = Notation(cell, "learned", (found[0].line, found[-1].line), names, layout=layout,
                         star="matrix" if any(p.star for p in products) else "elementwise")
     notation.forward = tuple(f.line for f in found)
+    notation.untimed = frozenset(key for f in found for key in f.reader.untimed)
     notation.inlined = blocks.inlined
     if any(p.star for p in products):
         notation.notes.append("* is a matrix product where the shapes need one (the forward equations use it so)")

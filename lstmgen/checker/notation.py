@@ -113,6 +113,7 @@ class Notation:
     notes: list = field(default_factory=list)
     forward: tuple = ()  # lines of the forward equations the cell was learned from
     inlined: dict = field(default_factory=dict)  # cell names the author never wrote -> their expressions
+    untimed: frozenset = frozenset()  # vectors the forward equations write without a time (f for f_t)
 
     # ---- building ------------------------------------------------------------------------
     @classmethod

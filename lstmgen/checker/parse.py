@@ -346,7 +346,10 @@ class ToIR(Transformer):
         if meaning.kind == "blocks":
             return Blocks(*[symbols.parameter(p) for p in meaning.parts])
         if time is None:
-            raise Unsupported("%s has no time index (write %s)" % (name.written(), notation.with_time(key, "t")))
+            if key not in notation.untimed:
+                self.warnings.append("warning: %s has no time index; read as %s" % (
+                    name.written(), notation.with_time(key, "t")))
+            time = "t"
         return symbols.vector(meaning.name, self._time(time, name))
 
     def _time(self, time: str, name: _Name) -> str:
@@ -361,6 +364,11 @@ class ToIR(Transformer):
         if not isinstance(of, sympy.Symbol) and not isinstance(of, Blocks) or of == LOSS:
             raise Unsupported("cannot read d%s as the name of a gradient" % _plain_text(of))
         self.differentials.append(of)
+        ref = symbols.read(of) if isinstance(of, sympy.Symbol) else None
+        if ref is not None and ref.name not in self.cell.states and ref.name != self.cell.input:
+            self.warnings.append("warning: d%s read as the gradient of the loss with respect to %s itself"
+                                 % (self.notation.with_time(self.notation.written(ref.name), ref.time),
+                                    self.notation.with_time(self.notation.written(ref.name), ref.time)))
         return Partial(LOSS, of)
 
     def _power(self, expr, exponent):

@@ -115,6 +115,9 @@ def target_of(lhs, sides, notation: Notation) -> Target:
     if lhs_ref is not None and lhs_ref.role == "value" and lhs_ref.name in targets:
         expr = env.at_time(cell.equation(lhs_ref.name).rhs, lhs_ref.time)
         return Target(expr, "forward", lhs_ref.name, lhs_ref.time)
+    variables = {s for s in lhs.free_symbols if isinstance(s, FreeSymbol)}
+    if len(variables) == 1 and variables == lhs.free_symbols and not lhs.has(*MATRIX_NODES):
+        return Target(None, "identity", next(iter(variables)).name)  # \sigma'(z) = ...: a calculus identity
     return Target(None, "plain")
 
 
