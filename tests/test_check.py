@@ -118,8 +118,9 @@ TABLE = [
     ("wrong_identity", "lstm", r"\frac{\partial \tanh \theta}{\partial \theta} = 1 - \tanh \theta", "incorrect", None),
     # what the checker cannot read
     ("unknown_symbol", "lstm", r"\frac{\partial L}{\partial b^f} = \delta_t * f_t", "unrecognized", r"\delta_t"),
+    # a missing time index is a slip: read as t, with a warning, and the equation is still judged
     ("no_time_index", "lstm", r"\frac{\partial L}{\partial b^f} = \frac{\partial L}{\partial c} * f_t",
-     "unrecognized", "time index"),
+     "incorrect", "no time index; read as c_t"),
     ("sigma_placeholder", "lstm", r"\sigma(\cdot) = 1", "unrecognized", "notation"),
     ("unbalanced", "lstm", r"\frac{\partial L}{\partial b^f} = \left\{ f_t", "unrecognized", None),
     ("odd_sum_limits", "lstm", r"\frac{\partial L}{\partial b^f} = \sum_{t=2}^T f_t", "unrecognized", "t = 1..T"),
