@@ -401,11 +401,11 @@ def _settle_printing(notation: Notation, text: str) -> None:
 
 # ----------------------------------------------------------------------------- defined names
 def define_names(equations, notation: Notation) -> dict:
-    """Read the names the document defines (δ_o^{(t)} = ..., δ_t := ...) into
-    `notation.definitions`, in document order so that a definition may use earlier ones.
-    Returns {index of the defining equation: the defined key}."""
+    """Read the names the document defines into `notation.definitions`, in document order so that
+    a definition may use earlier ones: δ_o^{(t)} = ..., δ_t := ..., and a gate's gradient name
+    dΓ_o = ... (which later equations use as the author defined it, whether the gradient of the
+    gate or of its pre-activation).  Returns {index of the defining equation: the defined key}."""
     from .evaluation import lower
-    from .parse import _Name
     defining = {}
     for index, eq in enumerate(equations):
         if "=" not in eq.text and "equiv" not in eq.text and "coloneqq" not in eq.text:
@@ -414,12 +414,8 @@ def define_names(equations, notation: Notation) -> dict:
             sides = sides_of(eq.text)
             if len(sides) < 2:
                 continue
-            reader = ToIR(notation)
-            raw = reader.transform(sides[0].tree) if not hasattr(sides[0].tree, "type") else reader.letter([sides[0].tree])
-            if not isinstance(raw, _Name):
-                continue
-            key, time, post = reader.split(raw)
-            if post or time not in ("t", None) or notation.meaning(key) is not None:
+            key = _defined_key(sides[0], notation)
+            if key is None:
                 continue
             rhs = build_side(sides[1], notation)
         except Exception:  # noqa: BLE001 - an unreadable equation defines nothing; the judge reports it
@@ -431,3 +427,25 @@ def define_names(equations, notation: Notation) -> dict:
         notation.definitions[key] = expr
         defining[index] = key
     return defining
+
+
+def _defined_key(left, notation: Notation) -> str | None:
+    """The key a left side defines: a new name at t (δ_o^{(t)}), or the gradient name of a gate
+    (dΓ_o, δ o_t); None for anything else."""
+    from .parse import _Differential, _Name
+    reader = ToIR(notation)
+    raw = reader.transform(left.tree) if not hasattr(left.tree, "type") else reader.letter([left.tree])
+    if isinstance(raw, _Differential) and isinstance(raw.of, _Name):
+        key, time, post = reader.split(raw.of)
+        meaning = notation.meaning(key)
+        if post or time not in ("t", None) or meaning is None or meaning.kind != "vector":
+            return None
+        if meaning.name in notation.cell.states or meaning.name == notation.cell.input:
+            return None  # dh_t, dc_t: total gradients, judged as such
+        return "d" + key
+    if not isinstance(raw, _Name):
+        return None
+    key, time, post = reader.split(raw)
+    if post or time not in ("t", None) or notation.meaning(key) is not None:
+        return None
+    return key

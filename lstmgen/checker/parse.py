@@ -26,7 +26,7 @@ from lark import Transformer
 from .. import ir, symbols
 from ..functions import sigmoid
 from .environment import parameter_shape, vector_dim
-from .notation import Notation, make_key, script_text, time_of
+from .notation import Notation, make_key, normal_key, script_text, time_of
 
 GRAMMAR = Path(__file__).resolve().parent.parent / "grammars" / "latex.lark"
 MAX_EQUATION_CHARS = 20_000
@@ -153,7 +153,10 @@ def _shape(expr, notation: Notation) -> tuple:
 
 
 def show_shape(s: tuple) -> str:
-    return "a scalar" if s == () else "%s×%s" % s
+    """'H×D', '(H+D)×1', 'a scalar'."""
+    if s == ():
+        return "a scalar"
+    return "×".join("(%s)" % d if "+" in str(d) else str(d) for d in s)
 
 
 # ----------------------------------------------------------------------------- transformer
@@ -198,6 +201,14 @@ class _Scripted:
 
 
 @dataclass
+class _PendingPrefix:
+    """`a d`: a product ending in a bare d (or \\delta) that may be the start of a gradient's name."""
+
+    left: object
+    prefix: object
+
+
+@dataclass
 class _Operator:
     """\\frac{d}{dz}: a derivative waiting for what it acts on."""
 
@@ -233,6 +244,8 @@ def definition_at(expr, time: str):
 
 
 PRIMES = {"'", r"\prime"}
+BATCH_INDICES = {"batch", r"\text{batch}", r"\mathrm{batch}", "samples", r"\text{samples}", "n", "N", "m"}
+GRADIENT_PREFIXES = ("d", r"\delta", r"\Delta")  # dW_f, \delta a_t: the loss's gradient with respect to what follows
 ELEMENTWISE_FUNCTIONS = {"sigma": sigmoid, "sigmoid": sigmoid, "sigm": sigmoid, "tanh": sympy.tanh,
                          "exp": sympy.exp, "log": sympy.log, "ln": sympy.log, "step": sympy.Heaviside,
                          "sign": sympy.sign}
@@ -263,6 +276,8 @@ class ToIR(Transformer):
             return obj.expr
         if isinstance(obj, _Scripted):
             return self.apply_scripts(self.value(obj.head), obj.scripts)
+        if isinstance(obj, _PendingPrefix):
+            return self.product(self.value(obj.left), self.value(obj.prefix), "juxt")
         if isinstance(obj, _Operator):
             raise Unsupported(r"a derivative operator \frac{d}{d%s} with nothing to act on" % obj.wrt)
         return obj
@@ -363,8 +378,12 @@ class ToIR(Transformer):
         of = self.value(differential.of)
         if not isinstance(of, sympy.Symbol) and not isinstance(of, Blocks) or of == LOSS:
             raise Unsupported("cannot read d%s as the name of a gradient" % _plain_text(of))
-        self.differentials.append(of)
         ref = symbols.read(of) if isinstance(of, sympy.Symbol) else None
+        if ref is not None and ref.role == "value":
+            defined = "d" + normal_key(self.notation.written(ref.name))
+            if defined in self.notation.definitions:  # dΓ_o as the document defined it
+                return definition_at(self.notation.definitions[defined], ref.time)
+        self.differentials.append(of)
         if ref is not None and ref.name not in self.cell.states and ref.name != self.cell.input:
             self.warnings.append("warning: d%s read as the gradient of the loss with respect to %s itself"
                                  % (self.notation.with_time(self.notation.written(ref.name), ref.time),
@@ -444,11 +463,24 @@ class ToIR(Transformer):
 
     def juxt(self, children):
         a, b = children
-        if isinstance(a, _Name) and a.base == "d" and not a.subs and not a.sups:
-            return _Differential(b)
+        if isinstance(a, _Name) and a.base in GRADIENT_PREFIXES and not a.subs and not a.sups \
+                and (a.base == "d" or isinstance(b, _Name) and self._is_vector_name(b)):
+            return _Differential(b)  # dh_t, and \delta a_t: the gradient's name
         if isinstance(a, _Operator):
             return self._derivative(b, a.wrt)
+        if isinstance(a, _PendingPrefix):  # W^T d \Gamma_f: the d belongs to what follows it
+            return self.product(self.value(a.left), self.value(self.juxt([a.prefix, b])), "juxt")
+        if isinstance(b, _Name) and b.base in GRADIENT_PREFIXES and not b.subs and not b.sups:
+            return _PendingPrefix(a, b)
         return self.product(self.value(a), self.value(b), "juxt")
+
+    def _is_vector_name(self, name: _Name) -> bool:
+        try:
+            key, time, _ = self.split(name)
+        except Unsupported:
+            return False
+        meaning = self.notation.meaning(key)
+        return meaning is not None and meaning.kind == "vector"
 
     def divide(self, children):
         a, b = self.value(children[0]), self.value(children[1])
@@ -460,6 +492,9 @@ class ToIR(Transformer):
         limits, body = (children[1], children[2]) if len(children) == 3 else (None, children[1])
         if limits is not None:
             lower, upper = limits
+            if lower in BATCH_INDICES and upper is None:
+                self.warnings.append("warning: the sum over the batch is read for one sample (column vectors)")
+                return self.value(body)
             if lower not in ("t", "t=1") or upper not in (None, "T"):
                 raise Unsupported("only sums over t = 1..T are understood (found _{%s}^{%s})" % (lower, upper))
         return ir.SumOverTime(self.value(body))

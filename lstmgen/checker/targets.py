@@ -182,7 +182,7 @@ def definition_readings(key: str, notation: Notation, prefer_preactivation: bool
     """The gradients a defined name such as δ_o or dΓ_o may stand for, the likeliest first:
     [(description, expression)].  The subscript (or the name after d) picks the quantity."""
     cell = notation.cell
-    wanted = _named_quantity(key, notation)
+    wanted = _gradient_named(key, notation) or _named_quantity(key, notation)
     quantities = [wanted] if wanted else [q.name for q in cell.quantities.values()
                                          if not q.is_parameter and q.name != cell.input]
     readings = []
@@ -196,6 +196,12 @@ def definition_readings(key: str, notation: Notation, prefer_preactivation: bool
         else:
             readings.append(value)
     return readings
+
+
+def _gradient_named(key: str, notation: Notation):
+    """The quantity of a gradient's name: dΓ_o -> Γ_o (None for a δ name)."""
+    meaning = notation.meaning(key[1:]) if key.startswith("d") else None
+    return meaning.name if meaning is not None and meaning.kind == "vector" else None
 
 
 def _named_quantity(key: str, notation: Notation):
