@@ -124,7 +124,7 @@ def _left_side(text: str, provisional: Notation):
         sides = sides_of(text)
     except Unsupported:
         return None
-    if len(sides) != 2:
+    if len(sides) < 2:
         return None
     lhs_reader = ForwardReader(provisional, left_side=True)
     try:
@@ -137,22 +137,48 @@ def _left_side(text: str, provisional: Notation):
     return sides, next(iter(lhs_reader.vectors)), lhs_reader
 
 
-def _read_forward(text: str, line: int, provisional: Notation, defined: frozenset) -> _Forward | None:
-    """The forward equation in `text`, or None when it is none; `defined` are the keys that left
-    sides define (written without a time they mean step t)."""
+def _read_forward(text: str, line: int, provisional: Notation, defined: frozenset) -> list[_Forward]:
+    """The forward equations in `text` (none when it is no forward equation); `defined` are the
+    keys that left sides define (written without a time they mean step t).  A chained
+    i_t = σ(W_i x_t + U_i h_{t-1}) = σ(\\hat{i}_t) also names the pre-activation \\hat{i}_t."""
     left = _left_side(text, provisional)
     if left is None:
-        return None
+        return []
     sides, target, lhs_reader = left
     reader = ForwardReader(provisional, vectors_at_t=defined)
     try:
         rhs = build_side(sides[1], provisional, reader=lambda n, f: reader)
     except Unsupported:
-        return None
+        return []
     if not any(symbols.read(s) is not None for s in rhs.expr.free_symbols):
-        return None
+        return []
     reader.untimed |= lhs_reader.untimed
-    return _Forward(target, rhs.expr, line, reader)
+    out = [_Forward(target, rhs.expr, line, reader)]
+    for later in sides[2:]:
+        named = _named_argument(later, rhs.expr, provisional)
+        if named is not None:
+            key, argument = named
+            out = [_Forward(key, argument, line, reader), _Forward(target, rhs.expr.func(_vector(key)), line, reader)]
+    return out
+
+
+def _vector(key: str):
+    return symbols.vector(ident(key))
+
+
+def _named_argument(side, first, provisional: Notation):
+    """(key, argument) when `side` is F(z_t) for the F(argument) of `first`, z_t a new name."""
+    if not (isinstance(first, sympy.Function) and len(first.args) == 1):
+        return None
+    reader = ForwardReader(provisional, left_side=True)
+    try:
+        expr = build_side(side, provisional, reader=lambda n, f: reader).expr
+    except Unsupported:
+        return None
+    if type(expr) is not type(first) or len(reader.vectors) != 1 or not isinstance(expr.args[0], sympy.Symbol):
+        return None
+    key = next(iter(reader.vectors))
+    return (key, first.args[0]) if symbols.read(expr.args[0]) and symbols.read(expr.args[0]).time == "t" else None
 
 
 def notation_of(equations, cell_option: str | None = None, text: str = "") -> Notation:
@@ -184,9 +210,8 @@ def _forward_equations(equations) -> list[_Forward]:
     for eq in candidates:
         if len(found) >= MAX_FORWARD_EQUATIONS:
             break
-        forward = _read_forward(eq.text, eq.line, provisional, defined)
-        if forward is not None and forward.target not in found:
-            found[forward.target] = forward
+        for forward in _read_forward(eq.text, eq.line, provisional, defined):
+            found.setdefault(forward.target, forward)
     return _used(list(found.values()))
 
 
