@@ -277,6 +277,7 @@ def _learned(found: list[_Forward]) -> Notation:
     notation.forward = tuple(f.line for f in found)
     notation.untimed = frozenset(key for f in found for key in f.reader.untimed)
     notation.inlined = blocks.inlined
+    notation.aliases = {k: m for k, m in blocks.aliases.items() if k not in names}
     if any(p.star for p in products):
         notation.notes.append("* is a matrix product where the shapes need one (the forward equations use it so)")
     return notation
@@ -287,6 +288,7 @@ class _Blocks:
 
     def __init__(self, names: dict, latex: dict, parameter_keys: set):
         self.names, self.latex = names, latex
+        self.aliases: dict = {}
         self.written = {ident(key): key for key in parameter_keys}
         self.split_matrices: set[str] = set()
         self.extra: list = []      # equations of the expressions a matrix multiplies: U (r_t ⊙ h_{t-1})
@@ -337,7 +339,7 @@ class _Blocks:
             parts.append(name)
             self.latex[name] = written
             for alias in _block_aliases(base, sub, sup, label):  # how an author names one block: W_f^h, W_{hf}
-                self.names.setdefault(alias, Meaning("parameter", name))
+                self.aliases.setdefault(alias, Meaning("parameter", name))
             terms.append(symbols.parameter(name) if part.is_Number else ir.Dot(symbols.parameter(name), part))
         previous = self.names.get(key)
         if previous is not None and previous.parts != tuple(parts):

@@ -111,6 +111,7 @@ class Notation:
     differential: str = r"\partial"
     definitions: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    aliases: dict = field(default_factory=dict)  # other spellings of the cell's names (W_f^h for a block of W_f)
     forward: tuple = ()  # lines of the forward equations the cell was learned from
     inlined: dict = field(default_factory=dict)  # cell names the author never wrote -> their expressions
     untimed: frozenset = frozenset()  # vectors the forward equations write without a time (f for f_t)
@@ -137,6 +138,8 @@ class Notation:
         """The meaning of a written key; None when the notation has no such symbol."""
         if key in self.names:
             return self.names[key]
+        if key in self.aliases:
+            return self.aliases[key]
         if key in self.definitions:
             return Meaning("defined", key)
         if key in LOSS_LETTERS and key not in self.names:
@@ -151,7 +154,7 @@ class Notation:
     def folded(self, key: str) -> tuple[str, Meaning] | None:
         """(key as the notation writes it, meaning) for a key that differs only in case (C_t for c_t)."""
         lower = key.lower()
-        for known, meaning in self.names.items():
+        for known, meaning in list(self.names.items()) + list(self.aliases.items()):
             if known.lower() == lower:
                 return known, meaning
         return None
@@ -220,7 +223,8 @@ class Notation:
             if meaning.kind == "vector":
                 out.setdefault(key, roles.get(key) or "vector %s" % meaning.name)
             elif meaning.kind == "parameter":
-                out.setdefault(key, "parameter")
+                q = self.cell.quantities.get(meaning.name)
+                out.setdefault(key, "parameter (%s)" % q.kind if q else "parameter")
             elif meaning.kind == "blocks":
                 out[key] = "[%s]" % " ".join(self._written_parameter(p) for p in meaning.parts)
         for key in self.definitions:
