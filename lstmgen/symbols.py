@@ -21,7 +21,8 @@ import sympy
 
 ROLES = ("value", "adjoint", "upstream")
 _PREFIX = {"value": "", "adjoint": "dL/d", "upstream": "dl/d"}
-_VECTOR_NAME = re.compile(r"^(dL/d|dl/d)?([A-Za-z][A-Za-z0-9_^]*)\[(t|t[+-]\d+|\d+)\]$")
+# t, t-1, t+1, a step (0, 1, ...) and, in printed documents only, the last step T or T-1
+_VECTOR_NAME = re.compile(r"^(dL/d|dl/d)?([A-Za-z][A-Za-z0-9_^]*)\[(t|t[+-]\d+|\d+|T|T[+-]\d+)\]$")
 
 
 @dataclass(frozen=True)

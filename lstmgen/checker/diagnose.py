@@ -18,6 +18,7 @@ from ..functions import sigmoid
 from ..reverse import derive
 from ..rules import local_derivative
 from . import environment as env
+from .environment import LAST_POINTS
 from .evaluation import MATRIX_NODES, agree, lower, opposite, safe, truth as truth_values, values
 from .notation import Notation
 from .parse import LOSS, Chain, FreeSymbol, build_side, ref_of, shape, show_shape
@@ -27,19 +28,19 @@ from .targets import Target, terms as _terms
 
 def _doc(expr, notation: Notation, target: Target):
     """The values of a written expression, or None when it cannot be evaluated."""
-    return safe(values, expr, notation, target.name if target.kind == "identity" else "")
+    return safe(values, expr, notation, target.name if target.kind == "identity" else "", target.points)
 
 
 def _true(expr, notation: Notation, target: Target):
     """The values of one of the derivation's expressions, or None."""
-    return safe(truth_values, expr, notation, target.name if target.kind == "identity" else "")
+    return safe(truth_values, expr, notation, target.name if target.kind == "identity" else "", target.points)
 
 
 def diagnose(expr, target, notation, got, truth, side=None) -> str:
     """One line saying what is wrong with a side whose value differs from the truth."""
     cell = notation.cell
     d = derive(cell)
-    tex = lambda e: to_latex(e, notation)  # noqa: E731
+    tex = lambda e: to_latex(e, notation, target.points == LAST_POINTS)  # noqa: E731
     if target.expr is None:
         return "it differs from the left side"
     if target.kind == "summed" and not expr.has(ir.SumOverTime):

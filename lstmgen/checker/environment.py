@@ -29,6 +29,7 @@ DRAWS = ((3, 5, 4), (4, 2, 5), (2, 3, 3))
 MIN_STEPS = min(T for _, _, T in DRAWS)
 # (draw, t) at which a formula is compared: inner steps and a last one (t = T: nothing from t+1).
 POINTS = ((0, 2), (0, 4), (1, 3), (1, 5), (2, 2))
+LAST_POINTS = tuple((k, t) for k, t in POINTS if t == DRAWS[k][2]) + ((2, DRAWS[2][2]),)  # t = T
 UPSTREAM = sympy.Symbol("upstream")  # the vector a vector-Jacobian product starts from
 
 

@@ -203,7 +203,7 @@ def identity_points(name):
     return [{name: rng.randn(3, 1)} for _ in range(3)]
 
 
-def values(expr, notation: Notation, identity: str = "") -> list:
+def values(expr, notation: Notation, identity: str = "", points=None) -> list:
     """The value of a document's expression at every witness point (a list of arrays); for a
     calculus identity in the variable `identity`, at random values of it."""
     draws = env.witnesses(notation.cell)
@@ -211,17 +211,17 @@ def values(expr, notation: Notation, identity: str = "") -> list:
     with np.errstate(all="ignore"):
         if identity:
             return [DocEvaluator(draws[0], 2, notation.cell, free, row)(expr) for free in identity_points(identity)]
-        return [DocEvaluator(draws[k], t, notation.cell, row=row)(expr) for k, t in env.POINTS]
+        return [DocEvaluator(draws[k], t, notation.cell, row=row)(expr) for k, t in points or env.POINTS]
 
 
-def truth(expr, notation: Notation, identity: str = "") -> list:
+def truth(expr, notation: Notation, identity: str = "", points=None) -> list:
     """The value of one of the derivation's expressions at every witness point, in the author's layout."""
     draws = env.witnesses(notation.cell)
     row = notation.layout == "row"
     with np.errstate(all="ignore"):
         if identity:
             return [DocEvaluator(draws[0], 2, notation.cell, free, row).truth(expr) for free in identity_points(identity)]
-        return [DocEvaluator(draws[k], t, notation.cell, row=row).truth(expr) for k, t in env.POINTS]
+        return [DocEvaluator(draws[k], t, notation.cell, row=row).truth(expr) for k, t in points or env.POINTS]
 
 
 def safe(function, *args):

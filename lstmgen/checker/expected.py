@@ -9,10 +9,14 @@ from ..printing.latex import LatexPrinter
 from .notation import Notation
 
 
-def to_latex(expr, notation: Notation) -> str:
-    """LaTeX of one of the derivation's expressions as the author would write it ('' for None)."""
+def to_latex(expr, notation: Notation, last_step: bool = False) -> str:
+    """LaTeX of one of the derivation's expressions as the author would write it ('' for None);
+    with `last_step`, at the step the author wrote as T."""
     if expr is None:
         return ""
+    if last_step:
+        from .. import symbols
+        expr = symbols.retime(expr, lambda time: "T" + time[1:] if time.startswith("t") else time)
     if notation.inlined:
         expr = _inline(expr, notation.inlined)
     if notation.layout == "row":

@@ -25,6 +25,7 @@ from .. import cells, ir, symbols
 from ..evaluate import EvaluationError, ShapeError
 from . import symbolic
 from .diagnose import _transpose_repair, diagnose
+from .environment import LAST_POINTS
 from .evaluation import BrokenChain, agree, lower, truth as truth_values, values
 from .expected import to_latex
 from .notation import Notation
@@ -109,6 +110,8 @@ def _judge(text: str, notation: Notation, lhs_text: str, definition: str) -> Ver
     free = set().union(*(side.free for side in sides))
     try:
         target = target_of(sides[0].expr, sides, notation)
+        if any(side.last_step for side in sides):
+            target = _at_last_step(target)
         if free and target.kind != "identity":
             raise Unsupported(_unknown(notation, sorted(free)))
         if target.kind == "identity" and not free <= {target.name}:
@@ -119,6 +122,18 @@ def _judge(text: str, notation: Notation, lhs_text: str, definition: str) -> Ver
     if verdict.status == "incorrect":
         verdict = _other_reading(text, sides, target, notation, lhs_text, warnings) or verdict
     return verdict
+
+
+def _at_last_step(target: Target) -> Target:
+    """The target of an equation written at the last step T: judged where t = T, without the
+    terms from step T+1 (there is none)."""
+    def vanishes(expr):
+        return any((symbols.read(s) and symbols.read(s).time == "t+1") for s in expr.free_symbols)
+    kept = [term for term in target.terms if not vanishes(term[0])]
+    expr = target.expr
+    if expr is not None and kept != target.terms and kept:
+        expr = ir.total(term[0] for term in kept)
+    return dataclasses.replace(target, expr=expr, terms=kept, points=LAST_POINTS)
 
 
 def _unknown(notation: Notation, names: list) -> str:
@@ -204,11 +219,11 @@ def _writer_order(target, side_expr):
 
 def _judge_links(sides, target, notation, lhs_text, warnings) -> Verdict:
     shown = _writer_order(target, lower(sides[-1].expr)) if target.expr is not None else None
-    expected_latex = to_latex(shown, notation) if shown is not None else ""
+    expected_latex = to_latex(shown, notation, target.points == LAST_POINTS) if shown is not None else ""
     identity = target.name if target.kind == "identity" else ""
     try:  # the truth: the derivation's value, or for a plain equation its own left side
-        truth = (truth_values(target.expr, notation, identity) if target.expr is not None
-                 else values(lower(sides[0].expr), notation, identity))
+        truth = (truth_values(target.expr, notation, identity, target.points) if target.expr is not None
+                 else values(lower(sides[0].expr), notation, identity, target.points))
     except (EvaluationError, ArithmeticError, ValueError, TypeError) as exc:
         return Verdict("unrecognized", lhs_text, expected_latex,
                        "cannot evaluate the left side (%s)" % exc, warnings)
@@ -222,7 +237,7 @@ def _judge_links(sides, target, notation, lhs_text, warnings) -> Verdict:
         side = sides[index]
         expr = lower(side.expr)
         try:
-            got = values(expr, notation, identity)
+            got = values(expr, notation, identity, target.points)
         except BrokenChain as exc:
             problems.append((index, str(exc)))
             continue

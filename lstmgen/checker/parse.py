@@ -265,6 +265,7 @@ class ToIR(Transformer):
         self.flip = flip          # positions of names whose transpose is toggled (diagnosis)
         self.names: list = []     # (position, written name) of every cell symbol read
         self.differentials: list = []  # what a dX name was read as the gradient of
+        self.last_step = False    # a time written T (h_T): the equation is about the last step
 
     # ---- helpers --------------------------------------------------------------------
     def value(self, obj):
@@ -368,8 +369,9 @@ class ToIR(Transformer):
         return symbols.vector(meaning.name, self._time(time, name))
 
     def _time(self, time: str, name: _Name) -> str:
-        if time.startswith("T"):
-            raise Unsupported("%s: the last step T is not understood yet; write the step as t" % name.written())
+        if time.startswith("T"):  # the last step: judged at the witness points where t is the last step
+            self.last_step = True
+            return "t" + time[1:]
         return time
 
     def gradient_name(self, differential):
@@ -693,6 +695,7 @@ class Side:
     free: set = field(default_factory=set)
     names: list = field(default_factory=list)   # (position, written) of every cell symbol read
     differentials: list = field(default_factory=list)  # what a dX name was read as the gradient of
+    last_step: bool = False  # it writes the last step T
 
 
 def _nesting(text: str) -> int:
@@ -716,9 +719,9 @@ def describe_parse_error(exc, text: str) -> str:
     """One line: what was found where, and (for a misplaced token) what was expected there."""
     if isinstance(exc, lark.exceptions.UnexpectedCharacters):
         snippet = text[exc.pos_in_stream:exc.pos_in_stream + 12]
-        return "cannot read %r at column %d" % (snippet, exc.column)
+        return "cannot read '%s' at column %d" % (snippet.split("\n")[0], exc.column)
     if isinstance(exc, lark.exceptions.UnexpectedToken):
-        found = "the end of the equation" if exc.token.type == "$END" else repr(str(exc.token))
+        found = "the end of the equation" if exc.token.type == "$END" else "'%s'" % str(exc.token)
         expected = sorted({_TERMINAL_NAMES[t] for t in exc.expected if t in _TERMINAL_NAMES})
         where = "at column %s" % exc.column if exc.token.type != "$END" else ""
         hint = "; expected %s" % " or ".join(expected[:4]) if expected and len(exc.expected) <= 4 else ""
@@ -780,7 +783,7 @@ def build_side(side: Side, notation: Notation, flip=frozenset(), reader=None):
             elif tree.type == "NUMBER":
                 out = transformer.number([tree])
             else:
-                raise Unsupported("cannot read %r" % str(tree))
+                raise Unsupported("cannot read '%s'" % str(tree))
         else:
             out = transformer.value(transformer.transform(tree))
     except lark.exceptions.VisitError as exc:
@@ -798,4 +801,5 @@ def build_side(side: Side, notation: Notation, flip=frozenset(), reader=None):
     side.free = transformer.free
     side.names = transformer.names
     side.differentials = transformer.differentials
+    side.last_step = transformer.last_step
     return side

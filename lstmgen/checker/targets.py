@@ -28,6 +28,7 @@ class Target:
     time: str = "t"
     terms: list = field(default_factory=list)   # [(expr, family label, Term or None)]
     free: dict = field(default_factory=dict)
+    points: tuple | None = None       # the witness points it is judged at (None: all; the last steps for h_T)
 
 
 def _family(notation: Notation, via: str) -> str:
