@@ -12,6 +12,7 @@ SymPy functions, so one expression tree serves the printers, the checker and the
 * ``MatMul(a, b)``   a b      -- only in parsed documents
 * ``Stack(a, x)``    [a, x]   -- vectors stacked into one, only in parsed documents
 * ``Blocks(U, W)``   [U  W]   -- matrices side by side, only in parsed documents
+* ``Slice(v, a, b)`` [v]_{a:b} -- entries a..b of a stacked vector, only in parsed documents
 """
 from __future__ import annotations
 
@@ -63,6 +64,13 @@ class Stack(sympy.Function):
 class Blocks(sympy.Function):
     """[W_h^f  W_x^f]: matrices side by side, an author's one W_f on a stacked vector."""
 
+    is_commutative = True
+
+
+class Slice(sympy.Function):
+    """[v]_{a:b}: entries a to b (from 1) of a stacked vector; a and b are expressions in D and H."""
+
+    nargs = 3
     is_commutative = True
 
 

@@ -20,7 +20,7 @@ from .notation import Notation
 from .parse import LOSS, STEP_LOSS, Blocks, Chain, FreeSymbol, IllShaped, Partial, Stack, ref_of
 
 MATRIX_NODES = (ir.Dot, ir.TDot, ir.Outer, ir.MatMul, ir.Transpose, ir.SumOverTime, Chain, Partial, IllShaped,
-                Stack, Blocks)
+                Stack, Blocks, ir.Slice)
 
 
 class BrokenChain(EvaluationError):
@@ -83,6 +83,13 @@ class DocEvaluator(Evaluator):
         """[a, x]: stacked along the vectors' length."""
         parts = [np.ones((1, 1)) if a.is_Number else np.asarray(self(a), dtype=float) for a in expr.args]
         return np.hstack(parts) if self.row else np.vstack(parts)
+
+    def _eval_Slice(self, expr):
+        """[v]_{a:b} with a, b in D and H (entries counted from 1)."""
+        dims = {sympy.Symbol("D"): self.witness.D, sympy.Symbol("H"): self.witness.H}
+        lo, hi = (int(bound.xreplace(dims)) for bound in expr.args[1:])
+        value = np.asarray(self(expr.args[0]), dtype=float)
+        return value[:, lo - 1:hi] if self.row else value[lo - 1:hi, :]
 
     def _eval_Blocks(self, expr):
         """[W_h^f  W_x^f]: the blocks side by side (stacked, in the row layout)."""

@@ -181,6 +181,8 @@ def _judge_definition(sides, key, notation, lhs_text, warnings) -> Verdict:
     readings = definition_readings(key, notation, prefer_preactivation=not key.startswith("d"))
     if not readings:
         return Verdict("unrecognized", lhs_text, message="cannot tell which gradient %s names" % key, warnings=warnings)
+    if len(sides) == 2 and key in notation.definitions:  # as read when it was defined (ε_C^{(t+1)} not unrolled)
+        sides = [sides[0], dataclasses.replace(sides[1], expr=notation.definitions[key])]
     try:
         got = values(lower(sides[1].expr), notation)
     except (EvaluationError, ArithmeticError, ValueError, TypeError) as exc:

@@ -19,7 +19,7 @@ import sympy
 
 from .. import cells, ir, symbols
 from ..errors import CellError
-from .notation import LOSS_LETTERS, Meaning, Notation, make_key
+from .notation import GRADIENT_BASES, LOSS_LETTERS, Meaning, Notation, make_key, split_key
 from .parse import MATRIX_LETTERS, Chain, Partial, Stack, ToIR, Unsupported, build_side, sides_of
 
 DEFAULT_CELL = "lstm"
@@ -232,8 +232,40 @@ def _used(found: list[_Forward]) -> list[_Forward]:
         found = keep
 
 
+def _stacks(found: list[_Forward]) -> tuple[list[_Forward], dict]:
+    """Equations that only stack vectors (ξ_t = [x_t; h_{t-1}; 1]) substituted into the others:
+    the cell multiplies its matrices by the stack itself.  Returns (the rest, {key: stack})."""
+    stacks = {f.target: f.expr for f in found if isinstance(f.expr, Stack)}
+    if not stacks:
+        return found, {}
+    mapping = {}
+    for key, stack in stacks.items():
+        mapping[symbols.vector(ident(key), "t")] = stack
+    rest = []
+    for f in found:
+        if f.target in stacks:
+            continue
+        f.expr = symbols.replace(f.expr, mapping)
+        for key in stacks:
+            f.reader.vectors.pop(key, None)
+        for stack in stacks.values():
+            for s in stack.free_symbols:
+                ref = symbols.read(s)
+                if ref is not None:
+                    written = next((k for k in _written_vectors(found) if ident(k) == ref.name), ref.name)
+                    f.reader.vectors.setdefault(written, set()).add(ref.time)
+        rest.append(f)
+    return rest, stacks
+
+
+def _written_vectors(found: list[_Forward]) -> set:
+    return {key for f in found for key in f.reader.vectors} | {f.target for f in found}
+
+
 def _learned(found: list[_Forward]) -> Notation:
     """A Notation whose cell is the one the forward equations `found` state."""
+    stack_lines = [f.line for f in found if isinstance(f.expr, Stack)]
+    found, stacks = _stacks(found)
     targets = {f.target for f in found}
     seen: dict[str, set] = {}
     parameters: set[str] = set()
@@ -274,13 +306,21 @@ def _learned(found: list[_Forward]) -> Notation:
     layout = "row" if products and sum(p.row for p in products) > len(products) / 2 else "column"
     notation = Notation(cell, "learned", (found[0].line, found[-1].line), names, layout=layout,
                         star="matrix" if any(p.star for p in products) else "elementwise")
-    notation.forward = tuple(f.line for f in found)
+    notation.forward = tuple(f.line for f in found) + tuple(stack_lines)
+    for key, stack in stacks.items():  # ξ_t in a backward equation is the stack it names
+        notation.definitions[key] = _renamed(stack, names)
+        notation.implicit.add(key)
     notation.untimed = frozenset(key for f in found for key in f.reader.untimed)
     notation.inlined = blocks.inlined
     notation.aliases = {k: m for k, m in blocks.aliases.items() if k not in names}
     if any(p.star for p in products):
         notation.notes.append("* is a matrix product where the shapes need one (the forward equations use it so)")
     return notation
+
+
+def _renamed(expr, names: dict):
+    """An expression over provisional symbols (already the cell's internal names): as it is."""
+    return expr
 
 
 class _Blocks:
@@ -319,7 +359,7 @@ class _Blocks:
 
     def _split_dot(self, matrix, stack, line):
         key = self.written.get(matrix.name, matrix.name)
-        base, sub, sup = _scripts(key)
+        base, sub, sup = split_key(key)
         parts, terms = [], []
         for part in stack.args:
             if part.is_Number:
@@ -358,16 +398,6 @@ def _block_aliases(base: str, sub: str, sup: str, label: str) -> list[str]:
         return [make_key(base, label, "")]
     return [make_key(base, gate, label), make_key(base, "%s,%s" % (gate, label), ""), make_key(base, gate + label, ""),
             make_key(base, label + gate, ""), make_key(base, label, gate)]
-
-
-def _scripts(key: str) -> tuple[str, str, str]:
-    """base, subscript and superscript of a written key."""
-    match = re.match(r"^(\\[A-Za-z]+\{[A-Za-z]\}|\\[A-Za-z]+|[A-Za-z])(.*)$", key)
-    base, rest = (match.group(1), match.group(2)) if match else (key, "")
-    sub = re.search(r"_(\{[^{}]*\}|[A-Za-z0-9])", rest)
-    sup = re.search(r"\^(\{[^{}]*\}|[A-Za-z0-9])", rest)
-    strip = lambda m: m.group(1).strip("{}") if m else ""  # noqa: E731
-    return base, strip(sub), strip(sup)
 
 
 def _output_state(found: list[_Forward], states: list[str]) -> str:
@@ -434,6 +464,7 @@ def define_names(equations, notation: Notation) -> dict:
     gate or of its pre-activation).  Returns {index of the defining equation: the defined key}."""
     from .evaluation import lower
     defining = {}
+    _implicit_gradients(equations, notation)
     for index, eq in enumerate(equations):
         if "=" not in eq.text and "equiv" not in eq.text and "coloneqq" not in eq.text:
             continue
@@ -452,8 +483,60 @@ def define_names(equations, notation: Notation) -> dict:
                 and not expr.has(*_DERIVATIVE_NODES):
             continue  # no gradient on the right: not a derivative claim (a forward quantity, a constant)
         notation.definitions[key] = expr
+        notation.implicit.discard(key)
         defining[index] = key
+    _family_readings(notation, defining)
     return defining
+
+
+def _implicit_gradients(equations, notation: Notation) -> None:
+    """Names of gradients read from their form (ε_C^{(t)} for ∂J/∂C^{(t)}, introduced in prose): a
+    state's total gradient, or a gate's pre-activation gradient.  An equation that defines the name
+    replaces this reading from there on (its own right side may use it: ε_C^{(t+1)})."""
+    from .targets import preactivation_gradient, value_gradient
+    text = " ".join(eq.text for eq in equations)
+    cell = notation.cell
+    for written, meaning in list(notation.names.items()):
+        if meaning.kind != "vector" or meaning.name == cell.input:
+            continue
+        short = split_key(written)[1] or written
+        for base in GRADIENT_BASES:
+            if base not in text:
+                continue
+            for key in {make_key(base, short, ""), make_key(base, "", short), make_key(base, written, ""),
+                        make_key(base, "", written)}:
+                if key in notation.names or key in notation.definitions:
+                    continue
+                pre = None if meaning.name in cell.states else preactivation_gradient(cell, meaning.name)
+                notation.definitions[key] = pre if pre is not None else value_gradient(cell, meaning.name)
+                notation.implicit.add(key)
+
+
+def _family_readings(notation: Notation, defining: dict) -> None:
+    """The reading a family of defined names shares (δ_f, δ_i, δ_o: all pre-activation gradients),
+    when its definitions agree on one: a member that fits only the other reading is then wrong."""
+    from .evaluation import agree, truth, values
+    from .targets import definition_readings
+    votes: dict = {}
+    for key in defining.values():
+        base = split_key(key)[0] if not key.startswith("d") else "d"
+        try:
+            got = values(notation.definitions[key], notation)
+        except Exception:  # noqa: BLE001 - an unevaluable definition casts no vote
+            continue
+        for tag, _, expr in definition_readings(key, notation, prefer_preactivation=True, tagged=True):
+            try:
+                if agree(got, truth(expr, notation)):
+                    votes.setdefault(base, []).append(tag)
+                    break
+            except Exception:  # noqa: BLE001
+                continue
+    for base, tags in votes.items():
+        counts = Counter(tags)
+        if len(tags) >= 2 and len(counts) >= 1:
+            best, n = counts.most_common(1)[0]
+            if n > len(tags) - n and n >= 2:
+                notation.readings[base] = best
 
 
 def _defined_key(left, notation: Notation) -> str | None:
@@ -473,6 +556,6 @@ def _defined_key(left, notation: Notation) -> str | None:
     if not isinstance(raw, _Name):
         return None
     key, time, post = reader.split(raw)
-    if post or time not in ("t", None) or notation.meaning(key) is not None:
+    if post or time not in ("t", None) or (notation.meaning(key) is not None and key not in notation.implicit):
         return None
     return key

@@ -110,6 +110,8 @@ class Notation:
     loss: str = "L"
     differential: str = r"\partial"
     definitions: dict = field(default_factory=dict)
+    implicit: set = field(default_factory=set)   # defined names read from their form alone (ε_C: ∂J/∂C_t)
+    readings: dict = field(default_factory=dict)  # a family of defined names (δ) -> 'preactivation' or 'value'
     notes: list = field(default_factory=list)
     aliases: dict = field(default_factory=dict)  # other spellings of the cell's names (W_f^h for a block of W_f)
     forward: tuple = ()  # lines of the forward equations the cell was learned from
@@ -284,6 +286,19 @@ def make_key(base: str, sub: str, sup: str) -> str:
         if script:
             key += mark + (script if len(script) == 1 else "{%s}" % script)
     return key
+
+
+def split_key(key: str) -> tuple[str, str, str]:
+    """base, subscript and superscript of a written key: '\\Gamma_f' -> ('\\Gamma', 'f', '')."""
+    match = re.match(r"^(\\[A-Za-z]+\{[A-Za-z]\}|\\[A-Za-z]+|[A-Za-z])(.*)$", key)
+    base, rest = (match.group(1), match.group(2)) if match else (key, "")
+    scripts = {"_": "", "^": ""}
+    for mark, script in _SCRIPT.findall(rest):
+        scripts[mark] = scripts[mark] or script_text(script)
+    return base, scripts["_"], scripts["^"]
+
+
+GRADIENT_BASES = (r"\delta", r"\epsilon", r"\varepsilon", r"\Delta")  # δ_o, ε_C: names of gradients
 
 
 def parameter_forms(name: str) -> list[str]:

@@ -127,6 +127,9 @@ def _shape(expr, notation: Notation) -> tuple:
                                               for a in expr.args), 1))
     if isinstance(expr, Blocks):
         return _oriented(notation, ("H", _add_dims(parameter_shape(cell, a.name)[1] for a in expr.args)))
+    if isinstance(expr, ir.Slice):
+        length = str(sympy.expand(expr.args[2] - expr.args[1] + 1))
+        return _oriented(notation, (length, 1))
     if isinstance(expr, Partial):
         return shape(expr.args[1], notation)
     if isinstance(expr, Chain):
@@ -244,6 +247,32 @@ def definition_at(expr, time: str):
 
 
 PRIMES = {"'", r"\prime"}
+_SLICE = re.compile(r"^([DH0-9+\-]+):([DH0-9+\-]+)$")
+
+
+def _time_then_transpose(script: str) -> list:
+    """'(t)\\top' -> ['(t)', '\\top']: a time and a transpose written in one superscript."""
+    for mark in sorted(TRANSPOSE_MARKS, key=len, reverse=True):
+        if script.endswith(mark) and len(script) > len(mark) and time_of(script[:-len(mark)], superscript=True):
+            return [script[:-len(mark)], mark]
+    return [script]
+
+
+def _dimension(bound: str):
+    """'D+1' -> D + 1 (a SymPy expression in the symbols D and H)."""
+    total, sign, number = sympy.Integer(0), 1, ""
+    for ch in bound + "+":
+        if ch.isdigit():
+            number += ch
+            continue
+        if number:
+            total += sign * int(number)
+            number = ""
+        if ch in "DH":
+            total += sign * sympy.Symbol(ch)
+        elif ch in "+-":
+            sign = 1 if ch == "+" else -1
+    return total
 BATCH_INDICES = {"batch", r"\text{batch}", r"\mathrm{batch}", "samples", r"\text{samples}", "n", "N", "m"}
 GRADIENT_PREFIXES = ("d", r"\delta", r"\Delta")  # dW_f, \delta a_t: the loss's gradient with respect to what follows
 ELEMENTWISE_FUNCTIONS = {"sigma": sigmoid, "sigmoid": sigmoid, "sigm": sigmoid, "tanh": sympy.tanh,
@@ -293,6 +322,7 @@ class ToIR(Transformer):
         if len(subs) > 2 or len(sups) > 3:
             raise Unsupported("%s has too many scripts" % name.written()[:40])
         post, time, kept = [], None, []
+        sups = [part for s in sups for part in _time_then_transpose(s)]
         for s in sups:
             if s in TRANSPOSE_MARKS:
                 post.append("T")
@@ -466,7 +496,8 @@ class ToIR(Transformer):
     def juxt(self, children):
         a, b = children
         if isinstance(a, _Name) and a.base in GRADIENT_PREFIXES and not a.subs and not a.sups \
-                and (a.base == "d" or isinstance(b, _Name) and self._is_vector_name(b)):
+                and self.notation.meaning(a.base) is None \
+                and (a.base == "d" or isinstance(b, _Name) and self._is_known_name(b)):
             return _Differential(b)  # dh_t, and \delta a_t: the gradient's name
         if isinstance(a, _Operator):
             return self._derivative(b, a.wrt)
@@ -476,13 +507,14 @@ class ToIR(Transformer):
             return _PendingPrefix(a, b)
         return self.product(self.value(a), self.value(b), "juxt")
 
-    def _is_vector_name(self, name: _Name) -> bool:
+    def _is_known_name(self, name: _Name) -> bool:
+        """A vector or a parameter of the cell (what \\delta before it makes a gradient's name of)."""
         try:
             key, time, _ = self.split(name)
         except Unsupported:
             return False
         meaning = self.notation.meaning(key)
-        return meaning is not None and meaning.kind == "vector"
+        return meaning is not None and meaning.kind in ("vector", "parameter", "blocks")
 
     def divide(self, children):
         a, b = self.value(children[0]), self.value(children[1])
@@ -542,11 +574,12 @@ class ToIR(Transformer):
         return _Scripted(head, scripts)
 
     def apply_scripts(self, expr, scripts):
-        """(expr)^T, (expr)^2, (expr)': the superscripts of a group."""
+        """(expr)^T, (expr)^2, (expr)': the superscripts of a group; [v]_{1:D}: a slice of it."""
         for kind, text in scripts:
             text = _script_text(text)
             if kind == "sub":
-                raise Unsupported("a subscript _%s on an expression" % text)
+                expr = self._slice(expr, text)
+                continue
             if text in TRANSPOSE_MARKS or text in PRIMES:
                 expr = ir.Transpose(expr)
             elif text.isdigit():
@@ -554,6 +587,19 @@ class ToIR(Transformer):
             else:
                 raise Unsupported("cannot read the superscript ^%s" % text)
         return expr
+
+    def _slice(self, expr, text: str):
+        """[v]_{D+1:D+H}: entries of a stacked vector, bounds written with D, H and integers."""
+        match = _SLICE.match(text)
+        if not match:
+            raise Unsupported("a subscript _%s on an expression" % text)
+        lo, hi = (_dimension(bound) for bound in match.groups())
+        length = sympy.expand(hi - lo + 1)
+        shown = {sympy.Symbol("D"): "D", sympy.Symbol("H"): "H"}.get(length)
+        if shown is None or self.shape(expr) not in (("H+D", 1), ("D+H", 1), (1, "H+D"), (1, "D+H")) \
+                and not str(self.shape(expr)[0]).count("+"):
+            raise Unsupported("a slice _{%s} of something that is no stacked vector" % text)
+        return ir.Slice(expr, lo, hi)
 
     def subscript(self, children):
         return ("sub", children[0])
@@ -743,13 +789,33 @@ def _stacked_matrices(text: str) -> str:
     return _MATRIX_ENV.sub(column, text)
 
 
+_DECORATIONS = re.compile(r"\\(boxed|fbox|bbox(\[[^\]]{0,40}\])?|colorbox\{[^{}]{0,40}\}|textcolor\{[^{}]{0,40}\})\s*\{")
+
+
+def _unwrapped(text: str) -> str:
+    """\\boxed{...} and its kin removed around their content, which may be a whole equation."""
+    out, position = [], 0
+    for match in _DECORATIONS.finditer(text):
+        if match.start() < position:
+            continue
+        depth, end = 1, match.end()
+        while end < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[end], 0) if text[end - 1] != "\\" else 0
+            end += 1
+        if depth:
+            break
+        out.append(text[position:match.start()] + " " + text[match.end():end - 1] + " ")
+        position = end
+    return "".join(out) + text[position:] if out else text
+
+
 def sides_of(text: str) -> list:
     """Parse `text` (one equation) into its sides, unread; raise Unsupported with a one-line reason."""
     if len(text) > MAX_EQUATION_CHARS:
         raise Unsupported("the equation is longer than %d characters" % MAX_EQUATION_CHARS)
     if _nesting(text) > MAX_NESTING:
         raise Unsupported("brackets nested deeper than %d levels" % MAX_NESTING)
-    text = _stacked_matrices(text)
+    text = _stacked_matrices(_unwrapped(text))
     try:
         tree = parser().parse(text)
     except lark.exceptions.LarkError as exc:

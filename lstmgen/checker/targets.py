@@ -15,7 +15,7 @@ from ..reverse import derive
 from ..rules import local_derivative
 from . import environment as env
 from .evaluation import MATRIX_NODES, lower
-from .notation import Notation
+from .notation import Notation, split_key
 from .parse import LOSS, STEP_LOSS, Blocks, FreeSymbol, Partial, Unsupported, ref_of
 
 @dataclass
@@ -170,33 +170,37 @@ def preactivation_gradient(cell, name: str):
     slope = local_derivative(rhs.func(u), u, symbols.vector(name))
     if slope.has(u):
         return None
-    return ir.product([_value_gradient(cell, name), slope])
+    return ir.product([value_gradient(cell, name), slope])
 
 
-def _value_gradient(cell, name: str):
+def value_gradient(cell, name: str):
     if name in cell.states:
         return symbols.vector(name, "t", "adjoint")
     return env.adjoint_expr(cell, name)
 
 
-def definition_readings(key: str, notation: Notation, prefer_preactivation: bool) -> list:
+def definition_readings(key: str, notation: Notation, prefer_preactivation: bool, tagged: bool = False) -> list:
     """The gradients a defined name such as δ_o or dΓ_o may stand for, the likeliest first:
-    [(description, expression)].  The subscript (or the name after d) picks the quantity."""
+    [(description, expression)] (with `tagged`, [(tag, description, expression)], the tag
+    'preactivation' or 'value').  The subscript (or the name after d) picks the quantity; when
+    the document's names of this family agree on a reading (`Notation.readings`), only that one."""
     cell = notation.cell
     wanted = _gradient_named(key, notation) or _named_quantity(key, notation)
     quantities = [wanted] if wanted else [q.name for q in cell.quantities.values()
                                          if not q.is_parameter and q.name != cell.input]
+    family = notation.readings.get("d" if key.startswith("d") else split_key(key)[0])
     readings = []
     for name in quantities:
         written = notation.written(name)
         pre = preactivation_gradient(cell, name)
-        value = ("the gradient with respect to %s" % written, _value_gradient(cell, name))
-        if pre is not None:
-            preact = ("the gradient with respect to the pre-activation of %s" % written, pre)
-            readings += [preact, value] if prefer_preactivation else [value, preact]
-        else:
+        value = ("value", "the gradient with respect to %s" % written, value_gradient(cell, name))
+        if pre is None:
             readings.append(value)
-    return readings
+            continue
+        preact = ("preactivation", "the gradient with respect to the pre-activation of %s" % written, pre)
+        pair = [preact, value] if prefer_preactivation else [value, preact]
+        readings += [r for r in pair if family is None or r[0] == family]
+    return readings if tagged else [(description, expr) for _, description, expr in readings]
 
 
 def _gradient_named(key: str, notation: Notation):
@@ -206,15 +210,18 @@ def _gradient_named(key: str, notation: Notation):
 
 
 def _named_quantity(key: str, notation: Notation):
-    """The cell quantity a defined name points at: δ_o -> o, δ_{\\tilde{c}} -> the candidate, dΓ_o -> Γ_o."""
+    """The cell quantity a defined name points at: δ_o -> o, δ^{f} -> f, δ_{\\tilde{c}} -> the
+    candidate, ε_C -> C; also a gate written with a subscript, δ_u -> Γ_u."""
     from .notation import normal_key
-    base_and_scripts = key.split("_", 1)
-    sub = base_and_scripts[1] if len(base_and_scripts) == 2 else ""
-    sub = sub[1:-1] if sub.startswith("{") and sub.endswith("}") else sub
-    candidates = [sub, normal_key(sub)]
+    _, sub, sup = split_key(key)
+    part = sub or sup
+    if not part:
+        return None
+    wanted = {part, normal_key(part)}
     for written, meaning in notation.names.items():
-        if meaning.kind != "vector":
-            continue
-        if written in candidates or written.split("_", 1)[-1].strip("{}") in candidates and "_" in written:
+        if meaning.kind == "vector" and written in wanted:
+            return meaning.name
+    for written, meaning in notation.names.items():
+        if meaning.kind == "vector" and split_key(written)[1] in wanted and split_key(written)[1]:
             return meaning.name
     return None
