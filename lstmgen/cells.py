@@ -6,7 +6,6 @@ grammar in ``grammars/cell.lark``; nothing in it is evaluated.
 """
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache

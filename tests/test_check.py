@@ -116,6 +116,35 @@ TABLE = [
      r"(1 - h_t^2)\right]", "incorrect", "uses W_x where W_h is needed"),
     ("local_at_the_wrong_step", "lstm", r"\frac{\partial c_3}{\partial c_2} = f_2", "incorrect", "f_3"),
     ("wrong_identity", "lstm", r"\frac{\partial \tanh \theta}{\partial \theta} = 1 - \tanh \theta", "incorrect", None),
+    # notation read as its author means it (the checker must not misread a correct equation)
+    ("tanh_of_c_squared", "lstm", r"\frac{\partial L}{\partial c_t} = \frac{\partial L}{\partial h_t} * o_t * "
+     r"(1 - \tanh(c_t)^2) + \frac{\partial L}{\partial c_{t+1}} * f_{t+1}", "correct", None),
+    ("tanh_left_right_squared", "lstm", r"\frac{\partial L}{\partial c_t} = \frac{\partial L}{\partial h_t} * o_t "
+     r"* (1 - \tanh\left(c_t\right)^2) + \frac{\partial L}{\partial c_{t+1}} * f_{t+1}", "correct", None),
+    ("sigma_squared", "lstm", r"\frac{\partial L}{\partial b^f} = \frac{\partial L}{\partial c_t} * c_{t-1} * "
+     r"(\sigma(W_x^f x_t + W_h^f h_{t-1} + b^f) - \sigma(W_x^f x_t + W_h^f h_{t-1} + b^f)^2)", "correct", None),
+    ("upright_d", "lstm", r"\frac{\mathrm{d}L}{\mathrm{d}c_{t-1}} = \frac{\mathrm{d}L}{\mathrm{d}c_t} * f_t", "correct",
+     None),
+    ("text_d", "lstm", r"\frac{\text{d}L}{\text{d}c_{t-1}} = \frac{\text{d}L}{\text{d}c_t} * f_t", "correct", None),
+    ("sigma_prime", "lstm", r"\frac{\partial L}{\partial b^f} = \frac{\partial L}{\partial c_t} * c_{t-1} * "
+     r"\sigma'(W_x^f x_t + W_h^f h_{t-1} + b^f)", "correct", None),
+    ("d_dz_operator", "lstm", r"\frac{d}{dz} \tanh(z) = 1 - \tanh^2(z)", "correct", None),
+    ("sigma_prime_identity", "lstm", r"\sigma'(z) = \sigma(z) (1 - \sigma(z))", "correct", None),
+    ("prime_transpose", "lstm", r"\frac{\partial L}{\partial W_x^f} = %s x_t'" % DF, "correct", None),
+    ("superscript_time", "lstm", r"\frac{\partial L}{\partial c^{(t-1)}} = \frac{\partial L}{\partial c^{(t)}} "
+     r"* f^{(t)}", "correct", None),
+    ("angle_time", "lstm", r"\frac{\partial L}{\partial c^{\langle t-1 \rangle}} = \frac{\partial L}{\partial "
+     r"c^{\langle t \rangle}} * f^{\langle t \rangle}", "correct", None),
+    ("last_step", "lstm", r"\frac{\partial L}{\partial h_T} = \frac{\partial \ell_T}{\partial h_T}", "correct", None),
+    ("gradient_name", "lstm", r"dc_{prev} = dc_{next} * f_t", "correct", None),
+    ("boxed_equation", "lstm", r"\boxed{\frac{\partial L}{\partial c_{t-1}} = \frac{\partial L}{\partial c_t} * f_t} "
+     r"\tag{3}", "correct", None),
+    ("underbrace", "lstm", r"\frac{\partial L}{\partial c_{t-1}} = \underbrace{\frac{\partial L}{\partial c_t}}_{"
+     r"\text{total}} * f_t", "correct", None),
+    ("definition_sign", "lstm", r"\frac{\partial L}{\partial c_{t-1}} \overset{\text{def}}{=} \frac{\partial L}"
+     r"{\partial c_t} * f_t", "correct", None),
+    ("missing_partial_below", "lstm", r"\frac{\partial L}{c_{t-1}} = \frac{\partial L}{\partial c_t} * f_t",
+     "correct", "partial"),
     # what the checker cannot read
     ("unknown_symbol", "lstm", r"\frac{\partial L}{\partial b^f} = \delta_t * f_t", "unrecognized", r"\delta_t"),
     # a missing time index is a slip: read as t, with a warning, and the equation is still judged

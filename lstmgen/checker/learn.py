@@ -11,6 +11,7 @@ validation and derivation a cell file gets.  A matrix applied to a stacked vecto
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -232,47 +233,22 @@ def _used(found: list[_Forward]) -> list[_Forward]:
         found = keep
 
 
-def _stacks(found: list[_Forward]) -> tuple[list[_Forward], dict]:
-    """Equations that only stack vectors (ξ_t = [x_t; h_{t-1}; 1]) substituted into the others:
-    the cell multiplies its matrices by the stack itself.  Returns (the rest, {key: stack})."""
-    stacks = {f.target: f.expr for f in found if isinstance(f.expr, Stack)}
-    if not stacks:
-        return found, {}
-    mapping = {}
-    for key, stack in stacks.items():
-        mapping[symbols.vector(ident(key), "t")] = stack
-    rest = []
-    for f in found:
-        if f.target in stacks:
-            continue
-        f.expr = symbols.replace(f.expr, mapping)
-        for key in stacks:
-            f.reader.vectors.pop(key, None)
-        for stack in stacks.values():
-            for s in stack.free_symbols:
-                ref = symbols.read(s)
-                if ref is not None:
-                    written = next((k for k in _written_vectors(found) if ident(k) == ref.name), ref.name)
-                    f.reader.vectors.setdefault(written, set()).add(ref.time)
-        rest.append(f)
-    return rest, stacks
-
-
-def _written_vectors(found: list[_Forward]) -> set:
-    return {key for f in found for key in f.reader.vectors} | {f.target for f in found}
-
-
 def _learned(found: list[_Forward]) -> Notation:
-    """A Notation whose cell is the one the forward equations `found` state."""
-    stack_lines = [f.line for f in found if isinstance(f.expr, Stack)]
-    found, stacks = _stacks(found)
-    targets = {f.target for f in found}
+    """A Notation whose cell is the one the forward equations `found` state.  An equation that only
+    stacks vectors (ξ_t = [x_t; h_{t-1}; 1]) is substituted where ξ_t is used: the cell multiplies
+    its matrices by the stack itself."""
+    lines = sorted(f.line for f in found)
+    stacks = {f.target: f.expr for f in found if isinstance(f.expr, Stack)}
     seen: dict[str, set] = {}
     parameters: set[str] = set()
     for f in found:
         for key, times in f.reader.vectors.items():
-            seen.setdefault(key, set()).update(times)
+            if key not in stacks:
+                seen.setdefault(key, set()).update(times)
         parameters |= f.reader.parameters
+    stacked = {symbols.vector(ident(key)): stack for key, stack in stacks.items()}
+    found = [dataclasses.replace(f, expr=symbols.replace(f.expr, stacked)) for f in found if f.target not in stacks]
+    targets = {f.target for f in found}
     states = [f.target for f in found if "t-1" in seen.get(f.target, set())]
     missing = sorted(k for k, times in seen.items() if "t-1" in times and k not in targets)
     if missing:
@@ -304,11 +280,11 @@ def _learned(found: list[_Forward]) -> Notation:
                                 source="forward equations", line=found[0].line)
     products = [p for f in found for p in f.reader.products]
     layout = "row" if products and sum(p.row for p in products) > len(products) / 2 else "column"
-    notation = Notation(cell, "learned", (found[0].line, found[-1].line), names, layout=layout,
+    notation = Notation(cell, "learned", (lines[0], lines[-1]), names, layout=layout,
                         star="matrix" if any(p.star for p in products) else "elementwise")
-    notation.forward = tuple(f.line for f in found) + tuple(stack_lines)
+    notation.forward = tuple(lines)
     for key, stack in stacks.items():  # ξ_t in a backward equation is the stack it names
-        notation.definitions[key] = _renamed(stack, names)
+        notation.definitions[key] = stack
         notation.implicit.add(key)
     notation.untimed = frozenset(key for f in found for key in f.reader.untimed)
     notation.inlined = blocks.inlined
@@ -316,11 +292,6 @@ def _learned(found: list[_Forward]) -> Notation:
     if any(p.star for p in products):
         notation.notes.append("* is a matrix product where the shapes need one (the forward equations use it so)")
     return notation
-
-
-def _renamed(expr, names: dict):
-    """An expression over provisional symbols (already the cell's internal names): as it is."""
-    return expr
 
 
 class _Blocks:
