@@ -98,43 +98,68 @@ def derive(cell: cells.Cell | str) -> Derivation:
 
 @cells.cell_cache
 def derive_cell(cell: cells.Cell) -> Derivation:
-    """Walk the equations from the outputs back to the inputs, collecting one Term per path."""
-    adjoint: dict[str, list[Term]] = {s: [Term((s,), (symbols.vector(s, "t", "adjoint"),))]
-                                      for s in cell.states}
+    """Walk the equations from the states back to the inputs, collecting one Term per path."""
+    seeds = {s: [Term((s,), (symbols.vector(s, "t", "adjoint"),))] for s in cell.states}
     step: dict[str, Gradient] = {}
     within_step: dict[str, list[Term]] = {s: [] for s in cell.states}
-    local: dict[tuple[str, str], Gradient] = {}
-
-    def route(wrt: sympy.Symbol, term: Term):
-        """Hand `term`, one path's share of dL/d`wrt`, to whatever collects that gradient."""
+    for wrt, terms in backward(cell, seeds).items():
         ref = symbols.read(wrt)
         if ref is None or ref.time == "t-1" or ref.name == cell.input:  # a parameter or a step input
             name = wrt.name if ref is None else ref.name
-            step.setdefault(name, Gradient(wrt)).terms.append(term)
+            step.setdefault(name, Gradient(wrt)).terms.extend(terms)
         elif ref.name in cell.states:  # a state at t: a share of its total gradient
-            within_step[ref.name].append(replace(term, chain=term.chain + (ref.name,)))
-        else:  # an intermediate at t: its gradient flows on when its own equation is reached
-            factors = term.factors if term.form == "elementwise" else (term.expr(),)
-            adjoint.setdefault(ref.name, []).append(Term(term.chain + (ref.name,), factors))
-
-    for eq in reversed(cell.equations):
-        output = symbols.vector(eq.target)
-        rhs, stand_ins = opaque_products(eq.rhs)
-        # (operand, form, other operand, local derivative): how the equation's gradient reaches
-        # each symbol it reads elementwise and both sides of each product W v
-        shares = [(wrt, "elementwise", None, local_derivative(rhs, wrt, output).xreplace(stand_ins))
-                  for wrt in sorted(rhs.free_symbols - set(stand_ins), key=str)]
-        for stand_in, dot in stand_ins.items():
-            matrix, vec = dot.args
-            slope = local_derivative(rhs, stand_in, output).xreplace(stand_ins)
-            shares += [(matrix, "outer", vec, slope), (vec, "transposed", matrix, slope)]
-        for wrt, form, operand, slope in shares:
-            # d sum(target_t) / d wrt: the upstream is all ones
+            within_step[ref.name].extend(replace(term, chain=term.chain + (ref.name,)) for term in terms)
+    local: dict[tuple[str, str], Gradient] = {}
+    for eq in cell.equations:  # d sum(target_t) / d wrt: the upstream is all ones
+        for wrt, form, operand, slope in shares(eq):
             local.setdefault((eq.target, wrt.name), Gradient(wrt)).terms.append(Term((), (slope,), form, operand))
-            for up in adjoint[eq.target]:
-                route(wrt, Term(up.chain, up.factors + (slope,), form, operand, eq.target))
     _order(cell, step)
     return Derivation(cell, step, within_step, local)
+
+
+@cells.cell_cache
+def shares(eq: cells.Equation) -> tuple:
+    """How an equation's gradient reaches each symbol it reads elementwise and both sides of each
+    product W v: (operand, form, other operand, local derivative), form as in `Term`."""
+    output = symbols.vector(eq.target)
+    rhs, stand_ins = opaque_products(eq.rhs)
+    out = [(wrt, "elementwise", None, local_derivative(rhs, wrt, output).xreplace(stand_ins))
+           for wrt in sorted(rhs.free_symbols - set(stand_ins), key=str)]
+    for stand_in, dot in stand_ins.items():
+        matrix, vec = dot.args
+        slope = local_derivative(rhs, stand_in, output).xreplace(stand_ins)
+        out += [(matrix, "outer", vec, slope), (vec, "transposed", matrix, slope)]
+    return tuple(out)
+
+
+def backward(cell: cells.Cell, seeds: dict, into_states: bool = False, follow: bool = True) -> dict:
+    """The backward walk: push `seeds` ({quantity at t: [Term]}, each an upstream gradient) back
+    through the step's equations, from outputs to inputs.
+
+    Returns {symbol: [Term]} for every symbol reached (values at t and t-1, the input,
+    parameters), one Term per path.  What reaches an intermediate at t flows on through its own
+    equation; a state at t flows on only with `into_states` (else its seed is a total and it is a
+    leaf); with `follow` False only the seeds' own equations are differentiated.  The derivation
+    seeds it with the states' total gradients; the checker with an upstream vector, for the
+    vector-Jacobian products of chain-rule factors."""
+    pending = {name: list(terms) for name, terms in seeds.items()}
+    reached: dict = {}
+    for eq in reversed(cell.equations):
+        upstream = pending.pop(eq.target, None)
+        if not upstream:
+            continue
+        for wrt, form, operand, slope in shares(eq):
+            for up in upstream:
+                term = Term(up.chain, up.factors + (slope,), form, operand, eq.target)
+                reached.setdefault(wrt, []).append(term)
+                ref = symbols.read(wrt)
+                if not follow or ref is None or ref.time != "t" or ref.name == cell.input:
+                    continue
+                if ref.name in cell.states and not into_states:
+                    continue
+                factors = term.factors if term.form == "elementwise" else (term.expr(),)
+                pending.setdefault(ref.name, []).append(Term(term.chain + (ref.name,), factors))
+    return reached
 
 
 def _order(cell: cells.Cell, step: dict[str, Gradient]) -> None:

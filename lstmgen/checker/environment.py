@@ -7,8 +7,9 @@ W v in the equations is H x dim(v).  The backward pass uses the derivation's own
 
 `local_gradient` is the vector-Jacobian product used for chain-rule factors such as
 dc_t/df_t: the gradient of sum(upstream * target_t) with respect to one argument of the
-target's own equation, from `rules.local_derivative` (a quantity the target does not depend on
-gets zero, so the seed's dc_t/do_t is 0).
+target's own equation (a quantity the target does not depend on gets zero, so the seed's
+dc_t/do_t is 0).  It and `adjoint_expr` are the derivation's own backward walk
+(`reverse.backward`) seeded with an upstream vector instead of the states' totals.
 """
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ import sympy
 from .. import ir, symbols
 from ..cells import cell_cache
 from ..evaluate import EvaluationError, Evaluator
-from ..reverse import Derivation, derive
-from ..rules import local_derivative, opaque_products
+from .. import reverse
+from ..reverse import Derivation, Term, derive
 
 # (D, H, T) of each random draw: D != H and both > 1, so a shape error never hides; T varies,
 # so that a sum written out over a fixed number of steps is no identity.
@@ -84,54 +85,10 @@ def relative_to(den_ref, at: str):
 
 
 # ----------------------------------------------------------------------------- backward walk
-@cell_cache
-def _opaque(cell: str, target: str):
-    eq = derive(cell).cell.equation(target)
-    rhs, stand_ins = opaque_products(eq.rhs)
-    slopes = {}
-    for wrt in sorted(rhs.free_symbols, key=str):
-        slopes[wrt] = local_derivative(rhs, wrt, symbols.vector(target)).xreplace(stand_ins)
-    return rhs, stand_ins, slopes
-
-
-def _backward(cell: str, seeds: dict, into_states: bool, follow: bool = True) -> dict:
-    """Push `seeds` {quantity name at t: upstream expr} back through the step equations.
-
-    Returns {symbol: gradient expr} for every symbol reached (values at t and t-1, the input,
-    parameters).  With into_states False a state at t is a leaf (its seed is a total); with
-    follow False only the seeds' own equations are differentiated (partial derivatives)."""
-    d = derive(cell)
-    cell = d.cell
-    targets = equation_targets(cell)
-    acc: dict = {}
-    pending = {symbols.vector(name): [up] for name, up in seeds.items()}
-
-    def give(sym, contribution):
-        acc.setdefault(sym, []).append(contribution)
-        if not follow:
-            return
-        ref = symbols.read(sym)
-        if ref is not None and ref.time == "t" and ref.name in targets:
-            if ref.name in cell.states and not into_states:
-                return
-            pending.setdefault(sym, []).append(contribution)
-
-    for eq in reversed(cell.equations):
-        out_sym = symbols.vector(eq.target)
-        if out_sym not in pending:
-            continue
-        up = ir.total(pending.pop(out_sym))
-        rhs, stand_ins, slopes = _opaque(cell, eq.target)
-        for wrt, slope in slopes.items():
-            if wrt in stand_ins:
-                continue
-            give(wrt, ir.product([up, slope]))
-        for stand_in, dot in stand_ins.items():
-            matrix, vec = dot.args
-            delta = ir.product([up, slopes[stand_in]])
-            give(matrix, ir.Outer(delta, vec))
-            give(vec, ir.TDot(matrix, delta))
-    return {sym: ir.total(parts) for sym, parts in acc.items()}
+def _backward(cell, seeds: dict, into_states: bool, follow: bool = True) -> dict:
+    """`reverse.backward` seeded with {quantity name at t: upstream expression}: {symbol: gradient}."""
+    terms = reverse.backward(cell, {name: [Term((name,), (up,))] for name, up in seeds.items()}, into_states, follow)
+    return {sym: ir.total(term.expr() for term in paths) for sym, paths in terms.items()}
 
 
 @cell_cache

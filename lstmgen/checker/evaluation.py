@@ -144,8 +144,8 @@ class DocEvaluator(Evaluator):
         return np.zeros_like(np.asarray(self(den), dtype=float))
 
     def _eval_Chain(self, expr):
-        parts = expr.args
-        num, den = parts[0].args
+        """The chain rule as vector-Jacobian products, from the loss (or the first factor) down."""
+        num, den = chain_links(expr)[0]
         if num == LOSS:
             ref = symbols.read(den)
             if ref is None:  # ∂L/∂W on a right side: the gradient over the sequence
@@ -162,14 +162,8 @@ class DocEvaluator(Evaluator):
             current = self._step_loss(num, den)
         else:
             current = self._vjp(num, den, np.ones_like(np.asarray(self(num), dtype=float)))
-        previous = den
-        for part in parts[1:]:
-            num, den = part.args
-            if not self._same(num, previous):
-                raise BrokenChain("the chain breaks: a factor ∂…/∂%s is followed by ∂%s/∂…"
-                                  % (_plain(previous), _plain(num)))
+        for num, den in chain_links(expr)[1:]:
             current = self._vjp(num, den, current)
-            previous = den
         return current
 
     def _step_loss(self, num, den):
@@ -181,11 +175,18 @@ class DocEvaluator(Evaluator):
             return self._zero(den)
         return self(symbols.vector(den_ref.name, den_ref.time, "upstream"))
 
-    def _same(self, a, b) -> bool:
-        if a == b:
-            return True
-        ra, rb = ref_of(a), ref_of(b)
-        return bool(ra and rb and ra.name == rb.name and self._time(ra) == self._time(rb))
+
+def chain_links(chain: Chain) -> list:
+    """The factors (numerator, denominator) of a chain-rule product, checked to connect: each
+    factor's numerator is the previous one's denominator (∂L/∂c_t · ∂c_t/∂f_t).  The one rule for
+    when factors connect, shared by the numeric walk here and the symbolic one (`symbolic`)."""
+    links = [part.args for part in chain.args]
+    for (_, previous), (num, _) in zip(links, links[1:]):
+        ra, rb = ref_of(previous), ref_of(num)
+        if previous != num and not (ra and rb and ra.name == rb.name and ra.time == rb.time):
+            raise BrokenChain("the chain breaks: a factor ∂…/∂%s is followed by ∂%s/∂…"
+                              % (_plain(previous), _plain(num)))
+    return links
 
 
 def _plain(sym) -> str:

@@ -1,33 +1,72 @@
-"""Find the display equations of a Markdown or LaTeX document, with the line each starts on.
+"""Find the equations of a Markdown or LaTeX document, each with the 1-based line it starts on.
 
-Display math is ``$$...$$``, ``\\[...\\]`` and the environments equation, align, gather,
-multline, eqnarray, displaymath (starred or not); ``aligned``/``split`` inside them are layout.
-Rows (split at ``\\\\``) and blocks that begin with ``+``, ``-`` or ``=`` continue the
-previous equation, which keeps the line where it started.  Inline ``$...$`` math is prose.
-Markdown code fences and LaTeX comments are skipped.  This module only cuts text; reading
-the math is the grammar's job (`parse.py`).
+Markdown is read as CommonMark (markdown-it-py): display math is ``$$...$$`` (dollarmath),
+a bare amsmath environment, a ```` ```math ```` fence, ``\\[...\\]`` or a display environment
+in a paragraph; inline math is ``$...$`` and ``\\(...\\)``.  Code, HTML and escaped delimiters
+hide nothing.  LaTeX is scanned for the same delimiters outside % comments.  A display block is
+cut into rows at ``\\\\`` (layout environments such as aligned are blanks); a row or block that
+begins with ``+``, ``-`` or ``=`` continues the previous display equation, which keeps the line
+where it started.  Macros (\\newcommand, \\renewcommand, \\def) are expanded within bounds.
+Every step takes time linear in the document.  Reading the math is the grammar's job (parse.py).
 """
 from __future__ import annotations
 
 import bisect
 import re
 from dataclasses import dataclass
+from functools import lru_cache
+
+from markdown_it import MarkdownIt
+from mdit_py_plugins.amsmath import amsmath_block, amsmath_plugin
+from mdit_py_plugins.dollarmath import dollarmath_plugin
+from mdit_py_plugins.dollarmath.index import DOLLAR_EQNO_REV, math_block_dollar, math_inline_dollar
 
 DISPLAY_ENVIRONMENTS = ("equation", "align", "gather", "multline", "eqnarray", "displaymath",
                         "flalign", "alignat")
 LAYOUT_ENVIRONMENTS = ("aligned", "split", "gathered", "alignedat", "array", "cases")
+MAX_EXPANSIONS = 10_000                # macro expansions in one equation
+MAX_EXPANDED_CHARS = 50_000            # characters the expansions of one equation insert
+MAX_DOCUMENT_EXPANSIONS = 100_000      # and in the whole document, so that many equations stay cheap
+MAX_DOCUMENT_EXPANDED_CHARS = 5_000_000
+
 _BEGIN = re.compile(r"\\begin\{(%s)(\*?)\}" % "|".join(DISPLAY_ENVIRONMENTS))
 _LAYOUT = re.compile(r"\\(begin|end)\{(%s)\*?\}(\{[^{}]*\}|\[[a-z]\])?" % "|".join(LAYOUT_ENVIRONMENTS))
-_ROW_BREAK = re.compile(r"\\\\(\[[^\]]*\])?")
+_ROW_BREAK = re.compile(r"\\\\(\[[^\]]{0,20}\])?")  # the bound keeps a \\[ without ] from rescanning the row
 _LEADING_SPACE = re.compile(r"^(\\q?quad(?![A-Za-z])|\\[,;:! ]|\\hspace\{[^{}]*\}|\s)+")
+_TEX_SPECIAL = re.compile(r"[$\\]")
+_CONTROL_WORD = re.compile(r"\\[A-Za-z]+")
 
 
 @dataclass
 class Equation:
-    """One equation: its text (rows joined), the 1-based line it starts on."""
+    """One equation: its text (rows joined), the 1-based line it starts on, and whether it sat
+    inline in prose (``$...$`` or ``\\(...\\)``) rather than in display math."""
 
     text: str
     line: int
+    inline: bool = False
+
+
+@dataclass
+class _Fragment:
+    """What one pair of math delimiters encloses, and the 1-based line of its first character."""
+
+    content: str
+    line: int
+    inline: bool
+
+
+@dataclass(frozen=True)
+class _Macro:
+    """A defined macro: its parameter count, its optional first argument's default, its body tokens."""
+
+    parameters: int
+    default: tuple[str, ...] | None
+    body: tuple[str, ...]
+
+
+class _CannotExpand(Exception):
+    """An equation whose macros cannot be expanded within the bounds (or lack an argument)."""
 
 
 class _Lines:
@@ -40,6 +79,24 @@ class _Lines:
         return bisect.bisect_right(self.starts, offset)
 
 
+class _Finder:
+    """`str.find` that remembers its last answer per needle, so that looking for the closing
+    delimiter from every opening one of a text stays linear in the text."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.known: dict[str, tuple[int, int]] = {}
+
+    def find(self, needle: str, start: int) -> int:
+        found = self.known.get(needle)
+        if found is not None and found[1] <= start and (found[0] < 0 or found[0] >= start):
+            return found[0]
+        at = self.text.find(needle, start)
+        self.known[needle] = (at, start)
+        return at
+
+
+# ----------------------------------------------------------------------------- rows
 def _strip_trailing(text: str) -> str:
     """text without trailing spacing commands (\\, \\; \\: \\!), blanks and sentence punctuation.
 
@@ -56,104 +113,521 @@ def _strip_trailing(text: str) -> str:
     return text[:end]
 
 
+def _rows(fragment: _Fragment):
+    """(line, row) for each row of a fragment, split at \\\\; layout environments become blanks.
+    The line is that of the row's first non-blank character."""
+    content = _LAYOUT.sub(lambda m: " " * len(m.group(0)), fragment.content)
+    line, counted, start = fragment.line, 0, 0
+    for match in [*_ROW_BREAK.finditer(content), None]:
+        end = match.start() if match else len(content)
+        row = content[start:end]
+        first = start + len(row) - len(row.lstrip())
+        line += content.count("\n", counted, first)
+        counted = first
+        yield line, row
+        start = match.end() if match else end
+
+
+@dataclass
+class _Building:
+    """An equation being assembled from its rows (joined once, at the end: repeated string
+    concatenation would be quadratic in the number of continuation rows)."""
+
+    line: int
+    inline: bool
+    parts: list
+
+
+def _assemble(fragments: list[_Fragment], macros: dict, with_inline: bool) -> list[Equation]:
+    """The equations of the fragments: one per row, except rows that continue the previous one.
+    A display row continues the last display equation; an inline row only its own fragment's."""
+    budget = _Budget()
+    built: list[_Building] = []
+    last_display = None
+    for fragment in fragments:
+        previous = None if fragment.inline else last_display
+        for line, row in _rows(fragment):
+            text = _strip_trailing(_expand(row, macros, budget).replace("&", " ").strip())
+            if not text:
+                continue
+            unspaced = _LEADING_SPACE.sub("", text)
+            if unspaced[:1] in ("+", "-", "=") and previous is not None:
+                previous.parts.append(unspaced)
+                continue
+            previous = _Building(line, fragment.inline, [text])
+            built.append(previous)
+        if not fragment.inline:
+            last_display = previous
+    return [Equation(" ".join(b.parts), b.line, b.inline) for b in built if with_inline or not b.inline]
+
+
+# ----------------------------------------------------------------------------- LaTeX
 def _strip_tex_comments(text: str) -> str:
     """Blank out % comments (keeping offsets, so line numbers stay right)."""
     return re.sub(r"(?<!\\)%[^\n]*", lambda m: " " * len(m.group(0)), text)
 
 
-def _blank_code_fences(text: str) -> str:
-    out, inside = [], False
-    for line in text.split("\n"):
-        if line.lstrip().startswith(("```", "~~~")):
-            inside = not inside
-            out.append(" " * len(line))
+def _display_opener(text: str, at: int) -> tuple[int, str] | None:
+    """(where the content starts, the closing delimiter) when display math opens at `at`."""
+    if text.startswith("$$", at):
+        return at + 2, "$$"
+    if text.startswith("\\[", at):
+        return at + 2, "\\]"
+    match = _BEGIN.match(text, at)
+    if match:
+        return match.end(), "\\end{%s%s}" % (match.group(1), match.group(2))
+    return None
+
+
+def _inline_dollar_end(text: str, find, at: int) -> int:
+    """Where the inline math opened by the $ at `at` closes, or -1 for a lone dollar ("$5"):
+    inline math neither crosses a blank line nor closes on $$."""
+    end = find("$", at + 1)
+    if end < 0 or text.startswith("$$", end):
+        return -1
+    paragraph = find("\n\n", at + 1)
+    return -1 if 0 <= paragraph < end else end
+
+
+def _latex_math(text: str) -> tuple[list[_Fragment], list[int]]:
+    """The math fragments of a LaTeX document (comments already blank), and the lines of display
+    blocks that never close (the first one ends the scan: it swallows the rest)."""
+    find = _Finder(text).find
+    line_of = _Lines(text)
+    fragments, unclosed = [], []
+    at = 0
+    while (special := _TEX_SPECIAL.search(text, at)) is not None:
+        at = special.start()
+        display = _display_opener(text, at)
+        if display:
+            start, closing = display
+            end = find(closing, start)
+            if end < 0:
+                unclosed.append(line_of(start))
+                break
+            fragments.append(_Fragment(text[start:end], line_of(start), False))
+            at = end + len(closing)
+        elif text.startswith("\\(", at):
+            end = find("\\)", at + 2)
+            if end >= 0:
+                fragments.append(_Fragment(text[at + 2:end], line_of(at + 2), True))
+            at = end + 2 if end >= 0 else at + 2
+        elif text[at] == "$":
+            end = _inline_dollar_end(text, find, at)
+            if end >= 0:
+                fragments.append(_Fragment(text[at + 1:end], line_of(at + 1), True))
+            at = end + 1 if end >= 0 else at + 1
+        else:  # a control sequence: \$ and \\[ open nothing
+            word = _CONTROL_WORD.match(text, at)
+            at = word.end() if word else at + 2
+    return fragments, unclosed
+
+
+# ----------------------------------------------------------------------------- Markdown
+_PLAIN = re.compile(r"(?:[^$\\`<]+|\\(?!begin\{)[^(\[]|<(?![\w.!#$%&'*+/=?^`{|}~-]))+")
+_ANY_BEGIN = re.compile(r"\\begin\{([A-Za-z]+\*?)\}")
+_END_OF_ENVIRONMENT = re.compile(r"\\end\{([A-Za-z]+\*?)\}\s*$")
+_AMSMATH_ALT = ["paragraph", "reference", "blockquote", "list", "footnote_def"]
+_INLINE_MATH_TOKENS = {"math_inline": True, "math_inline_double": False,
+                       "math_tex_inline": True, "math_tex_display": False}
+
+
+class _ClosingLines:
+    """The 0-based lines on which a $$ block or an amsmath environment can close, found once, so
+    that a block opener without a closing line is refused at once instead of scanning to the end
+    of the document (which made many such openers quadratic)."""
+
+    def __init__(self, text: str):
+        self.dollars: list[int] = []
+        self.environments: dict[str, list[int]] = {}
+        for number, line in enumerate(text.split("\n")):
+            if "$$" in line:
+                tail = line.rstrip()
+                if tail.endswith("$$") or DOLLAR_EQNO_REV.match(tail[::-1]):
+                    self.dollars.append(number)
+            if "\\end{" in line:
+                ending = _END_OF_ENVIRONMENT.search(line)
+                if ending:
+                    self.environments.setdefault(ending.group(1), []).append(number)
+
+    @staticmethod
+    def any_between(lines: list[int], first: int, stop: int) -> bool:
+        index = bisect.bisect_left(lines, first)
+        return index < len(lines) and lines[index] < stop
+
+
+def _dollar_block_if_closed(rule):
+    """dollarmath's $$ block rule, tried only when the block closes on its opening line or on a
+    later line of its container."""
+    def dollar_block(state, start_line, end_line, silent):
+        start = state.bMarks[start_line] + state.tShift[start_line]
+        if not state.src.startswith("$$", start):
+            return False
+        opening = state.src[start:state.eMarks[start_line]].strip()
+        closes_here = len(opening) > 3 and (opening.endswith("$$") or DOLLAR_EQNO_REV.match(opening[::-1]))
+        closings = state.env["closing_lines"]
+        if not closes_here and not closings.any_between(closings.dollars, start_line + 1, end_line):
+            return False
+        return rule(state, start_line, end_line, silent)
+    return dollar_block
+
+
+def _amsmath_if_ended(state, start_line, end_line, silent):
+    """amsmath's environment rule, tried only when the environment ends inside its container."""
+    start = state.bMarks[start_line] + state.tShift[start_line]
+    if not state.src.startswith("\\begin{", start):
+        return False
+    opening = _ANY_BEGIN.match(state.src, start)
+    closings = state.env["closing_lines"]
+    ends = closings.environments.get(opening.group(1), []) if opening else []
+    if not closings.any_between(ends, start_line, end_line):
+        return False
+    return amsmath_block(state, start_line, end_line, silent)
+
+
+def _noting_offset(rule):
+    """An inline math rule that also records where its content starts in the inline source."""
+    def math_with_offset(state, silent):
+        start = state.pos
+        if not rule(state, silent):
+            return False
+        if not silent:
+            token = state.tokens[-1]
+            token.meta["content_offset"] = start + len(token.markup)
+        return True
+    return math_with_offset
+
+
+def _plain_text(state, silent):
+    """The text rule, skipping everything that cannot start math, a code span, HTML or an
+    autolink; an escaped character is plain.  (The stock rule stops at every punctuation mark,
+    which made documents dense in them slow.)"""
+    match = _PLAIN.match(state.src, state.pos, state.posMax)
+    if not match:
+        return False
+    if not silent:
+        state.append_pending(match.group())
+    state.pos = match.end()
+    return True
+
+
+def _push_math(state, kind: str, content: str, content_offset: int):
+    token = state.push(kind, "math", 0)
+    token.content = content
+    token.meta["content_offset"] = content_offset
+
+
+def _unmatched_dollars(state, silent):
+    """A dollar that dollarmath did not pair: $$ opens a display block that never closes, $ is text."""
+    pos = state.pos
+    if state.src[pos] != "$":
+        return False
+    if state.src.startswith("$$", pos):
+        if not silent:
+            _push_math(state, "math_unclosed", "", pos)
+        state.pos = pos + 2
+        return True
+    if not silent:
+        state.append_pending("$")
+    state.pos = pos + 1
+    return True
+
+
+def _finder_for(state) -> _Finder:
+    """The finder of this inline source (kept in the parse's env, one per source)."""
+    finders = state.env["finders"]
+    finder = finders.get(id(state.src))
+    if finder is None or finder.text is not state.src:
+        finder = finders[id(state.src)] = _Finder(state.src)
+    return finder
+
+
+def _backslash_math(state, silent):
+    """\\(...\\), \\[...\\] and display environments inside a paragraph.  An unclosed \\( is
+    text; an unclosed display opener is reported as never closing."""
+    src, pos = state.src, state.pos
+    if src.startswith("\\(", pos):
+        start, closing, kind = pos + 2, "\\)", "math_tex_inline"
+    else:
+        display = _display_opener(src, pos) if src.startswith("\\", pos) else None
+        if display is None:
+            return False
+        (start, closing), kind = display, "math_tex_display"
+    end = _finder_for(state).find(closing, start)
+    if end < 0 or end + len(closing) > state.posMax:
+        if kind == "math_tex_inline":
+            if not silent:
+                state.append_pending("\\(")
+            state.pos = start
+            return True
+        end, closing, kind = start, "", "math_unclosed"
+    if not silent:
+        _push_math(state, kind, src[start:end], start if kind != "math_unclosed" else pos)
+    state.pos = end + len(closing)
+    return True
+
+
+@lru_cache(maxsize=1)
+def _markdown() -> MarkdownIt:
+    """CommonMark with tables, dollar math (pandoc's rule for inline $: no blank inside the
+    delimiters, no digit after the closing one), amsmath environments and TeX delimiters.
+    Emphasis, links, images, entities and soft breaks are off: they never hide math."""
+    md = MarkdownIt("commonmark").enable("table")
+    md.use(dollarmath_plugin, allow_space=False, allow_digits=False, double_inline=True)
+    md.use(amsmath_plugin)
+    md.block.ruler.at("math_block", _dollar_block_if_closed(math_block_dollar(allow_blank_lines=True)))
+    md.block.ruler.at("amsmath", _amsmath_if_ended, {"alt": _AMSMATH_ALT})
+    md.inline.ruler.at("text", _plain_text)
+    md.inline.ruler.at("math_inline", _noting_offset(
+        math_inline_dollar(allow_space=False, allow_digits=False, allow_double=True)))
+    md.inline.ruler.after("math_inline", "unmatched_dollars", _unmatched_dollars)
+    md.inline.ruler.before("escape", "backslash_math", _backslash_math)
+    md.disable(["newline", "emphasis", "link", "image", "entity"])
+    return md
+
+
+def _environment_fragment(content: str, line: int) -> list[_Fragment]:
+    """The body of an amsmath block (``\\begin{env}...\\end{env}``), if env is display math."""
+    opening = _BEGIN.match(content)
+    if not opening:
+        return []
+    end = content.rfind("\\end{%s%s}" % (opening.group(1), opening.group(2)))
+    return [_Fragment(content[opening.end():end], line, False)]
+
+
+def _inline_fragments(token, fragments: list[_Fragment], unclosed: list[int]):
+    """The math inside one inline token (a paragraph, heading or table cell)."""
+    line_of = None
+    for child in token.children or ():
+        if child.type not in _INLINE_MATH_TOKENS and child.type != "math_unclosed":
+            continue
+        line_of = line_of or _Lines(token.content)
+        line = token.map[0] + line_of(child.meta["content_offset"])
+        if child.type == "math_unclosed":
+            unclosed.append(line)
         else:
-            out.append(" " * len(line) if inside else line)
-    return "\n".join(out)
+            fragments.append(_Fragment(child.content, line, _INLINE_MATH_TOKENS[child.type]))
 
 
-def display_blocks(text: str, tex: bool) -> list[tuple[int, str]]:
-    """(offset of the content, content) of every display-math block, in document order."""
-    text = _strip_tex_comments(text) if tex else _blank_code_fences(text)
-    blocks = []
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch == "\\" and text.startswith("\\$", i):
-            i += 2
+def _markdown_math(text: str) -> tuple[list[_Fragment], list[int]]:
+    """The math fragments of a Markdown document, and the lines of display blocks that never close."""
+    env = {"closing_lines": _ClosingLines(text), "finders": {}}
+    fragments, unclosed = [], []
+    for token in _markdown().parse(text, env):
+        if token.type in ("math_block", "math_block_label"):
+            fragments.append(_Fragment(token.content, token.map[0] + 1, False))
+        elif token.type == "amsmath":
+            fragments += _environment_fragment(token.content, token.map[0] + 1)
+        elif token.type == "fence" and token.info.split()[:1] == ["math"]:
+            fragments.append(_Fragment(token.content, token.map[0] + 2, False))
+        elif token.type == "inline" and token.map is not None:
+            _inline_fragments(token, fragments, unclosed)
+    return fragments, unclosed
+
+
+# ----------------------------------------------------------------------------- macros
+_DEFINITION_HEAD = re.compile(r"\\(?:(?:re)?newcommand|providecommand|def)(?![A-Za-z])")
+_MACRO_NAME = r"\\(?:[A-Za-z]+|[^A-Za-z\s])"
+_NEWCOMMAND_TAIL = re.compile(r"\*?\s*(?:\{\s*(%s)\s*\}|(%s))\s*(?:\[\s*([1-9])\s*\]\s*(?:\[([^\]]{0,200})\]\s*)?)?\{"
+                              % (_MACRO_NAME, _MACRO_NAME))
+_DEF_TAIL = re.compile(r"\s*(%s)((?:#[1-9])*)\s*\{" % _MACRO_NAME)
+_BRACE = re.compile(r"\\[\\{}]|[{}]")
+_TEX_TOKEN = re.compile(r"\\[A-Za-z]+|\\.|#[1-9]|[{}\[\]]|\s+|[^\\{}\[\]#\s]+|[#\\]", re.S)
+
+
+def _group_end(text: str, opening: int) -> int:
+    """The offset just past the } that closes the { at `opening`, or -1."""
+    depth = 0
+    for match in _BRACE.finditer(text, opening):
+        if match.group() == "{":
+            depth += 1
+        elif match.group() == "}":
+            depth -= 1
+            if depth == 0:
+                return match.end()
+    return -1
+
+
+def _definition_at(text: str, head) -> tuple[str, _Macro, int] | None:
+    """(name, macro, where its body opens) for the definition command matched by `head`."""
+    if head.group() == "\\def":
+        tail = _DEF_TAIL.match(text, head.end())
+        if not tail or tail.group(2) != "".join("#%d" % k for k in range(1, len(tail.group(2)) // 2 + 1)):
+            return None
+        return tail.group(1), _Macro(len(tail.group(2)) // 2, None, ()), tail.end() - 1
+    tail = _NEWCOMMAND_TAIL.match(text, head.end())
+    if not tail:
+        return None
+    default = None if tail.group(4) is None else tuple(_TEX_TOKEN.findall(tail.group(4)))
+    return tail.group(1) or tail.group(2), _Macro(int(tail.group(3) or 0), default, ()), tail.end() - 1
+
+
+def _definitions(text: str) -> tuple[dict[str, _Macro], list[tuple[int, int]]]:
+    """The macros `text` defines (the last definition of a name wins, \\providecommand never
+    replaces one), and the spans of their definitions.  A definition inside another's body is
+    part of that body; an unclosed body swallows the rest of the text, as in TeX."""
+    macros: dict[str, _Macro] = {}
+    spans = []
+    scanned = 0
+    for head in _DEFINITION_HEAD.finditer(text):
+        if head.start() < scanned:
             continue
-        if text.startswith("$$", i):
-            end = text.find("$$", i + 2)
-            if end < 0:
-                blocks.append((i + 2, None))  # unterminated: reported by the caller
-                break
-            blocks.append((i + 2, text[i + 2:end]))
-            i = end + 2
+        found = _definition_at(text, head)
+        if found is None:
             continue
-        if ch == "$":  # inline math: prose for the checker
-            end = text.find("$", i + 1)
-            paragraph = text.find("\n\n", i + 1)
-            if end < 0 or text.startswith("$$", end) or 0 <= paragraph < end:
-                i += 1  # a lone dollar ("$5"): inline math neither crosses a paragraph nor opens on $$
-            else:
-                i = end + 1
-            continue
-        if text.startswith("\\[", i):
-            end = text.find("\\]", i + 2)
-            if end < 0:
-                blocks.append((i + 2, None))
-                break
-            blocks.append((i + 2, text[i + 2:end]))
-            i = end + 2
-            continue
-        if ch == "\\" and text.startswith("\\begin{", i):
-            match = _BEGIN.match(text, i)
-            if match:
-                closing = "\\end{%s%s}" % (match.group(1), match.group(2))
-                end = text.find(closing, match.end())
-                if end < 0:
-                    blocks.append((match.end(), None))
-                    break
-                blocks.append((match.end(), text[match.end():end]))
-                i = end + len(closing)
+        name, macro, opening = found
+        end = _group_end(text, opening)
+        if end < 0:
+            break
+        body = tuple(_TEX_TOKEN.findall(text[opening + 1:end - 1]))
+        if head.group() != "\\providecommand" or name not in macros:
+            macros[name] = _Macro(macro.parameters, macro.default, body)
+        spans.append((head.start(), end))
+        scanned = end
+    return macros, spans
+
+
+def _blanked(text: str, spans: list[tuple[int, int]]) -> str:
+    """text with the spans replaced by blanks (newlines kept, so line numbers stay right)."""
+    pieces, done = [], 0
+    for start, end in spans:
+        pieces += [text[done:start], re.sub(r"[^\n]", " ", text[start:end])]
+        done = end
+    return "".join(pieces) + text[done:]
+
+
+class _Budget:
+    """The expansions and inserted characters the whole document may still spend."""
+
+    def __init__(self):
+        self.expansions = MAX_DOCUMENT_EXPANSIONS
+        self.chars = MAX_DOCUMENT_EXPANDED_CHARS
+
+    def spend(self, expansions: int, chars: int) -> bool:
+        self.expansions -= expansions
+        self.chars -= chars
+        return self.expansions >= 0 and self.chars >= 0
+
+
+def _skip_blanks(pending: list[str]):
+    while pending and pending[-1].isspace():
+        pending.pop()
+
+
+def _argument(pending: list[str]) -> list[str]:
+    """The next undelimited argument (the next stack entry is the next token): a brace group's
+    tokens, or one token (one character of a run of text)."""
+    _skip_blanks(pending)
+    if not pending or pending[-1] == "}":
+        raise _CannotExpand
+    token = pending.pop()
+    if token == "{":
+        return _until(pending, "}")
+    if len(token) > 1 and token[0] not in "\\#":
+        pending.append(token[1:])
+        return [token[0]]
+    return [token]
+
+
+def _until(pending: list[str], closing: str) -> list[str]:
+    """The tokens up to `closing` at brace depth 0 (consumed, not returned)."""
+    depth, group = 0, []
+    while pending:
+        token = pending.pop()
+        if token == closing and depth == 0:
+            return group
+        depth += (token == "{") - (token == "}")
+        if depth < 0:
+            break
+        group.append(token)
+    raise _CannotExpand
+
+
+def _arguments(pending: list[str], macro: _Macro) -> list[list[str]]:
+    arguments = []
+    if macro.default is not None:
+        _skip_blanks(pending)
+        if pending and pending[-1] == "[":
+            pending.pop()
+            arguments.append(_until(pending, "]"))
+        else:
+            arguments.append(list(macro.default))
+    while len(arguments) < macro.parameters:
+        arguments.append(_argument(pending))
+    return arguments
+
+
+def _substituted(body: tuple[str, ...], arguments: list[list[str]], room: int) -> list[str]:
+    """The body with #1..#9 replaced by the arguments; _CannotExpand past `room` characters."""
+    sizes = [sum(map(len, argument)) for argument in arguments]
+    out, used = [], 0
+    for token in body:
+        index = int(token[1]) - 1 if len(token) == 2 and token[0] == "#" else -1
+        if 0 <= index < len(arguments):
+            out += arguments[index]
+            used += sizes[index]
+        else:
+            out.append(token)
+            used += len(token)
+        if used > room:
+            raise _CannotExpand
+    return out
+
+
+def _joined(tokens: list[str]) -> str:
+    """The tokens as text, with a blank where a control word would otherwise run into a letter."""
+    pieces, previous = [], ""
+    for token in tokens:
+        if token[:1].isalpha() and previous[:1] == "\\" and previous[1:2].isalpha():
+            pieces.append(" ")
+        pieces.append(token)
+        previous = token
+    return "".join(pieces)
+
+
+def _expand(text: str, macros: dict[str, _Macro], budget: _Budget) -> str:
+    """text with its macros expanded; unchanged when that would exceed the bounds (or a macro
+    lacks an argument): the grammar then reports the equation unrecognized."""
+    if not macros or "\\" not in text:
+        return text
+    pending = _TEX_TOKEN.findall(text)
+    if not any(token in macros for token in pending):
+        return text
+    pending.reverse()
+    out, expansions, inserted = [], 0, 0
+    try:
+        while pending:
+            token = pending.pop()
+            macro = macros.get(token)
+            if macro is None:
+                out.append(token)
                 continue
-        i += 1
-    return blocks
+            expansions += 1
+            if expansions > MAX_EXPANSIONS:
+                raise _CannotExpand
+            body = _substituted(macro.body, _arguments(pending, macro), MAX_EXPANDED_CHARS - inserted)
+            inserted += sum(map(len, body))
+            pending += reversed(body)
+    except _CannotExpand:
+        budget.spend(expansions, inserted)
+        return text
+    return _joined(out) if budget.spend(expansions, inserted) else text
 
 
-def _rows(content: str, offset: int) -> list[tuple[int, str]]:
-    """Split a block at \\\\ into (offset, row text); layout environments become blanks."""
-    content = _LAYOUT.sub(lambda m: " " * len(m.group(0)), content)
-    rows, start = [], 0
-    for match in _ROW_BREAK.finditer(content):
-        rows.append((offset + start, content[start:match.start()]))
-        start = match.end()
-    rows.append((offset + start, content[start:]))
-    return rows
-
-
-def equations(text: str, tex: bool = False) -> tuple[list[Equation], list[int]]:
-    """The equations of a document, and the lines of display blocks that never close."""
-    found: list[Equation] = []
-    unterminated = []
-    _line_of = _Lines(text)
-    for offset, content in display_blocks(text, tex):
-        if content is None:
-            unterminated.append(_line_of(offset))
-            continue
-        for row_offset, row in _rows(content, offset):
-            body = row.replace("&", " ")
-            stripped = body.strip()
-            if not stripped:
-                continue
-            lead = len(body) - len(body.lstrip())
-            line = _line_of(row_offset + len(row) - len(row.lstrip()) if row.strip() else row_offset + lead)
-            stripped = _strip_trailing(stripped)
-            if not stripped:
-                continue
-            if _LEADING_SPACE.sub("", stripped)[:1] in ("+", "-", "=") and found:
-                stripped = _LEADING_SPACE.sub("", stripped)
-                found[-1].text += " " + stripped
-                continue
-            found.append(Equation(stripped, line))
-    return found, unterminated
+# ----------------------------------------------------------------------------- entry point
+def equations(text: str, tex: bool = False, inline: bool = False) -> tuple[list[Equation], list[int]]:
+    """The display equations of a document (with `inline`, also its inline math, marked
+    `Equation.inline`), in document order, and the lines of display blocks that never close."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if tex:
+        source = _strip_tex_comments(text)
+        macros, spans = _definitions(source)
+        fragments, unclosed = _latex_math(_blanked(source, spans))
+    else:
+        fragments, unclosed = _markdown_math(text)
+        macros = {}
+        for fragment in fragments:
+            defined, spans = _definitions(fragment.content)
+            macros.update(defined)
+            fragment.content = _blanked(fragment.content, spans)
+    return _assemble(fragments, macros, inline), unclosed

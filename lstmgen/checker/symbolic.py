@@ -15,6 +15,7 @@ import sympy
 from .. import ir, symbols
 from ..reverse import derive
 from . import environment as env
+from .evaluation import BrokenChain, chain_links
 from .parse import LOSS, STEP_LOSS, Chain, IllShaped, Partial, ref_of
 
 MAX_OPS = 600
@@ -38,8 +39,11 @@ def _is_elementwise(expr) -> bool:
 def chain_expr(chain: Chain, cell: str):
     """The chain rule written out with the cell's partial derivatives (a SymPy expression)."""
     d = derive(cell)
-    parts = chain.args
-    num, den = parts[0].args
+    try:
+        links = chain_links(chain)
+    except BrokenChain:
+        raise NotCanonical("a broken chain") from None
+    num, den = links[0]
     if num == LOSS and symbols.read(den) is not None:
         ref = symbols.read(den)
         current = symbols.vector(ref.name, ref.time, "adjoint")
@@ -54,12 +58,8 @@ def chain_expr(chain: Chain, cell: str):
             current = symbols.vector(den_ref.name, den_ref.time, "upstream")
         else:
             current = _step(num, den, sympy.Integer(1), cell)
-    for part in parts[1:]:
-        num, den_next = part.args
-        if num != den:
-            raise NotCanonical("a broken chain")
-        current = _step(num, den_next, current, cell)
-        den = den_next
+    for num, den in links[1:]:
+        current = _step(num, den, current, cell)
     return current
 
 
