@@ -21,7 +21,7 @@ import sympy
 from .. import cells, ir, symbols
 from ..errors import CellError
 from .notation import GRADIENT_BASES, LOSS_LETTERS, Meaning, Notation, make_key, split_key
-from .parse import MATRIX_LETTERS, Chain, Partial, Stack, ToIR, Unsupported, build_side, sides_of
+from .parse import MATRIX_LETTERS, AuthorsToIR, Chain, Partial, Stack, Unsupported, build_side, sides_of
 
 DEFAULT_CELL = "lstm"
 _DERIVATIVE_NODES = (Chain, Partial)
@@ -40,7 +40,7 @@ class _Product:
     star: bool
 
 
-class ForwardReader(ToIR):
+class ForwardReader(AuthorsToIR):
     """Reads a forward equation before the cell is known: every name with a time is a vector,
     every other name a parameter, keyed by how it is written."""
 
@@ -514,7 +514,7 @@ def _defined_key(left, notation: Notation) -> str | None:
     """The key a left side defines: a new name at t (δ_o^{(t)}), or the gradient name of a gate
     (dΓ_o, δ o_t); None for anything else."""
     from .parse import _Differential, _Name
-    reader = ToIR(notation)
+    reader = AuthorsToIR(notation)
     raw = reader.transform(left.tree) if not hasattr(left.tree, "type") else reader.letter([left.tree])
     if isinstance(raw, _Differential) and isinstance(raw.of, _Name):
         key, time, post = reader.split(raw.of)

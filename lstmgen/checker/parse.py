@@ -28,7 +28,7 @@ from ..functions import sigmoid
 from .environment import parameter_shape, vector_dim
 from .notation import Notation, make_key, normal_key, script_text, time_of
 
-GRAMMAR = Path(__file__).resolve().parent.parent / "grammars" / "latex.lark"
+GRAMMAR = Path(__file__).resolve().parent.parent / "grammars" / "authors.lark"  # extends latex.lark
 MAX_EQUATION_CHARS = 20_000
 MAX_NESTING = 40
 MAX_EXPONENT = 8
@@ -607,9 +607,6 @@ class ToIR(Transformer):
     def superscript(self, children):
         return ("sup", children[0])
 
-    def prime(self, children):
-        return ("sup", "'")
-
     def power(self, children):
         return _script_text(children[0])
 
@@ -620,9 +617,6 @@ class ToIR(Transformer):
     def bracket(self, children):
         return _Group(self.value(children[0]))
 
-    def stacked(self, children):
-        return self.stack([self.value(c) for c in children])
-
     def absolute(self, children):
         return sympy.Abs(self.value(children[1]))
 
@@ -631,12 +625,6 @@ class ToIR(Transformer):
 
     def group(self, children):
         return children[0]  # TeX grouping: {W}_x^f keeps being a name
-
-    def decorated(self, children):
-        return children[-1]  # \boxed{X}, \underbrace{X}_{...}, \color{red}{X}: X itself
-
-    def underbraced(self, children):
-        return children[1]
 
     def placeholder(self, children):
         raise Unsupported(r"\sigma(\cdot) is notation, not a formula")
@@ -672,14 +660,6 @@ class ToIR(Transformer):
                 raise Unsupported("cannot read %s^%s" % (token, exponent))
         return self.apply_scripts(out, scripts)
 
-    def function_prime(self, children):
-        """\\sigma'(z), \\tanh'(z): the function's derivative at z."""
-        token = str(children[0])
-        argument, scripts = self._argument(token, children[-1])
-        z = sympy.Dummy("z", real=True)
-        slope = sympy.diff(self._function_of(token)(z), z).xreplace({z: argument})
-        return self.apply_scripts(slope, scripts)
-
     def fraction(self, children):
         num, den = children[1], children[2]
         if isinstance(num, _Differential) and isinstance(den, _Differential):
@@ -703,16 +683,8 @@ class ToIR(Transformer):
     def derivative(self, children):
         return self._derivative(children[2], children[4])
 
-    def derivative_operator(self, children):
-        return _Operator(children[-1])  # \frac{\partial}{\partial z}
-
     def derivative_inline(self, children):
         return self._derivative(children[1], children[3])
-
-    def derivative_half(self, children):
-        """\\frac{\\partial L}{h_t}: a \\partial left out below."""
-        self.warnings.append("warning: read the derivative as if its denominator had a \\partial")
-        return self._derivative(children[2], children[3])
 
     def _derivative(self, num, den):
         num, den = self.value(num), self.value(den)
@@ -723,11 +695,53 @@ class ToIR(Transformer):
         raise Unsupported("a derivative with respect to %s" % _plain_text(den))
 
 
+class AuthorsToIR(ToIR):
+    """The rules grammars/authors.lark adds to latex.lark: what other authors write."""
+
+    def prime(self, children):
+        return ("sup", "'")
+
+    def stacked(self, children):
+        return self.stack([self.value(c) for c in children])
+
+    def decorated(self, children):
+        return children[-1]  # \boxed{X}, \underbrace{X}_{...}, \color{red}{X}: X itself
+
+    def underbraced(self, children):
+        return children[1]
+
+    def function_prime(self, children):
+        """\\sigma'(z), \\tanh'(z): the function's derivative at z."""
+        token = str(children[0])
+        argument, scripts = self._argument(token, children[-1])
+        z = sympy.Dummy("z", real=True)
+        slope = sympy.diff(self._function_of(token)(z), z).xreplace({z: argument})
+        return self.apply_scripts(slope, scripts)
+
+    def derivative_operator(self, children):
+        return _Operator(children[-1])  # \frac{\partial}{\partial z}
+
+    def derivative_half(self, children):
+        """\\frac{\\partial L}{h_t}: a \\partial left out below."""
+        self.warnings.append("warning: read the derivative as if its denominator had a \\partial")
+        return self._derivative(children[2], children[3])
+
+
+def _namespaced(transformer_class, prefix: str) -> None:
+    """Lark prefixes the rules a grammar imports (latex__scripted): the same methods under those
+    names, as `lark.visitors.merge_transformers` does for an instance."""
+    for name, method in list(vars(transformer_class).items()):
+        if callable(method) and not name.startswith("_"):
+            setattr(transformer_class, "%s__%s" % (prefix, name), method)
+
+
+_namespaced(ToIR, "latex")
+
+
 # ----------------------------------------------------------------------------- parsing
 @lru_cache(maxsize=1)
 def parser() -> lark.Lark:
-    return lark.Lark(GRAMMAR.read_text(encoding="utf-8"), parser="lalr", propagate_positions=True,
-                     maybe_placeholders=False)
+    return lark.Lark.open(str(GRAMMAR), parser="lalr", propagate_positions=True, maybe_placeholders=False)
 
 
 @dataclass
@@ -838,7 +852,7 @@ def parse_equation(text: str, notation: Notation) -> list:
 
 def build_side(side: Side, notation: Notation, flip=frozenset(), reader=None):
     """Transform one side's subtree into side.expr (and its warnings).  Raises Unsupported."""
-    transformer = (reader or ToIR)(notation, flip)
+    transformer = (reader or AuthorsToIR)(notation, flip)
     tree = side.tree
     try:
         if isinstance(tree, lark.Token):
