@@ -12,6 +12,7 @@ SymPy functions, so one expression tree serves the printers, the checker and the
 * ``MatMul(a, b)``   a b      -- only in parsed documents
 * ``Stack(a, x)``    [a, x]   -- vectors stacked into one, only in parsed documents
 * ``Blocks(U, W)``   [U  W]   -- matrices side by side, only in parsed documents
+* ``RowBlocks(W, U)`` [W; U]  -- matrices stacked row-wise (one matrix for all gates), likewise
 * ``Slice(v, a, b)`` [v]_{a:b} -- entries a..b of a stacked vector, only in parsed documents
 """
 from __future__ import annotations
@@ -63,6 +64,13 @@ class Stack(sympy.Function):
 
 class Blocks(sympy.Function):
     """[W_h^f  W_x^f]: matrices side by side, an author's one W_f on a stacked vector."""
+
+    is_commutative = True
+
+
+class RowBlocks(sympy.Function):
+    """[W^i; W^f; ...]: matrices stacked row-wise, an author's one W_x for all gates (W_x x_t is the
+    stacked pre-activation of the gates, as in the CS231n layout); also a stacked bias."""
 
     is_commutative = True
 

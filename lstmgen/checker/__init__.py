@@ -46,7 +46,7 @@ def check_text(text: str, cell: str | None = None, source: str = "<text>") -> Fi
         raise DocumentError("%s: a binary file, not a Markdown or LaTeX document" % source)
     tex = source.endswith(".tex") or r"\begin{document}" in text
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    found, unterminated = extract.equations(text, tex=tex)
+    found, unterminated = extract.equations(text, tex=tex, inline=True)
     if len(found) > MAX_EQUATIONS:
         raise DocumentError("%s: more than %d equations" % (source, MAX_EQUATIONS))
     notation = learn.notation_of(found, cell, text)
@@ -67,8 +67,8 @@ def check_text(text: str, cell: str | None = None, source: str = "<text>") -> Fi
                                                    % SECONDS_PER_DOCUMENT))
             continue
         verdict = judge(eq.text, notation, definitions.get(index, ""))
-        if verdict is None or (getattr(eq, "inline", False) and verdict.status == "unrecognized"):
-            continue  # inline math the checker cannot read is prose, not a claim
+        if verdict is None or eq.inline and not (verdict.claim and verdict.status != "unrecognized"):
+            continue  # inline math is prose unless it is a derivative claim the checker can read
         report.equations.append(EquationReport(eq.line, verdict.lhs, verdict.status, verdict.expected,
                                                verdict.message, list(verdict.warnings),
                                                kind="definition" if index in definitions else "backward"))

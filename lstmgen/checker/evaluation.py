@@ -20,7 +20,7 @@ from .notation import Notation
 from .parse import LOSS, STEP_LOSS, Blocks, Chain, FreeSymbol, IllShaped, Partial, Stack, ref_of
 
 MATRIX_NODES = (ir.Dot, ir.TDot, ir.Outer, ir.MatMul, ir.Transpose, ir.SumOverTime, Chain, Partial, IllShaped,
-                Stack, Blocks, ir.Slice)
+                Stack, Blocks, ir.RowBlocks, ir.Slice)
 
 
 class BrokenChain(EvaluationError):
@@ -37,6 +37,8 @@ def lower(expr):
         ref = ref_of(den)
         if num == LOSS and ref is not None:
             return symbols.vector(ref.name, ref.time, "adjoint")
+        if num == LOSS and isinstance(den, Stack) and all(ref_of(a) for a in den.args):
+            return Stack(*[lower(Partial(LOSS, a)) for a in den.args])  # the gradient of [a_i; a_f] is stacked too
         return Chain(expr)
     if not expr.args:
         return expr
@@ -90,6 +92,11 @@ class DocEvaluator(Evaluator):
         lo, hi = (int(bound.xreplace(dims)) for bound in expr.args[1:])
         value = np.asarray(self(expr.args[0]), dtype=float)
         return value[:, lo - 1:hi] if self.row else value[lo - 1:hi, :]
+
+    def _eval_RowBlocks(self, expr):
+        """[W^i; W^f]: the blocks stacked row-wise (side by side, in the row layout)."""
+        parts = [np.asarray(self(a), dtype=float) for a in expr.args]
+        return np.hstack(parts) if self.row else np.vstack(parts)
 
     def _eval_Blocks(self, expr):
         """[W_h^f  W_x^f]: the blocks side by side (stacked, in the row layout)."""
@@ -150,8 +157,8 @@ class DocEvaluator(Evaluator):
             ref = symbols.read(den)
             if ref is None:  # ∂L/∂W on a right side: the gradient over the sequence
                 d = derive(self.cell)
-                if isinstance(den, Blocks):
-                    current = self.truth(ir.SumOverTime(Blocks(*[d.step_gradient(p.name) for p in den.args])))
+                if isinstance(den, (Blocks, ir.RowBlocks)):
+                    current = self.truth(ir.SumOverTime(den.func(*[d.step_gradient(p.name) for p in den.args])))
                 elif den.name not in d.step:
                     raise EvaluationError("%s is not a parameter" % den.name)
                 else:

@@ -46,6 +46,8 @@ def to_row(expr):
         return ir.MatMul(to_row(expr.args[1]), ir.Transpose(expr.args[0]))
     if isinstance(expr, ir.Outer):
         return ir.MatMul(ir.Transpose(to_row(expr.args[1])), to_row(expr.args[0]))
+    if isinstance(expr, (ir.Blocks, ir.RowBlocks)):  # side by side becomes stacked, and back
+        return (ir.RowBlocks if isinstance(expr, ir.Blocks) else ir.Blocks)(*[to_row(a) for a in expr.args])
     if not expr.args:
         return expr
     args = [to_row(a) for a in expr.args]

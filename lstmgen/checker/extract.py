@@ -31,8 +31,10 @@ MAX_DOCUMENT_EXPANDED_CHARS = 5_000_000
 
 _BEGIN = re.compile(r"\\begin\{(%s)(\*?)\}" % "|".join(DISPLAY_ENVIRONMENTS))
 _LAYOUT = re.compile(r"\\(begin|end)\{(%s)\*?\}(\{[^{}]*\}|\[[a-z]\])?" % "|".join(LAYOUT_ENVIRONMENTS))
+_MATRIX = re.compile(r"\\begin\{([bpvBV]?matrix|smallmatrix)\}.{0,2000}?\\end\{\1\}", re.S)
 _ROW_BREAK = re.compile(r"\\\\(\[[^\]]{0,20}\])?")  # the bound keeps a \\[ without ] from rescanning the row
 _LEADING_SPACE = re.compile(r"^(\\q?quad(?![A-Za-z])|\\[,;:! ]|\\hspace\{[^{}]*\}|\s)+")
+_BLANKS_AND_ALIGNMENT = re.compile(r"[\s&]*")
 _TEX_SPECIAL = re.compile(r"[$\\]")
 _CONTROL_WORD = re.compile(r"\\[A-Za-z]+")
 
@@ -115,13 +117,18 @@ def _strip_trailing(text: str) -> str:
 
 def _rows(fragment: _Fragment):
     """(line, row) for each row of a fragment, split at \\\\; layout environments become blanks.
-    The line is that of the row's first non-blank character."""
-    content = _LAYOUT.sub(lambda m: " " * len(m.group(0)), fragment.content)
+    The line is that of the row's first character other than a blank or an alignment &."""
+    content = fragment.content
+    if "\\" in content:
+        content = _LAYOUT.sub(lambda m: " " * len(m.group(0)), content)
     line, counted, start = fragment.line, 0, 0
-    for match in [*_ROW_BREAK.finditer(content), None]:
+    matrices = [m.span() for m in _MATRIX.finditer(content)] if "matrix" in content else []
+    breaks = [m for m in (_ROW_BREAK.finditer(content) if "\\\\" in content else ())
+              if not any(a < m.start() < b for a, b in matrices)]  # a matrix's rows are one expression
+    for match in [*breaks, None]:
         end = match.start() if match else len(content)
         row = content[start:end]
-        first = start + len(row) - len(row.lstrip())
+        first = start + _BLANKS_AND_ALIGNMENT.match(row).end()
         line += content.count("\n", counted, first)
         counted = first
         yield line, row
@@ -136,6 +143,29 @@ class _Building:
     line: int
     inline: bool
     parts: list
+
+
+_SEPARATOR = re.compile(r"[,;]?\s*\\q?quad(?![A-Za-z])\s*|[,;]\s*\\(text|mbox)\{\s*and\s*\}\s*")
+
+
+def _separate(text: str) -> list[str]:
+    """`i_t = \\sigma(a_i), \\quad f_t = \\sigma(a_f)`: several equations in one row, split where a
+    \\quad (or ", and") stands outside every group and each piece has its own '='."""
+    if "quad" not in text and "and" not in text:
+        return [text]
+    cuts, depth, start = [], 0, 0
+    for match in _SEPARATOR.finditer(text):
+        depth += sum({"{": 1, "}": -1, "(": 1, ")": -1}.get(ch, 0) for ch in text[start:match.start()])
+        start = match.start()
+        if depth == 0:
+            cuts.append(match.span())
+    pieces, position = [], 0
+    for a, b in cuts:
+        pieces.append(text[position:a])
+        position = b
+    pieces.append(text[position:])
+    pieces = [piece.strip() for piece in pieces if piece.strip()]
+    return pieces if len(pieces) > 1 and all("=" in piece for piece in pieces) else [text]
 
 
 def _assemble(fragments: list[_Fragment], macros: dict, with_inline: bool) -> list[Equation]:
@@ -154,8 +184,9 @@ def _assemble(fragments: list[_Fragment], macros: dict, with_inline: bool) -> li
             if unspaced[:1] in ("+", "-", "=") and previous is not None:
                 previous.parts.append(unspaced)
                 continue
-            previous = _Building(line, fragment.inline, [text])
-            built.append(previous)
+            for piece in _separate(text):
+                previous = _Building(line, fragment.inline, [piece])
+                built.append(previous)
         if not fragment.inline:
             last_display = previous
     return [Equation(" ".join(b.parts), b.line, b.inline) for b in built if with_inline or not b.inline]
@@ -342,36 +373,45 @@ def _finder_for(state) -> _Finder:
     return finder
 
 
+def _backslash_opener(src: str, pos: int) -> tuple[int, str, bool] | None:
+    """(where the content starts, the closing delimiter, inline?) when \\(, \\[ or a display
+    environment opens at `pos`."""
+    if not src.startswith("\\", pos):
+        return None
+    if src.startswith("\\(", pos):
+        return pos + 2, "\\)", True
+    display = _display_opener(src, pos)
+    return None if display is None else (*display, False)
+
+
 def _backslash_math(state, silent):
     """\\(...\\), \\[...\\] and display environments inside a paragraph.  An unclosed \\( is
     text; an unclosed display opener is reported as never closing."""
     src, pos = state.src, state.pos
-    if src.startswith("\\(", pos):
-        start, closing, kind = pos + 2, "\\)", "math_tex_inline"
-    else:
-        display = _display_opener(src, pos) if src.startswith("\\", pos) else None
-        if display is None:
-            return False
-        (start, closing), kind = display, "math_tex_display"
+    opener = _backslash_opener(src, pos)
+    if opener is None:
+        return False
+    start, closing, inline = opener
     end = _finder_for(state).find(closing, start)
-    if end < 0 or end + len(closing) > state.posMax:
-        if kind == "math_tex_inline":
-            if not silent:
-                state.append_pending("\\(")
-            state.pos = start
-            return True
-        end, closing, kind = start, "", "math_unclosed"
-    if not silent:
-        _push_math(state, kind, src[start:end], start if kind != "math_unclosed" else pos)
-    state.pos = end + len(closing)
+    if 0 <= end and end + len(closing) <= state.posMax:
+        if not silent:
+            _push_math(state, "math_tex_inline" if inline else "math_tex_display", src[start:end], start)
+        state.pos = end + len(closing)
+    else:
+        if not silent and inline:
+            state.append_pending(src[pos:start])
+        elif not silent:
+            _push_math(state, "math_unclosed", "", pos)
+        state.pos = start
     return True
 
 
 @lru_cache(maxsize=1)
 def _markdown() -> MarkdownIt:
-    """CommonMark with tables, dollar math (pandoc's rule for inline $: no blank inside the
-    delimiters, no digit after the closing one), amsmath environments and TeX delimiters.
-    Emphasis, links, images, entities and soft breaks are off: they never hide math."""
+    """CommonMark with tables, dollar math, amsmath environments and TeX delimiters.  Inline $
+    follows pandoc's rule (no blank just inside a dollar, no digit just outside), so prices are
+    prose.  Emphasis, links, images, entities and soft breaks are off: they never hide math, and
+    their rules made documents dense in punctuation slow."""
     md = MarkdownIt("commonmark").enable("table")
     md.use(dollarmath_plugin, allow_space=False, allow_digits=False, double_inline=True)
     md.use(amsmath_plugin)
@@ -392,7 +432,7 @@ def _environment_fragment(content: str, line: int) -> list[_Fragment]:
     if not opening:
         return []
     end = content.rfind("\\end{%s%s}" % (opening.group(1), opening.group(2)))
-    return [_Fragment(content[opening.end():end], line, False)]
+    return [_Fragment(content[opening.end():end], line, False)] if end >= 0 else []
 
 
 def _inline_fragments(token, fragments: list[_Fragment], unclosed: list[int]):
@@ -448,18 +488,20 @@ def _group_end(text: str, opening: int) -> int:
     return -1
 
 
-def _definition_at(text: str, head) -> tuple[str, _Macro, int] | None:
-    """(name, macro, where its body opens) for the definition command matched by `head`."""
+def _definition_at(text: str, head) -> tuple[str, int, tuple[str, ...] | None, int] | None:
+    """(name, parameter count, default of the optional first argument, where the body's { is)
+    of the definition command matched by `head`, or None when what follows is not one."""
     if head.group() == "\\def":
         tail = _DEF_TAIL.match(text, head.end())
-        if not tail or tail.group(2) != "".join("#%d" % k for k in range(1, len(tail.group(2)) // 2 + 1)):
+        parameters = len(tail.group(2)) // 2 if tail else 0
+        if not tail or tail.group(2) != "".join("#%d" % k for k in range(1, parameters + 1)):
             return None
-        return tail.group(1), _Macro(len(tail.group(2)) // 2, None, ()), tail.end() - 1
+        return tail.group(1), parameters, None, tail.end() - 1
     tail = _NEWCOMMAND_TAIL.match(text, head.end())
     if not tail:
         return None
     default = None if tail.group(4) is None else tuple(_TEX_TOKEN.findall(tail.group(4)))
-    return tail.group(1) or tail.group(2), _Macro(int(tail.group(3) or 0), default, ()), tail.end() - 1
+    return tail.group(1) or tail.group(2), int(tail.group(3) or 0), default, tail.end() - 1
 
 
 def _definitions(text: str) -> tuple[dict[str, _Macro], list[tuple[int, int]]]:
@@ -475,13 +517,12 @@ def _definitions(text: str) -> tuple[dict[str, _Macro], list[tuple[int, int]]]:
         found = _definition_at(text, head)
         if found is None:
             continue
-        name, macro, opening = found
+        name, parameters, default, opening = found
         end = _group_end(text, opening)
         if end < 0:
             break
-        body = tuple(_TEX_TOKEN.findall(text[opening + 1:end - 1]))
         if head.group() != "\\providecommand" or name not in macros:
-            macros[name] = _Macro(macro.parameters, macro.default, body)
+            macros[name] = _Macro(parameters, default, tuple(_TEX_TOKEN.findall(text[opening + 1:end - 1])))
         spans.append((head.start(), end))
         scanned = end
     return macros, spans
@@ -503,10 +544,13 @@ class _Budget:
         self.expansions = MAX_DOCUMENT_EXPANSIONS
         self.chars = MAX_DOCUMENT_EXPANDED_CHARS
 
-    def spend(self, expansions: int, chars: int) -> bool:
+    def limits(self) -> tuple[int, int]:
+        """(expansions, inserted characters) one more equation may spend."""
+        return min(MAX_EXPANSIONS, self.expansions), min(MAX_EXPANDED_CHARS, self.chars)
+
+    def spend(self, expansions: int, chars: int):
         self.expansions -= expansions
         self.chars -= chars
-        return self.expansions >= 0 and self.chars >= 0
 
 
 def _skip_blanks(pending: list[str]):
@@ -530,7 +574,7 @@ def _argument(pending: list[str]) -> list[str]:
 
 
 def _until(pending: list[str], closing: str) -> list[str]:
-    """The tokens up to `closing` at brace depth 0 (consumed, not returned)."""
+    """The tokens before the next `closing` at brace depth 0; that one is consumed too."""
     depth, group = 0, []
     while pending:
         token = pending.pop()
@@ -544,6 +588,8 @@ def _until(pending: list[str], closing: str) -> list[str]:
 
 
 def _arguments(pending: list[str], macro: _Macro) -> list[list[str]]:
+    """The macro's arguments, taken from the pending tokens: an optional [first] one (else its
+    default), then undelimited ones."""
     arguments = []
     if macro.default is not None:
         _skip_blanks(pending)
@@ -594,6 +640,7 @@ def _expand(text: str, macros: dict[str, _Macro], budget: _Budget) -> str:
     if not any(token in macros for token in pending):
         return text
     pending.reverse()
+    most_expansions, room = budget.limits()
     out, expansions, inserted = [], 0, 0
     try:
         while pending:
@@ -603,15 +650,16 @@ def _expand(text: str, macros: dict[str, _Macro], budget: _Budget) -> str:
                 out.append(token)
                 continue
             expansions += 1
-            if expansions > MAX_EXPANSIONS:
+            if expansions > most_expansions:
                 raise _CannotExpand
-            body = _substituted(macro.body, _arguments(pending, macro), MAX_EXPANDED_CHARS - inserted)
+            body = _substituted(macro.body, _arguments(pending, macro), room - inserted)
             inserted += sum(map(len, body))
             pending += reversed(body)
     except _CannotExpand:
-        budget.spend(expansions, inserted)
         return text
-    return _joined(out) if budget.spend(expansions, inserted) else text
+    finally:
+        budget.spend(expansions, inserted)
+    return _joined(out)
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -626,7 +674,7 @@ def equations(text: str, tex: bool = False, inline: bool = False) -> tuple[list[
     else:
         fragments, unclosed = _markdown_math(text)
         macros = {}
-        for fragment in fragments:
+        for fragment in (f for f in fragments if "\\" in f.content):
             defined, spans = _definitions(fragment.content)
             macros.update(defined)
             fragment.content = _blanked(fragment.content, spans)

@@ -40,6 +40,10 @@ class Verdict:
     expected: str = ""
     message: str = ""
     warnings: list = field(default_factory=list)
+    claim: bool = False         # its left side is a gradient or a defined name: a derivative claim
+
+
+CLAIMS = ("gradient", "summed", "state", "local", "upstream")
 
 
 # ----------------------------------------------------------------------------- judging
@@ -106,7 +110,7 @@ def _judge(text: str, notation: Notation, lhs_text: str, definition: str) -> Ver
     for side in sides:
         warnings.extend(w for w in side.warnings if w not in warnings)
     if definition:
-        return _judge_definition(sides, definition, notation, lhs_text, warnings)
+        return dataclasses.replace(_judge_definition(sides, definition, notation, lhs_text, warnings), claim=True)
     free = set().union(*(side.free for side in sides))
     try:
         target = target_of(sides[0].expr, sides, notation)
@@ -121,7 +125,7 @@ def _judge(text: str, notation: Notation, lhs_text: str, definition: str) -> Ver
     verdict = _judge_links(sides, target, notation, lhs_text, warnings)
     if verdict.status == "incorrect":
         verdict = _other_reading(text, sides, target, notation, lhs_text, warnings) or verdict
-    return verdict
+    return dataclasses.replace(verdict, claim=target.kind in CLAIMS)
 
 
 def _at_last_step(target: Target) -> Target:

@@ -151,8 +151,9 @@ def _read_forward(text: str, line: int, provisional: Notation, defined: frozense
         rhs = build_side(sides[1], provisional, reader=lambda n, f: reader)
     except Unsupported:
         return []
-    if not any(symbols.read(s) is not None for s in rhs.expr.free_symbols):
-        return []
+    reads_a_vector = any(symbols.read(s) is not None for s in rhs.expr.free_symbols)
+    if not reads_a_vector and (lhs_reader.untimed or not rhs.expr.free_symbols):
+        return []  # i_t = σ(a_i) may read only named blocks; an untimed W_f = [...] is no forward equation
     reader.untimed |= lhs_reader.untimed
     out = [_Forward(target, rhs.expr, line, reader)]
     for later in sides[2:]:
@@ -189,10 +190,10 @@ def notation_of(equations, cell_option: str | None = None, text: str = "") -> No
         notation = Notation.for_cell(cells.load(cell_option), "option")
     else:
         notation = None
-        found = _forward_equations(equations)
+        found, stacking = _forward_equations(equations)
         if found:
             try:
-                notation = _learned(found)
+                notation = _learned(found, stacking)
             except (CellError, Unsupported) as exc:
                 notation = Notation.for_cell(cells.load(DEFAULT_CELL), "default")
                 notation.notes.append("the forward equations on %s could not be read as a cell (%s); "
@@ -203,17 +204,73 @@ def notation_of(equations, cell_option: str | None = None, text: str = "") -> No
     return notation
 
 
-def _forward_equations(equations) -> list[_Forward]:
+def _forward_equations(equations) -> tuple[list[_Forward], "_Stacking | None"]:
     provisional = Notation(cells.load(DEFAULT_CELL))
     candidates = [eq for eq in equations if "=" in eq.text and "\\partial" not in eq.text][:4 * MAX_FORWARD_EQUATIONS]
-    defined = frozenset(left[1] for left in (_left_side(eq.text, provisional) for eq in candidates) if left)
+    # what left sides define, from the equations that are forward ones by their written times alone
+    # (W_f = [W_f^x  W_f^h] in prose defines no vector)
+    defined = frozenset(f.target for eq in candidates for f in _read_forward(eq.text, eq.line, provisional, frozenset()))
     found: dict[str, _Forward] = {}
     for eq in candidates:
         if len(found) >= MAX_FORWARD_EQUATIONS:
             break
         for forward in _read_forward(eq.text, eq.line, provisional, defined):
             found.setdefault(forward.target, forward)
-    return _used(list(found.values()))
+    forwards, stacking = _stacked_gates(list(found.values()))
+    return _used(forwards), stacking
+
+
+@dataclass
+class _Stacking:
+    """A pre-activation for all gates cut into named blocks: a_t -> [a_i; a_f; a_o; a_g]."""
+
+    target: str               # the author's key of the stacked vector (a)
+    blocks: list              # the keys of its blocks, in order (a_i, a_f, a_o, a_g)
+    parameters: list          # the keys of the stacked matrices and bias (W_x, W_h, b)
+
+
+def _stacked_gates(found: list[_Forward]) -> tuple[list[_Forward], _Stacking | None]:
+    """One pre-activation for all gates, a_t = x_t W_x + h_{t-1} W_h + b, cut into blocks that the
+    gate equations use by name (i_t = σ(a_i)): one equation per block, each with its blocks of
+    the matrices and the bias (W_x -> [W_x^{(i)}; W_x^{(f)}; ...]), the blocks in the order the
+    gate equations first use them."""
+    for stacked in found:
+        base, sub, sup = split_key(stacked.target)
+        if sub or sup or not stacked.expr.has(ir.Dot):
+            continue
+        blocks = []
+        for f in found:
+            for key in sorted(f.reader.parameters):
+                if f is not stacked and split_key(key)[0] == base and split_key(key)[1] and key not in blocks:
+                    blocks.append(key)
+        if len(blocks) < 2:
+            continue
+        rest = [f for f in found if f is not stacked]
+        as_vectors = {symbols.parameter(ident(k)): symbols.vector(ident(k)) for k in blocks}
+        for f in rest:
+            f.expr = symbols.replace(f.expr, as_vectors)
+            f.reader.parameters -= set(blocks)
+            f.reader.untimed |= set(blocks)
+            for k in blocks:
+                f.reader.vectors.setdefault(k, set()).add("t")
+        per_block = []
+        for k in blocks:
+            label = split_key(k)[1]
+            renamed = {symbols.parameter(ident(p)): symbols.parameter(ident(_block_key(p, label)))
+                       for p in stacked.reader.parameters}
+            reader = ForwardReader(stacked.reader.notation)
+            reader.vectors = dict(stacked.reader.vectors)
+            reader.products = list(stacked.reader.products)
+            reader.parameters = {_block_key(p, label) for p in stacked.reader.parameters}
+            per_block.append(_Forward(k, symbols.replace(stacked.expr, renamed), stacked.line, reader))
+        return per_block + rest, _Stacking(stacked.target, blocks, sorted(stacked.reader.parameters))
+    return found, None
+
+
+def _block_key(key: str, label: str) -> str:
+    """The written key of one gate's block of a stacked matrix: W_x -> W_x^{(i)}."""
+    base, sub, sup = split_key(key)
+    return make_key(base, sub, "(%s)" % label if not sup else "%s(%s)" % (sup, label))
 
 
 def _used(found: list[_Forward]) -> list[_Forward]:
@@ -233,7 +290,7 @@ def _used(found: list[_Forward]) -> list[_Forward]:
         found = keep
 
 
-def _learned(found: list[_Forward]) -> Notation:
+def _learned(found: list[_Forward], stacking: _Stacking | None = None) -> Notation:
     """A Notation whose cell is the one the forward equations `found` state.  An equation that only
     stacks vectors (ξ_t = [x_t; h_{t-1}; 1]) is substituted where ξ_t is used: the cell multiplies
     its matrices by the stack itself."""
@@ -287,6 +344,12 @@ def _learned(found: list[_Forward]) -> Notation:
         notation.definitions[key] = stack
         notation.implicit.add(key)
     notation.untimed = frozenset(key for f in found for key in f.reader.untimed)
+    if stacking is not None:  # a_t, W_x, b: the gates' blocks stacked, as the author writes them
+        labels = [split_key(block)[1] for block in stacking.blocks]
+        for key in stacking.parameters:
+            names[key] = Meaning("rowblocks", ident(key), tuple(ident(_block_key(key, label)) for label in labels))
+        notation.definitions[stacking.target] = Stack(*[symbols.vector(ident(block)) for block in stacking.blocks])
+        notation.implicit.add(stacking.target)
     notation.inlined = blocks.inlined
     notation.aliases = {k: m for k, m in blocks.aliases.items() if k not in names}
     if any(p.star for p in products):

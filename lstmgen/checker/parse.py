@@ -127,6 +127,9 @@ def _shape(expr, notation: Notation) -> tuple:
                                               for a in expr.args), 1))
     if isinstance(expr, Blocks):
         return _oriented(notation, ("H", _add_dims(parameter_shape(cell, a.name)[1] for a in expr.args)))
+    if isinstance(expr, ir.RowBlocks):
+        rows = [parameter_shape(cell, a.name) for a in expr.args]
+        return _oriented(notation, (_add_dims(r[0] for r in rows), rows[0][1]))
     if isinstance(expr, ir.Slice):
         length = str(sympy.expand(expr.args[2] - expr.args[1] + 1))
         return _oriented(notation, (length, 1))
@@ -391,6 +394,8 @@ class ToIR(Transformer):
             return symbols.parameter(meaning.name)
         if meaning.kind == "blocks":
             return Blocks(*[symbols.parameter(p) for p in meaning.parts])
+        if meaning.kind == "rowblocks":
+            return ir.RowBlocks(*[symbols.parameter(p) for p in meaning.parts])
         if time is None:
             if key not in notation.untimed:
                 self.warnings.append("warning: %s has no time index; read as %s" % (
@@ -408,7 +413,7 @@ class ToIR(Transformer):
         """dW_f, da_{prev}, d\\Gamma_o standing alone (CS231n-style names): the gradient of the
         loss with respect to what follows the d."""
         of = self.value(differential.of)
-        if not isinstance(of, sympy.Symbol) and not isinstance(of, Blocks) or of == LOSS:
+        if not isinstance(of, (sympy.Symbol, Blocks, ir.RowBlocks, Stack)) or of == LOSS:
             raise Unsupported("cannot read d%s as the name of a gradient" % _plain_text(of))
         ref = symbols.read(of) if isinstance(of, sympy.Symbol) else None
         if ref is not None and ref.role == "value":
@@ -514,7 +519,7 @@ class ToIR(Transformer):
         except Unsupported:
             return False
         meaning = self.notation.meaning(key)
-        return meaning is not None and meaning.kind in ("vector", "parameter", "blocks")
+        return meaning is not None and meaning.kind in ("vector", "parameter", "blocks", "rowblocks", "defined")
 
     def divide(self, children):
         a, b = self.value(children[0]), self.value(children[1])
@@ -690,7 +695,7 @@ class ToIR(Transformer):
         num, den = self.value(num), self.value(den)
         if isinstance(den, ir.Transpose):
             den = den.args[0]
-        if isinstance(den, Blocks) or isinstance(den, sympy.Symbol) and den != LOSS:
+        if isinstance(den, (Blocks, ir.RowBlocks, Stack)) or isinstance(den, sympy.Symbol) and den != LOSS:
             return Partial(num, den)
         raise Unsupported("a derivative with respect to %s" % _plain_text(den))
 

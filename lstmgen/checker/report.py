@@ -76,6 +76,13 @@ def to_text(reports: list) -> str:
     for report in reports:
         if report.notation is not None:
             lines.append("%s: %s" % (report.file, report.notation.describe()))
+            if report.notation.origin == "learned":
+                symbol_map = report.notation.symbol_map()
+                parts = ["%s → %s" % (k, v) for k, v in symbol_map.items() if not v.startswith("parameter")]
+                parameters = [k for k, v in symbol_map.items() if v.startswith("parameter")]
+                if parameters:
+                    parts.append("parameters " + " ".join(parameters))
+                lines.append("    read: %s" % _short(", ".join(parts), 300))
             for note in report.notation.notes:
                 lines.append("    %s" % note)
         for e in report.equations:

@@ -57,6 +57,11 @@ def target_of(lhs, sides, notation: Notation) -> Target:
             return Target(sympy.diff(num, den), "identity", den.name)
         if isinstance(den, Blocks):
             return _blocks_target(d, den, num, summed)
+        if isinstance(den, ir.RowBlocks):
+            if num != LOSS:
+                raise Unsupported("a derivative of something other than the loss with respect to a stacked matrix")
+            expr = ir.RowBlocks(*[d.step_gradient(p.name) for p in den.args])
+            return Target(ir.SumOverTime(expr) if summed else expr, "summed" if summed else "gradient", den.args[0].name)
         den_ref = symbols.read(den)
         if num == LOSS:
             if den_ref is None:
@@ -117,7 +122,8 @@ def target_of(lhs, sides, notation: Notation) -> Target:
         expr = env.at_time(cell.equation(lhs_ref.name).rhs, lhs_ref.time)
         return Target(expr, "forward", lhs_ref.name, lhs_ref.time)
     variables = {s for s in lhs.free_symbols if isinstance(s, FreeSymbol)}
-    if len(variables) == 1 and variables == lhs.free_symbols and not lhs.has(*MATRIX_NODES):
+    if len(variables) == 1 and variables == lhs.free_symbols and not lhs.has(*MATRIX_NODES) \
+            and not isinstance(lhs, sympy.Symbol):  # \sigma'(z) = ..., not t = 1
         return Target(None, "identity", next(iter(variables)).name)  # \sigma'(z) = ...: a calculus identity
     return Target(None, "plain")
 

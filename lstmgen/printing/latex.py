@@ -23,7 +23,7 @@ _BRACES = (r"\{", r"\}")
 # elementwise functions printed as operator names, so that a power reads \tanh^2(c_t)
 _FUNCTION_NAMES = {sigmoid: r"\sigma", sympy.tanh: r"\tanh"}
 # the matrix-structure functions of lstmgen.ir: grouped like products when they meet one
-_MATRIX_FORMS = (ir.Dot, ir.TDot, ir.Outer, ir.SumOverTime, ir.MatMul, ir.Blocks)
+_MATRIX_FORMS = (ir.Dot, ir.TDot, ir.Outer, ir.SumOverTime, ir.MatMul, ir.Blocks, ir.RowBlocks)
 
 LOSS = sympy.Symbol("L")
 
@@ -235,6 +235,10 @@ class LatexPrinter(_SympyLatexPrinter):
     def _print_Stack(self, expr):
         """Stacked vectors as [h_{t-1}, x_t]."""
         return "[%s]" % ", ".join(self._print(arg) for arg in expr.args)
+
+    def _print_RowBlocks(self, expr):
+        """Matrices stacked row-wise as \\begin{bmatrix} A \\\\ B \\end{bmatrix}."""
+        return r"\begin{bmatrix} %s \end{bmatrix}" % r" \\ ".join(self._print(arg) for arg in expr.args)
 
     def _print_Blocks(self, expr):
         """Matrices side by side as \\begin{bmatrix} A & B \\end{bmatrix}."""
