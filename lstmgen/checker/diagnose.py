@@ -21,7 +21,8 @@ from . import environment as env
 from .environment import LAST_POINTS
 from .evaluation import MATRIX_NODES, agree, lower, opposite, safe, truth as truth_values, values
 from .notation import Notation
-from .parse import LOSS, Chain, FreeSymbol, build_side, ref_of, shape, show_shape
+from .nodes import LOSS, Chain, FreeSymbol, ref_of, shape, show_shape
+from .parse import build_side
 from .expected import to_latex, truth_shape
 from .targets import Target, terms as _terms
 

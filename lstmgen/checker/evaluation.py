@@ -17,7 +17,7 @@ from ..evaluate import EvaluationError, Evaluator, ShapeError, close
 from ..reverse import derive
 from . import environment as env
 from .notation import Notation
-from .parse import LOSS, STEP_LOSS, Blocks, Chain, FreeSymbol, IllShaped, Partial, Stack, ref_of
+from .nodes import LOSS, STEP_LOSS, Blocks, Chain, FreeSymbol, IllShaped, Partial, Stack, ref_of
 
 MATRIX_NODES = (ir.Dot, ir.TDot, ir.Outer, ir.MatMul, ir.Transpose, ir.SumOverTime, Chain, Partial, IllShaped,
                 Stack, Blocks, ir.RowBlocks, ir.Slice)

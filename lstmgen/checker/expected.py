@@ -58,6 +58,6 @@ def to_row(expr):
 
 def truth_shape(expr, notation: Notation) -> tuple:
     """The shape of one of the derivation's expressions in the author's layout."""
-    from .parse import shape
+    from .nodes import shape
     column = shape(expr, Notation(notation.cell))
     return (column[1], column[0]) if notation.layout == "row" and len(column) == 2 else column

@@ -29,7 +29,8 @@ from .environment import LAST_POINTS
 from .evaluation import BrokenChain, agree, lower, truth as truth_values, values
 from .expected import to_latex
 from .notation import Notation
-from .parse import Chain, Unsupported, parse_equation
+from .nodes import Chain, Unsupported
+from .parse import parse_equation
 from .targets import Target, definition_readings, preactivation_gradient, target_of, terms as _terms
 
 
@@ -141,7 +142,7 @@ def _at_last_step(target: Target) -> Target:
 
 
 def _unknown(notation: Notation, names: list) -> str:
-    from .parse import unknown_symbol
+    from .reader import unknown_symbol
     return unknown_symbol(notation, ", ".join(names), names[0])
 
 

@@ -21,7 +21,9 @@ import sympy
 from .. import cells, ir, symbols
 from ..errors import CellError
 from .notation import GRADIENT_BASES, LOSS_LETTERS, Meaning, Notation, make_key, split_key
-from .parse import MATRIX_LETTERS, AuthorsToIR, Chain, Partial, Stack, Unsupported, build_side, sides_of
+from .nodes import MATRIX_LETTERS, Chain, Partial, Stack, Unsupported
+from .parse import build_side, sides_of
+from .reader import AuthorsToIR
 
 DEFAULT_CELL = "lstm"
 _DERIVATIVE_NODES = (Chain, Partial)
@@ -576,7 +578,7 @@ def _family_readings(notation: Notation, defining: dict) -> None:
 def _defined_key(left, notation: Notation) -> str | None:
     """The key a left side defines: a new name at t (δ_o^{(t)}), or the gradient name of a gate
     (dΓ_o, δ o_t); None for anything else."""
-    from .parse import _Differential, _Name
+    from .reader import _Differential, _Name
     reader = AuthorsToIR(notation)
     raw = reader.transform(left.tree) if not hasattr(left.tree, "type") else reader.letter([left.tree])
     if isinstance(raw, _Differential) and isinstance(raw.of, _Name):

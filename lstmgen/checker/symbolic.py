@@ -16,7 +16,7 @@ from .. import ir, symbols
 from ..reverse import derive
 from . import environment as env
 from .evaluation import BrokenChain, chain_links
-from .parse import LOSS, STEP_LOSS, Chain, IllShaped, Partial, ref_of
+from .nodes import LOSS, STEP_LOSS, Chain, IllShaped, Partial, ref_of
 
 MAX_OPS = 600
 # ir.Dot is not among them: W v is a column, so it may sit inside an elementwise coefficient

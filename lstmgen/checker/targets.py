@@ -16,7 +16,7 @@ from ..rules import local_derivative
 from . import environment as env
 from .evaluation import MATRIX_NODES, lower
 from .notation import Notation, split_key
-from .parse import LOSS, STEP_LOSS, Blocks, FreeSymbol, Partial, Unsupported, ref_of
+from .nodes import LOSS, STEP_LOSS, Blocks, FreeSymbol, Partial, Stack, Unsupported, ref_of
 
 @dataclass
 class Target:
@@ -135,7 +135,6 @@ def _blocks_target(d, den, num, summed) -> Target:
     (written δ [h_{t-1}, x_t]^T when every block's gradient is one outer product with one δ)."""
     if num != LOSS:
         raise Unsupported("a derivative of something other than the loss with respect to a stacked matrix")
-    from .parse import Stack
     names = [p.name for p in den.args]
     gradients = [d.step[name] for name in names]
     deltas = {term.delta for g in gradients for term in g.terms}
