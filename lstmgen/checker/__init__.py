@@ -2,11 +2,13 @@
 
 The stages, in the order a document meets them:
 
-* extract.py   finds the equations of a Markdown or LaTeX document, with their lines;
+* extract.py   finds the equations of a Markdown or LaTeX document, with their lines (macros.py
+               expands the document's TeX macros);
 * learn.py     builds the document's `Notation` (notation.py): the cell its forward equations
-               state (or --cell, or the default), how it writes that cell's symbols, its products,
-               layout and defined names;
-* parse.py     reads each equation with the grammar in grammars/latex.lark, in that notation;
+               state (or --cell, or the default), how it writes that cell's symbols, its products
+               and layout; definitions.py adds the names the document defines (δ_o = ...);
+* parse.py     cuts each equation into sides with the grammar (grammars/authors.lark, extending
+               latex.lark); reader.py reads them in that notation into nodes (nodes.py);
 * judge.py     compares it with the derivation: targets.py says what its left side means,
                evaluation.py gives every side's values at the witness points (environment.py),
                symbolic.py asks SymPy, diagnose.py explains a difference, expected.py prints the
@@ -21,7 +23,7 @@ from pathlib import Path
 
 from .. import cells
 from ..errors import DocumentError
-from . import extract, learn
+from . import definitions, extract, learn
 from .judge import judge
 from .report import EquationReport, FileReport, to_json, to_text
 
@@ -54,7 +56,7 @@ def check_text(text: str, cell: str | None = None, source: str = "<text>") -> Fi
     if not text.strip():
         report.equations.append(EquationReport(1, "", "unrecognized", "", "the document is empty"))
         return report
-    definitions = learn.define_names(found, notation)
+    defining = definitions.define_names(found, notation)
     deadline = time.monotonic() + SECONDS_PER_DOCUMENT
     for index, eq in enumerate(found):
         if notation.origin == "learned" and eq.line in notation.forward:
@@ -66,12 +68,12 @@ def check_text(text: str, cell: str | None = None, source: str = "<text>") -> Fi
                                                    "not judged: the document took longer than %d s"
                                                    % SECONDS_PER_DOCUMENT))
             continue
-        verdict = judge(eq.text, notation, definitions.get(index, ""))
+        verdict = judge(eq.text, notation, defining.get(index, ""))
         if verdict is None or eq.inline and not (verdict.claim and verdict.status != "unrecognized"):
             continue  # inline math is prose unless it is a derivative claim the checker can read
         report.equations.append(EquationReport(eq.line, verdict.lhs, verdict.status, verdict.expected,
                                                verdict.message, list(verdict.warnings),
-                                               kind="definition" if index in definitions else "backward"))
+                                               kind="definition" if index in defining else "backward"))
     for line in unterminated:
         report.equations.append(EquationReport(line, "", "unrecognized", "",
                                                "a display-math block opened here is never closed"))
