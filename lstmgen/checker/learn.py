@@ -21,12 +21,11 @@ import sympy
 from .. import cells, ir, symbols
 from ..errors import CellError
 from .notation import LOSS_LETTERS, Meaning, Notation, make_key, split_key
-from .nodes import MATRIX_LETTERS, Chain, Partial, Stack, Unsupported
+from .nodes import MATRIX_LETTERS, Stack, Unsupported
 from .parse import build_side, sides_of
 from .reader import AuthorsToIR
 
 DEFAULT_CELL = "lstm"
-_DERIVATIVE_NODES = (Chain, Partial)
 MAX_FORWARD_EQUATIONS = 40
 
 
