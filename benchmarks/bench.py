@@ -74,6 +74,27 @@ def bench_check():
     check(text, cell="lstm")
     again = time.perf_counter() - start
     print("  in-process: first check %.2f s (builds the numeric witnesses), again %.2f s" % (first, again))
+    bench_check_notation()
+
+
+def bench_check_notation():
+    """A document in another author's notation, 60 backward equations: the cell is learned from
+    its forward equations first, so every run pays for that (median of 5, after one warm-up)."""
+    from lstmgen import check
+    source = (ROOT / "tests" / "notation_corpus" / "gamma_course.md").read_text(encoding="utf-8")
+    head, _, backward = source.partition("## Backward")
+    per_copy = backward.count("$$") // 2
+    text = head + ("## Backward" + backward) * -(-60 // per_copy)
+    report = check(text)
+    count = sum(1 for e in report.equations if e.kind != "forward")
+    runs = []
+    for _ in range(5):
+        start = time.perf_counter()
+        check(text)
+        runs.append(time.perf_counter() - start)
+    runs.sort()
+    print("  a %d-equation document in its own notation (the cell learned from it): %.2f s median "
+          "(min %.2f, max %.2f)" % (count, runs[2], runs[0], runs[-1]))
 
 
 def _load(path):
