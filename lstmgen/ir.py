@@ -82,6 +82,13 @@ class Slice(sympy.Function):
     is_commutative = True
 
 
+def rebuild(expr, args) -> sympy.Expr:
+    """`expr` with new arguments; sums and products stay unevaluated, so printers keep their order."""
+    if isinstance(expr, (sympy.Add, sympy.Mul)):
+        return expr.func(*args, evaluate=False)
+    return expr.func(*args)
+
+
 def product(factors) -> sympy.Expr:
     """The elementwise product of `factors`, unevaluated so that printers keep their grouping."""
     factors = [f for f in factors if f != 1]

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import sympy
 
+from . import ir
+
 ROLES = ("value", "adjoint", "upstream")
 _PREFIX = {"value": "", "adjoint": "dL/d", "upstream": "dl/d"}
 # t, t-1, t+1, a step (0, 1, ...) and, in printed documents only, the last step T or T-1
@@ -118,10 +120,7 @@ def replace(expr: sympy.Expr, mapping: dict) -> sympy.Expr:
         return mapping[expr]
     if not expr.args:
         return expr
-    args = [replace(arg, mapping) for arg in expr.args]
-    if isinstance(expr, (sympy.Mul, sympy.Add)):
-        return expr.func(*args, evaluate=False)
-    return expr.func(*args)
+    return ir.rebuild(expr, [replace(arg, mapping) for arg in expr.args])
 
 
 def latex_name(name: str) -> str:

@@ -43,9 +43,7 @@ def lower(expr):
     if not expr.args:
         return expr
     args = [lower(a) for a in expr.args]
-    if isinstance(expr, (sympy.Add, sympy.Mul)):
-        return expr.func(*args, evaluate=False)
-    return expr.func(*args)
+    return ir.rebuild(expr, args)
 
 
 def _oriented(value, row: bool):

@@ -2,7 +2,6 @@
 letter and layout (a row-layout document gets x_t^T δ where the derivation has δ x_t^T)."""
 from __future__ import annotations
 
-import sympy
 
 from .. import ir
 from ..printing.latex import LatexPrinter
@@ -51,9 +50,7 @@ def to_row(expr):
     if not expr.args:
         return expr
     args = [to_row(a) for a in expr.args]
-    if isinstance(expr, (sympy.Add, sympy.Mul)):
-        return expr.func(*args, evaluate=False)
-    return expr.func(*args)
+    return ir.rebuild(expr, args)
 
 
 def truth_shape(expr, notation: Notation) -> tuple:

@@ -388,9 +388,7 @@ class _Blocks:
         if not expr.args:
             return expr
         args = [self.split(a, line) for a in expr.args]
-        if isinstance(expr, (sympy.Add, sympy.Mul)):
-            return expr.func(*args, evaluate=False)
-        return expr.func(*args)
+        return ir.rebuild(expr, args)
 
     def _split_dot(self, matrix, stack, line):
         key = self.written.get(matrix.name, matrix.name)
