@@ -10,7 +10,7 @@ from .. import symbols
 from .nodes import Chain, Partial
 from .notation import GRADIENT_BASES, Notation, make_key, split_key
 from .parse import build_side, sides_of
-from .reader import AuthorsToIR
+from .reader import _ADJOINT, AuthorsToIR
 
 _DERIVATIVE_NODES = (Chain, Partial)
 
@@ -116,4 +116,7 @@ def _defined_key(left, notation: Notation) -> str | None:
     key, time, post = reader.split(raw)
     if post or time not in ("t", None) or (notation.meaning(key) is not None and key not in notation.implicit):
         return None
+    adjoint = _ADJOINT.match(key)
+    if adjoint and notation.meaning(adjoint.group(1) + adjoint.group(2)) is not None:
+        return None  # \bar{W}_{in}: the adjoint of a symbol of the cell, a gradient claim like ∂L/∂W_{in}
     return key

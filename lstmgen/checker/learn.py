@@ -165,6 +165,24 @@ def _read_forward(text: str, line: int, provisional: Notation, defined: frozense
     return out
 
 
+def _argument_named(first: _Forward, again: _Forward) -> _Forward | None:
+    """The equation of a pre-activation named by a second forward equation of the same quantity:
+    first q_t = F(argument), again q_t = F(z_t) with z_t a new name -> z_t = argument."""
+    if not (isinstance(first.expr, sympy.Function) and type(again.expr) is type(first.expr)
+            and len(first.expr.args) == 1 and isinstance(again.expr.args[0], sympy.Symbol)):
+        return None
+    ref = symbols.read(again.expr.args[0])
+    if ref is None or ref.time != "t":
+        return None
+    key = next((k for k in again.reader.vectors if ident(k) == ref.name), None)
+    if key is None:
+        return None
+    argument = first.expr.args[0]
+    first.expr = first.expr.func(again.expr.args[0])
+    first.reader.vectors.setdefault(key, set()).add("t")
+    return _Forward(key, argument, first.line, first.reader)
+
+
 def _vector(key: str):
     return symbols.vector(ident(key))
 
@@ -216,7 +234,11 @@ def _forward_equations(equations) -> tuple[list[_Forward], "_Stacking | None"]:
         if len(found) >= MAX_FORWARD_EQUATIONS:
             break
         for forward in _read_forward(eq.text, eq.line, provisional, defined):
-            found.setdefault(forward.target, forward)
+            first = found.setdefault(forward.target, forward)
+            if first is not forward:  # r_t = σ(a^r_t) after r_t = σ(W x_t + ...): a^r names the argument
+                named = _argument_named(first, forward)
+                if named is not None and named.target not in found:
+                    found[named.target] = named
     forwards, stacking = _stacked_gates(list(found.values()))
     return _used(forwards), stacking
 

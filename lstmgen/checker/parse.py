@@ -104,13 +104,27 @@ def _unwrapped(text: str) -> str:
     return "".join(out) + text[position:] if out else text
 
 
+_TIME_IN_BRACKETS = re.compile(r"(\\[A-Za-z]+)?([A-Za-z}])\s*(\[|\()\s*(t|t\s*[+-]\s*\d+|T)\s*(\]|\))")
+
+
+def _bracketed_times(text: str) -> str:
+    """x[t], h[t-1], \\hat{i}(t): a time written as an index or an argument, as a subscript
+    (h_{t-1}); a function's argument (\\sigma(t)) stays as it is."""
+    def subscript(match):
+        command, last, opening, time, closing = match.groups()
+        if command is not None and last != "}" or (opening, closing) not in (("[", "]"), ("(", ")")):
+            return match.group(0)
+        return "%s%s_{%s}" % (command or "", last, time.replace(" ", ""))
+    return _TIME_IN_BRACKETS.sub(subscript, text) if ("[" in text or "(" in text) else text
+
+
 def sides_of(text: str) -> list:
     """Parse `text` (one equation) into its sides, unread; raise Unsupported with a one-line reason."""
     if len(text) > MAX_EQUATION_CHARS:
         raise Unsupported("the equation is longer than %d characters" % MAX_EQUATION_CHARS)
     if _nesting(text) > MAX_NESTING:
         raise Unsupported("brackets nested deeper than %d levels" % MAX_NESTING)
-    text = _stacked_matrices(_unwrapped(text))
+    text = _bracketed_times(_stacked_matrices(_unwrapped(text)))
     try:
         tree = parser().parse(text)
     except lark.exceptions.LarkError as exc:

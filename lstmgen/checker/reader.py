@@ -116,6 +116,7 @@ def definition_at(expr, time: str):
 
 
 PRIMES = {"'", r"\prime"}
+_ADJOINT = re.compile(r"^\\(?:bar|overline)\{([A-Za-z])\}(.*)$")  # \bar{v}: the adjoint of v
 _SLICE = re.compile(r"^([DH0-9+\-]+):([DH0-9+\-]+)$")
 
 
@@ -243,6 +244,12 @@ class ToIR(Transformer):
                 self.warnings.append("warning: %s read as %s (the symbols differ only in case)"
                                      % (name.written(), shown))
         if meaning is None:
+            adjoint = _ADJOINT.match(key)
+            if adjoint and notation.meaning(adjoint.group(1) + adjoint.group(2)) is not None:
+                # \bar{n}_t, \bar{W}_{in}: the adjoint (the loss's gradient) of a symbol of the cell
+                of = self.lookup(adjoint.group(1) + adjoint.group(2), time, name)
+                self.differentials.append(of)
+                return Partial(LOSS, of)
             if time is not None and key not in ("d",):
                 raise Unsupported(unknown_symbol(notation, name.written(), key))
             if name.subs or name.sups:
@@ -568,6 +575,13 @@ class ToIR(Transformer):
 
 class AuthorsToIR(ToIR):
     """The rules grammars/authors.lark adds to latex.lark: what other authors write."""
+
+    def nabla(self, children):
+        """\\nabla_{h_t} L: ∂L/∂h_t."""
+        wrt = children[1]
+        if getattr(wrt, "type", None) == "LETTER":
+            wrt = self.letter([wrt])
+        return self._derivative(children[2], wrt)
 
     def prime(self, children):
         return ("sup", "'")
