@@ -130,13 +130,14 @@ class _Building:
     parts: list
 
 
-_SEPARATOR = re.compile(r"[,;]?\s*\\q?quad(?![A-Za-z])\s*|[,;]\s*\\(text|mbox)\{\s*and\s*\}\s*")
+_SEPARATOR = re.compile(r"[,;]?\s*\\q?quad(?![A-Za-z])\s*|[,;]\s*\\(text|mbox)\{\s*and\s*\}\s*|,\s*&")
 
 
 def _separate(text: str) -> list[str]:
     """`i_t = \\sigma(a_i), \\quad f_t = \\sigma(a_f)`: several equations in one row, split where a
-    \\quad (or ", and") stands outside every group and each piece has its own '='."""
-    if "quad" not in text and "and" not in text:
+    \\quad (or ", and", or ", &" between align columns) stands outside every group and each piece
+    has its own '='."""
+    if "quad" not in text and "and" not in text and "&" not in text:
         return [text]
     cuts, depth, start = [], 0, 0
     for match in _SEPARATOR.finditer(text):
@@ -162,15 +163,14 @@ def _assemble(fragments: list[_Fragment], defined: dict, with_inline: bool) -> l
     for fragment in fragments:
         previous = None if fragment.inline else last_display
         for line, row in _rows(fragment):
-            text = _strip_trailing(macros.expand(row, defined, budget).replace("&", " ").strip())
-            if not text:
-                continue
-            unspaced = _LEADING_SPACE.sub("", text)
-            if unspaced[:1] in ("+", "-", "=") and previous is not None:
-                previous.parts.append(unspaced)
-                continue
-            for piece in _separate(text):
-                previous = _Building(line, fragment.inline, [piece])
+            expanded = macros.expand(row, defined, budget)
+            pieces = [_strip_trailing(piece.replace("&", " ").strip()) for piece in _separate(expanded)]
+            for index, text in enumerate(p for p in pieces if p):
+                unspaced = _LEADING_SPACE.sub("", text)
+                if index == 0 and unspaced[:1] in ("+", "-", "=") and previous is not None:
+                    previous.parts.append(unspaced)
+                    continue
+                previous = _Building(line, fragment.inline, [text])
                 built.append(previous)
         if not fragment.inline:
             last_display = previous
