@@ -118,6 +118,7 @@ class _Forward:
     expr: sympy.Expr     # right side over provisional symbols
     line: int
     reader: ForwardReader
+    blocks: tuple = ()   # a(t) = W x(t) + ... = [\hat{i}(t); \hat{f}(t); ...]: the names of its blocks
 
 
 def _left_side(text: str, provisional: Notation):
@@ -162,7 +163,23 @@ def _read_forward(text: str, line: int, provisional: Notation, defined: frozense
         if named is not None:
             key, argument = named
             out = [_Forward(key, argument, line, reader), _Forward(target, rhs.expr.func(_vector(key)), line, reader)]
+        blocks = _block_names(later, provisional)
+        if blocks:
+            out[-1].blocks = blocks
     return out
+
+
+def _block_names(side, provisional: Notation) -> tuple:
+    """The keys of `side` when it stacks new names at t: [\\hat{i}(t); \\hat{f}(t); ...]."""
+    reader = ForwardReader(provisional, left_side=True)
+    try:
+        expr = build_side(side, provisional, reader=lambda n, f: reader).expr
+    except Unsupported:
+        return ()
+    if not isinstance(expr, Stack) or not all(symbols.read(a) is not None for a in expr.args):
+        return ()
+    names = {ident(k): k for k in reader.vectors}
+    return tuple(names[symbols.read(a).name] for a in expr.args)
 
 
 def _argument_named(first: _Forward, again: _Forward) -> _Forward | None:
@@ -261,8 +278,8 @@ def _stacked_gates(found: list[_Forward]) -> tuple[list[_Forward], _Stacking | N
         base, sub, sup = split_key(stacked.target)
         if sub or sup or not stacked.expr.has(ir.Dot):
             continue
-        blocks = []
-        for f in found:
+        blocks = list(stacked.blocks)
+        for f in found if not blocks else ():
             for key in sorted(f.reader.parameters):
                 if f is not stacked and split_key(key)[0] == base and split_key(key)[1] and key not in blocks:
                     blocks.append(key)
@@ -278,7 +295,7 @@ def _stacked_gates(found: list[_Forward]) -> tuple[list[_Forward], _Stacking | N
                 f.reader.vectors.setdefault(k, set()).add("t")
         per_block = []
         for k in blocks:
-            label = split_key(k)[1]
+            label = _label(k)
             renamed = {symbols.parameter(ident(p)): symbols.parameter(ident(_block_key(p, label)))
                        for p in stacked.reader.parameters}
             reader = ForwardReader(stacked.reader.notation)
@@ -288,6 +305,12 @@ def _stacked_gates(found: list[_Forward]) -> tuple[list[_Forward], _Stacking | N
             per_block.append(_Forward(k, symbols.replace(stacked.expr, renamed), stacked.line, reader))
         return per_block + rest, _Stacking(stacked.target, blocks, sorted(stacked.reader.parameters))
     return found, None
+
+
+def _label(block: str) -> str:
+    """What tells a block apart: a_i -> i, \\hat{f} -> f."""
+    sub = split_key(block)[1]
+    return sub or re.sub(r"\\[A-Za-z]+\{([A-Za-z])\}", r"\1", split_key(block)[0])
 
 
 def _block_key(key: str, label: str) -> str:
@@ -368,9 +391,13 @@ def _learned(found: list[_Forward], stacking: _Stacking | None = None) -> Notati
         notation.implicit.add(key)
     notation.untimed = frozenset(key for f in found for key in f.reader.untimed)
     if stacking is not None:  # a_t, W_x, b: the gates' blocks stacked, as the author writes them
-        labels = [split_key(block)[1] for block in stacking.blocks]
+        labels = [_label(block) for block in stacking.blocks]
         for key in stacking.parameters:
             names[key] = Meaning("rowblocks", ident(key), tuple(ident(_block_key(key, label)) for label in labels))
+            base, sub, sup = split_key(key)
+            for label in labels:  # one gate's block as an author may name it: W_i, W_x^i, W_{xi}
+                for alias in _block_aliases(base, sub, sup, label) if (sub or sup) else [make_key(base, label, "")]:
+                    notation.aliases.setdefault(alias, Meaning("parameter", ident(_block_key(key, label))))
         notation.definitions[stacking.target] = Stack(*[symbols.vector(ident(block)) for block in stacking.blocks])
         notation.implicit.add(stacking.target)
     notation.inlined = blocks.inlined

@@ -57,6 +57,9 @@ def target_of(lhs, sides, notation: Notation) -> Target:
             return Target(sympy.diff(num, den), "identity", den.name)
         if isinstance(den, Blocks):
             return _blocks_target(d, den, num, summed)
+        if isinstance(den, Stack) and num == LOSS and all(ref_of(a) for a in den.args):
+            expr = lower(Partial(num, den))  # the gradient of [a_i; a_f; ...] is stacked too
+            return Target(expr, "state", "", "t", terms=[])
         if isinstance(den, ir.RowBlocks):
             if num != LOSS:
                 raise Unsupported("a derivative of something other than the loss with respect to a stacked matrix")
