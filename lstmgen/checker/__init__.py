@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from .. import cells
-from ..errors import DocumentError
+from ..errors import CellError, DocumentError
 from . import definitions, extract, learn
 from .judge import judge
 from .report import EquationReport, FileReport, to_json, to_text
@@ -51,12 +51,23 @@ def check_text(text: str, cell: str | None = None, source: str = "<text>") -> Fi
     found, unterminated = extract.equations(text, tex=tex, inline=True)
     if len(found) > MAX_EQUATIONS:
         raise DocumentError("%s: more than %d equations" % (source, MAX_EQUATIONS))
-    notation = learn.notation_of(found, cell, text)
+    try:
+        notation = learn.notation_of(found, cell, text)
+    except (CellError, DocumentError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a document the learner cannot read is checked in the default notation
+        notation = learn.notation_of([], cell, text)
+        notation.notes.append("the forward equations could not be read (%s); the default cell is assumed"
+                              % type(exc).__name__)
     report = FileReport(source, notation=notation)
     if not text.strip():
         report.equations.append(EquationReport(1, "", "unrecognized", "", "the document is empty"))
         return report
-    defining = definitions.define_names(found, notation)
+    try:
+        defining = definitions.define_names(found, notation)
+    except Exception as exc:  # noqa: BLE001 - names that cannot be read are left undefined, and say so
+        defining = {}
+        notation.notes.append("the names the document defines could not be read (%s)" % type(exc).__name__)
     deadline = time.monotonic() + SECONDS_PER_DOCUMENT
     for index, eq in enumerate(found):
         if notation.origin == "learned" and eq.line in notation.forward:

@@ -82,7 +82,11 @@ def _family_readings(notation: Notation, defining: dict) -> None:
             got = values(notation.definitions[key], notation)
         except Exception:  # noqa: BLE001 - an unevaluable definition casts no vote
             continue
-        for tag, _, expr in definition_readings(key, notation, prefer_preactivation=True, tagged=True):
+        try:
+            readings = definition_readings(key, notation, prefer_preactivation=True, tagged=True)
+        except Exception:  # noqa: BLE001 - a name no reading fits casts no vote
+            continue
+        for tag, _, expr in readings:
             try:
                 if agree(got, truth(expr, notation)):
                     votes.setdefault(base, []).append(tag)

@@ -32,7 +32,7 @@ _LAYOUT = re.compile(r"\\(begin|end)\{(%s)\*?\}(\{[^{}]*\}|\[[a-z]\])?" % "|".jo
 _MATRIX = re.compile(r"\\begin\{([bpvBV]?matrix|smallmatrix)\}.{0,2000}?\\end\{\1\}", re.S)
 _ROW_BREAK = re.compile(r"\\\\(\[[^\]]{0,20}\])?")  # the bound keeps a \\[ without ] from rescanning the row
 _LEADING_SPACE = re.compile(r"^(\\q?quad(?![A-Za-z])|\\[,;:! ]|\\hspace\{[^{}]*\}|\s)+")
-_BLANKS_AND_ALIGNMENT = re.compile(r"[\s&]*")
+_BLANKS_AND_ALIGNMENT = re.compile(r"(?:[\s&]|\\label\{[^{}]*\}|\\tag\*?\{[^{}]*\}|\\nonumber|\\notag)*")  # not a row's start
 _TEX_SPECIAL = re.compile(r"[$\\]")
 _CONTROL_WORD = re.compile(r"\\[A-Za-z]+")
 

@@ -153,6 +153,8 @@ def _read_forward(text: str, line: int, provisional: Notation, defined: frozense
         rhs = build_side(sides[1], provisional, reader=lambda n, f: reader)
     except Unsupported:
         return []
+    if rhs.expr.has(ir.SumOverTime):
+        return []  # L = \\sum_t \\ell_t: the loss, not a step of the cell
     reads_a_vector = any(symbols.read(s) is not None for s in rhs.expr.free_symbols)
     if not reads_a_vector and (lhs_reader.untimed or not rhs.expr.free_symbols):
         return []  # i_t = σ(a_i) may read only named blocks; an untimed W_f = [...] is no forward equation
@@ -226,10 +228,12 @@ def notation_of(equations, cell_option: str | None = None, text: str = "") -> No
         notation = Notation.for_cell(cells.load(cell_option), "option")
     else:
         notation = None
-        found, stacking = _forward_equations(equations)
+        bare = _bare_superscript_times(text)
+        found, stacking = _forward_equations(equations, bare)
         if found:
             try:
                 notation = _learned(found, stacking)
+                notation.bare_superscripts = bare
             except (CellError, Unsupported) as exc:
                 notation = Notation.for_cell(cells.load(DEFAULT_CELL), "default")
                 notation.notes.append("the forward equations on %s could not be read as a cell (%s); "
@@ -240,9 +244,30 @@ def notation_of(equations, cell_option: str | None = None, text: str = "") -> No
     return notation
 
 
-def _forward_equations(equations) -> tuple[list[_Forward], "_Stacking | None"]:
-    provisional = Notation(cells.load(DEFAULT_CELL))
-    candidates = [eq for eq in equations if "=" in eq.text and "\\partial" not in eq.text][:4 * MAX_FORWARD_EQUATIONS]
+def _bare_superscript_times(text: str) -> bool:
+    """True when the document writes its times as bare superscripts (\\mathbf{h}^{t-1})."""
+    bare = len(re.findall(r"\^\{\s*t\s*(?:[+-]\s*1\s*)?\}", text))
+    subscripts = len(re.findall(r"_\{?\s*t\b", text))
+    return bare >= 3 and bare > subscripts
+
+
+_TEMPLATE = re.compile(r"[,;]?\s*(?:\\q?quad)?\s*\\ast\s*\\in\s*\\\{([^{}]{1,80})\\\}\s*[,.;]?")
+
+
+def _instances(eq) -> list:
+    """A templated equation, a_*^t = W_*^x x^t + ..., \\ast \\in \\{i, f, o, c\\}, once per letter."""
+    match = _TEMPLATE.search(eq.text) if "\\ast" in eq.text else None
+    if match is None:
+        return [eq]
+    body = eq.text[:match.start()] + eq.text[match.end():]
+    letters = [part.strip() for part in match.group(1).split(",") if part.strip()]
+    return [dataclasses.replace(eq, text=body.replace("\\ast", "{%s}" % letter)) for letter in letters]
+
+
+def _forward_equations(equations, bare_superscripts: bool = False) -> tuple[list[_Forward], "_Stacking | None"]:
+    provisional = Notation(cells.load(DEFAULT_CELL), bare_superscripts=bare_superscripts)
+    candidates = [instance for eq in equations if "=" in eq.text and "\\partial" not in eq.text
+                  for instance in _instances(eq)][:4 * MAX_FORWARD_EQUATIONS]
     # what left sides define, from the equations that are forward ones by their written times alone
     # (W_f = [W_f^x  W_f^h] in prose defines no vector)
     defined = frozenset(f.target for eq in candidates for f in _read_forward(eq.text, eq.line, provisional, frozenset()))
@@ -521,7 +546,8 @@ def _settle_printing(notation: Notation, text: str) -> None:
     times["angle"] = len(re.findall(r"\^\{?\s*\\langle", text))
     times["paren"] = len(re.findall(r"\^\{\s*\(\s*t", text))
     times["sub"] = len(re.findall(r"_\{?\s*t\b", text))
-    notation.time = max(("sub", "paren", "angle"), key=lambda k: (times[k], k == "sub"))
+    times["sup"] = len(re.findall(r"\^\{\s*t\s*(?:[+-]\s*1\s*)?\}", text)) if notation.bare_superscripts else 0
+    notation.time = max(("sub", "paren", "angle", "sup"), key=lambda k: (times[k], k == "sub"))
     losses = Counter()
     for letter in LOSS_LETTERS:
         escaped = re.escape(letter)

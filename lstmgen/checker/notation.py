@@ -23,6 +23,7 @@ from ..functions import UserFunction
 _TIME_CORE = r"t|t[+-]\d+|\d+|T|T[+-]\d+"
 _TIME_PLAIN = re.compile(r"^(%s)$" % _TIME_CORE)
 _TIME_WRAPPED = re.compile(r"^(?:\((%s)\)|<(%s)>|\\langle(%s)\\rangle)$" % (_TIME_CORE, _TIME_CORE, _TIME_CORE))
+_BARE_SUPERSCRIPT_TIME = re.compile(r"^(t|t[+-]\d+)$")
 _TIME_WORDS = {"prev": "t-1", "next": "t", "new": "t", "old": "t-1"}
 
 
@@ -43,17 +44,18 @@ def _balanced(text: str) -> bool:
     return depth == 0
 
 
-def time_of(script: str, superscript: bool) -> str | None:
+def time_of(script: str, superscript: bool, bare_superscripts: bool = False) -> str | None:
     """The time a script states ('t', 't-1', '0', 'T'), or None when it is not a time.
 
     A bare t is a time only as a subscript; as a superscript it must be wrapped, (t) or <t>,
-    so that x_t^T keeps its transpose and W^f its gate."""
+    so that x_t^T keeps its transpose and W^f its gate -- unless the document writes its times
+    as bare superscripts (h^{t-1}, `bare_superscripts`), where only a lowercase t is a time."""
     text = script_text(script)
     wrapped = _TIME_WRAPPED.match(text)
     if wrapped:
         return next(g for g in wrapped.groups() if g)
     if superscript:
-        return None
+        return text if bare_superscripts and _BARE_SUPERSCRIPT_TIME.match(text) else None
     if _TIME_PLAIN.match(text):
         return text
     return _TIME_WORDS.get(text)
@@ -78,7 +80,7 @@ class Meaning:
     role: str = ""
 
 
-LOSS_LETTERS = ("L", r"\mathcal{L}", "J", r"\mathcal{J}", "E", r"\mathcal{E}", r"\ell", r"\mathcal{C}")
+LOSS_LETTERS = ("L", r"\mathcal{L}", "J", r"\mathcal{J}", "E", r"\mathcal{E}", r"\ell", r"\mathcal{C}", r"\mathcal{O}")
 
 
 @dataclass(eq=False)
@@ -115,6 +117,7 @@ class Notation:
     notes: list = field(default_factory=list)
     aliases: dict = field(default_factory=dict)  # other spellings of the cell's names (W_f^h for a block of W_f)
     forward: tuple = ()  # lines of the forward equations the cell was learned from
+    bare_superscripts: bool = False  # times written as bare superscripts: h^{t-1}
     inlined: dict = field(default_factory=dict)  # cell names the author never wrote -> their expressions
     untimed: frozenset = frozenset()  # vectors the forward equations write without a time (f for f_t)
 
@@ -175,6 +178,8 @@ class Notation:
         """A base LaTeX form at a time index, in the author's style: c_{t-1}, c^{(t-1)}, c^{\\langle t-1 \\rangle}."""
         if self.time == "paren":
             return "%s^{(%s)}" % (latex, time)
+        if self.time == "sup":
+            return "%s^{%s}" % (latex, time)
         if self.time == "angle":
             return r"%s^{\langle %s \rangle}" % (latex, time)
         return symbols.with_time(latex, time)

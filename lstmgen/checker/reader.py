@@ -200,8 +200,8 @@ class ToIR(Transformer):
                 post.append("'")
             elif s.isdigit():
                 post.append(int(s))
-            elif time is None and time_of(s, superscript=True):
-                time = time_of(s, superscript=True)
+            elif time is None and time_of(s, True, self.notation.bare_superscripts):
+                time = time_of(s, True, self.notation.bare_superscripts)
             elif not kept and not post:
                 kept.append(s)
             else:
@@ -441,7 +441,12 @@ class ToIR(Transformer):
         return _Name("%s{%s}" % (children[0], children[1]), position=children[1].start_pos)
 
     def font(self, children):
-        return children[1]  # \mathbf{h}: the wrapper changes nothing
+        """\\mathbf{h}: the wrapper changes nothing; \\mathcal{L} is a letter of its own (a loss)."""
+        inner = children[1]
+        if str(children[0]) in (r"\mathcal", r"\mathscr") and isinstance(inner, _Name) and not inner.subs \
+                and not inner.sups:
+            return _Name(r"\mathcal{%s}" % inner.base, position=inner.position)
+        return inner
 
     def scripted(self, children):
         head, scripts = children[0], children[1:]

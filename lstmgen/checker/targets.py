@@ -172,7 +172,7 @@ def preactivation_gradient(cell, name: str):
     """∂L/∂z_t of a gate q_t = F(z_t) (F sigmoid, tanh, ...): dL/dq_t * F'(z_t), written with q_t;
     None when q's equation is not one function applied to an argument."""
     rhs = cell.equation(name).rhs
-    if not (isinstance(rhs, sympy.Function) and len(rhs.args) == 1 and rhs.args[0].has(ir.Dot)):
+    if not (isinstance(rhs, sympy.Function) and len(rhs.args) == 1 and not rhs.args[0].is_Number):
         return None
     u = sympy.Dummy("u", real=True)
     slope = local_derivative(rhs.func(u), u, symbols.vector(name))
@@ -226,6 +226,14 @@ def _named_quantity(key: str, notation: Notation):
     if not part:
         return None
     wanted = {part, normal_key(part)}
+    activated = {}  # a named pre-activation (a_c) -> the quantity it is the argument of (\tilde{c})
+    for eq in notation.cell.equations:
+        argument = eq.rhs.args[0] if isinstance(eq.rhs, sympy.Function) and len(eq.rhs.args) == 1 else None
+        if isinstance(argument, sympy.Symbol) and symbols.read(argument):
+            activated[symbols.read(eq.rhs.args[0]).name] = eq.target
+    for written, meaning in notation.names.items():  # δ_c for the candidate whose pre-activation is a_c
+        if meaning.kind == "vector" and meaning.name in activated and split_key(written)[1] in wanted:
+            return activated[meaning.name]
     for written, meaning in notation.names.items():
         if meaning.kind == "vector" and written in wanted:
             return meaning.name
