@@ -173,6 +173,8 @@ def _other_reading(text, sides, target, notation, lhs_text, warnings) -> Verdict
             retarget = target_of(resides[0].expr, resides, other)
         except Unsupported:
             return None
+        if [side.expr for side in resides] == [side.expr for side in sides]:
+            return None  # every * joins equal shapes: both readings are one
         note = "warning: * read as a matrix product here (read as elementwise the equation would be wrong)"
         verdict = _judge_links(resides, retarget, other, lhs_text, warnings + [note])
         if verdict.status == "correct":
