@@ -732,35 +732,7 @@ def prove(doc: Document) -> DocumentResult:
 
 
 def main(argv):
-    verbose = "-v" in argv
-    problems = corpus_problems()
-    n_eq = n_bad = n_points = n_mutants = 0
-    worst_correct, best_incorrect = 0.0, np.inf
-    for doc in DOCUMENTS:
-        result = prove(doc)
-        problems.extend(result.problems)
-        n_points += result.points
-        n_mutants += result.mutants
-        if verbose:
-            print(f"{doc.file}  [{doc.family}]  {'proven' if result.ok else 'NOT PROVEN'}")
-        for eq in result.equations:
-            n_eq += 1
-            n_bad += eq.status == "incorrect"
-            errs = [e for _, _, e in eq.errors]
-            if errs and eq.status == "correct":
-                worst_correct = max(worst_correct, max(errs))
-            if errs and eq.status == "incorrect":
-                best_incorrect = min(best_incorrect, min(errs))
-            if verbose:
-                shown = " ".join(f"{e:.1e}" for e in errs)
-                print(f"  {eq.index:2d} {eq.status:9s} {'ok ' if eq.ok else 'BAD'} {eq.lhs:13s} errors: {shown}")
-    for p in problems:
-        print("PROBLEM:", p)
-    status = "all labels proven" if not problems else f"{len(problems)} problem(s)"
-    print(f"held-out notation corpus: {len(DOCUMENTS)} documents, {n_eq} equations ({n_eq - n_bad} correct, "
-          f"{n_bad} incorrect), {n_points} points, {n_mutants} mutants; worst correct error {worst_correct:.1e}, "
-          f"smallest incorrect error {best_incorrect:.1e}; {status}")
-    return 0 if not problems else 1
+    return _ref.summarise("held-out notation corpus", DOCUMENTS, prove, corpus_problems(), argv)
 
 
 if __name__ == "__main__":
