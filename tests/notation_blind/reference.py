@@ -67,6 +67,19 @@ def _load_corpus_reference():
 
 
 _ref = _load_corpus_reference()
+
+
+def _load_holdout_reference():
+    name = "notation_holdout_reference"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, HERE.parent / "notation_holdout" / "reference.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+_holdout = _load_holdout_reference()
 Instance, Namespace, rel_error = _ref.Instance, _ref.Namespace, _ref.rel_error
 compile_rhs, transcription, uses_next_step = _ref.compile_rhs, _ref.transcription, _ref.uses_next_step
 T, SIZES = _ref.T, _ref.SIZES
@@ -582,81 +595,9 @@ def corpus_problems():
 
 
 # ===================================================================================== proof
-class EquationResult:
-    def __init__(self, index, lhs, rhs, status, match):
-        self.index, self.lhs, self.rhs, self.status, self.match = index, lhs, rhs, status, match
-        self.errors = []        # (instance, t, error)
-        self.problems = []
-
-    @property
-    def ok(self):
-        return not self.problems
-
-
-class DocumentResult:
-    def __init__(self, doc):
-        self.doc, self.problems, self.equations, self.points, self.mutants = doc, [], [], 0, 0
-
-    @property
-    def ok(self):
-        return not self.problems
-
-
-def _mutants(claimed, rng):
-    scale = float(np.max(np.abs(claimed)))
-    idx = tuple(int(rng.integers(s)) for s in claimed.shape)
-    bumped, nudged = claimed.copy(), claimed.copy()
-    bumped[idx] += 1e-2 * scale
-    nudged[idx] += 1e-5 * scale
-    return (("x1.1", 1.1 * claimed, INCORRECT_TOL), ("+1e-2 entry", bumped, INCORRECT_TOL),
-            ("+1e-5 entry", nudged, CORRECT_TOL))
-
-
-def prove(doc: Document) -> DocumentResult:
-    result = DocumentResult(doc)
-    result.problems.extend(structure_problems(doc))
-    if result.problems:
-        return result
-    entries = load_sidecar(doc)
-    draws = instances(doc)
-    mutant_rng = np.random.default_rng(13)
-    for k, ((lhs, rhs), entry) in enumerate(zip(doc.equations, entries)):
-        eq = EquationResult(k + 1, lhs, rhs, entry["status"], entry["match"])
-        result.equations.append(eq)
-        fn = compile_rhs(rhs)
-        kind = lhs.split(":")[0]
-        steps = [None] if kind == "sum" else list(range(1, T if uses_next_step(rhs) else T + 1))
-        for n, inst in enumerate(draws):
-            for t in steps:
-                true = inst.true_lhs(lhs, t)
-                where = f"instance {n + 1} (D={inst.D}, H={inst.H}) " + ("sum over t" if t is None else f"t={t}")
-                try:
-                    if kind == "sum":
-                        claimed = sum(fn(Namespace(inst, s)) for s in range(1, T + 1))
-                    else:
-                        claimed = fn(Namespace(inst, t))
-                except (ValueError, NameError) as exc:  # non-conformable product, step outside 1..T
-                    eq.problems.append(f"{where}: right side cannot be evaluated: {exc}")
-                    continue
-                claimed = np.asarray(claimed, float)
-                if claimed.shape != true.shape:
-                    eq.problems.append(f"{where}: right side has shape {claimed.shape}, left side {true.shape}")
-                    continue
-                err = rel_error(true, claimed)
-                eq.errors.append((n + 1, t, err))
-                result.points += 1
-                if eq.status == "correct":
-                    if not err < CORRECT_TOL:
-                        eq.problems.append(f"{where}: labelled correct but error {err:.2e}")
-                    for label, mutant, floor in _mutants(claimed, mutant_rng):
-                        merr = rel_error(true, mutant)
-                        result.mutants += 1
-                        if not merr > floor:
-                            eq.problems.append(f"{where}: mutant {label} not detected (error {merr:.2e})")
-                elif not err > INCORRECT_TOL:
-                    eq.problems.append(f"{where}: labelled incorrect but error only {err:.2e}")
-        result.problems.extend(f"{doc.file} eq {eq.index} ({entry['match']}): {p}" for p in eq.problems)
-    return result
+def prove(doc: Document):
+    """The held-out corpus's proof, with this corpus's structure checks, sidecars and draws."""
+    return _holdout.prove(doc, structure_problems, load_sidecar, instances, seed=13)
 
 
 def main(argv):

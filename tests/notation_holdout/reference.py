@@ -684,14 +684,16 @@ def _mutants(claimed, rng):
             ("+1e-5 entry", nudged, CORRECT_TOL))
 
 
-def prove(doc: Document) -> DocumentResult:
+def prove(doc: Document, checks=None, sidecar=None, draws_of=None, seed: int = 11) -> DocumentResult:
+    """Prove one document's labels.  The blind corpus calls this with its own structure checks,
+    sidecar reader and draws (`checks`, `sidecar`, `draws_of`; default: this corpus's)."""
     result = DocumentResult(doc)
-    result.problems.extend(structure_problems(doc))
+    result.problems.extend((checks or structure_problems)(doc))
     if result.problems:
         return result
-    entries = load_sidecar(doc)
-    draws = instances(doc)
-    mutant_rng = np.random.default_rng(11)
+    entries = (sidecar or load_sidecar)(doc)
+    draws = (draws_of or instances)(doc)
+    mutant_rng = np.random.default_rng(seed)
     for k, ((lhs, rhs), entry) in enumerate(zip(doc.equations, entries)):
         eq = EquationResult(k + 1, lhs, rhs, entry["status"], entry["match"])
         result.equations.append(eq)
