@@ -14,9 +14,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import sympy
+
 from .. import symbols
 from ..cells import Cell
-from ..functions import UserFunction
+from ..functions import UserFunction, sigmoid
 
 # ----------------------------------------------------------------------------- time scripts
 # t, t-1, t+1, 0, 3, T, and the same in (..) or <..> / \langle..\rangle; prev / next (CS231n names).
@@ -321,9 +323,6 @@ def parameter_forms(name: str) -> list[str]:
 # ----------------------------------------------------------------------------- structure
 def roles_of(cell: Cell) -> dict:
     """Cell name -> role, read off the equations' structure (for the report only)."""
-    import sympy
-
-    from ..functions import sigmoid
     out = {cell.input: "input", cell.output: "hidden state"}
     for state in cell.states:
         out.setdefault(state, "cell state")

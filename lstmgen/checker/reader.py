@@ -23,6 +23,7 @@ from lark import Transformer
 
 from .. import ir, symbols
 from ..functions import sigmoid
+from .environment import at_time
 from .nodes import (LOSS, STEP_LOSS, TRANSPOSE_MARKS, Blocks, Chain, FreeSymbol, IllShaped, Partial, Stack,
                     Unsupported, shape, show_shape)
 from .notation import Notation, make_key, normal_key, script_text, time_of
@@ -111,7 +112,6 @@ def unknown_symbol(notation: Notation, written: str, key: str) -> str:
 
 def definition_at(expr, time: str):
     """A defined name's expression (written at t) at another time."""
-    from .environment import at_time
     return expr if time == "t" else at_time(expr, time)
 
 
