@@ -43,6 +43,24 @@ class Stack(sympy.Function):
     """Per-gate (N, H) blocks side by side along the last axis, in block order."""
 
 
+class Split(sympy.Function):
+    """Split(v, k, axis): v cut into k equal blocks along `axis` (1: gate blocks of an (N, k*H) array)."""
+
+    nargs = 3
+
+
+class ZerosLike(sympy.Function):
+    """Zeros of v's shape and dtype: the gradient of a step input that the step does not read."""
+
+    nargs = 1
+
+
+class Copy(sympy.Function):
+    """A copy of e (torch's two biases each get the one bias's gradient)."""
+
+    nargs = 1
+
+
 class WeightGradient(sympy.Function):
     """dL/dW = e vᵀ for the weight W of a product W v, to be printed in the shape W is stored in."""
 
@@ -71,7 +89,7 @@ class NumPyPrinter(StrPrinter):
             return PRECEDENCE["Mul"]
         if isinstance(expr, WeightGradient):
             return PRECEDENCE["Mul"]
-        if isinstance(expr, (BatchSum, Stack, sympy.core.numbers.Half)):  # 1/2 prints as 0.5, not 1 / 2
+        if isinstance(expr, (BatchSum, Stack, Split, ZerosLike, Copy, sympy.core.numbers.Half)):  # 1/2 prints as 0.5, not 1 / 2
             return PRECEDENCE["Atom"]
         return precedence(expr)
 
@@ -248,6 +266,17 @@ class NumPyPrinter(StrPrinter):
     def _print_Stack(self, expr):
         """Gate blocks side by side -> np.concatenate([a, b, ...], axis=1)."""
         return "np.concatenate([{}], axis=1)".format(", ".join(self._print(arg) for arg in expr.args))
+
+    def _print_Split(self, expr):
+        """v cut into k blocks -> np.split(v, k, axis=1) (np.split(v, k) along the only axis)."""
+        source, parts, axis = expr.args
+        return "np.split({}, {}{})".format(self._print(source), int(parts), ", axis=1" if int(axis) == 1 else "")
+
+    def _print_ZerosLike(self, expr):
+        return "np.zeros_like({})".format(self._print(expr.args[0]))
+
+    def _print_Copy(self, expr):
+        return "{}.copy()".format(self._group(expr.args[0], PRECEDENCE["Func"]))
 
     def _print_BatchSum(self, expr):
         """Σ_n e -> e.sum(axis=0)."""

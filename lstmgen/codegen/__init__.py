@@ -1,0 +1,35 @@
+"""Code generation, one stage per module, data flowing one way:
+
+    layout.py        the cell's gates and argument groups in a layout (cs231n, torch, per-gate)
+    program.py       the backward program: forward and backward statements on symbols, built once
+    naming.py        Python names for the program's symbols, with the clash checks
+    format.py        line layout of long signatures and assignments
+    numpy_target.py  the program printed into the NumPy module template
+
+A target reads the program; it never differentiates or regroups anything.
+"""
+from __future__ import annotations
+
+from ..reverse import Derivation
+from . import numpy_target
+from .layout import LAYOUTS, CellLayout
+from .program import Program, build
+
+TARGETS = {"numpy": numpy_target}
+
+
+def program(derivation: Derivation, layout: str = "cs231n") -> Program:
+    """The backward program of `derivation`'s cell in `layout`."""
+    return build(CellLayout(derivation, layout))
+
+
+def module_context(derivation: Derivation, layout: str = "cs231n", target: str = "numpy") -> dict:
+    """Everything the target's template fills in, for `derivation` in `layout`."""
+    if target not in TARGETS:
+        from ..errors import LstmgenError
+
+        raise LstmgenError("unknown target {!r}: use one of {}".format(target, ", ".join(TARGETS)))
+    return TARGETS[target].module_context(program(derivation, layout))
+
+
+__all__ = ["LAYOUTS", "TARGETS", "Program", "module_context", "program"]
