@@ -30,10 +30,14 @@ from typing import NamedTuple
 import numpy as np
 
 
-def sigmoid(z):
-    """The logistic function 1 / (1 + exp(-z)) without overflow for any |z|; keeps the dtype of z."""
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+def sigmoid(z, out=None):
+    """The logistic function 1 / (1 + exp(-z)) as (1 + tanh(z / 2)) / 2: no overflow for any |z|, one
+    vectorised tanh; keeps the dtype of z, and writes into `out` (which may be z) when given."""
+    out = np.multiply(z, 0.5, out=out)
+    np.tanh(out, out=out)
+    out += 1
+    out *= 0.5
+    return out
 
 
 def _checked(name, value, ndim):
@@ -66,9 +70,16 @@ class GruStepCache(NamedTuple):
 
 
 class GruCache(NamedTuple):
-    """What gru_backward reads from gru_forward: the cache of every step, in time order."""
+    """What gru_backward reads from gru_forward, time-major: axis 0 is the step."""
 
-    steps: list[GruStepCache]
+    x_all: np.ndarray  # (T, N, D) the inputs
+    h_all: np.ndarray  # (T + 1, N, H) state h; [0] is its initial value
+    gh_all: np.ndarray  # (T, N, 3 * H) pre-activations
+    r_all: np.ndarray  # (T, N, H) gate r
+    z_all: np.ndarray  # (T, N, H) gate z
+    n_all: np.ndarray  # (T, N, H) gate n
+    Wx: np.ndarray  # (D, 3 * H) weights applied to x, gate blocks r, z, n
+    Wh: np.ndarray  # (H, 3 * H) weights applied to prev_h, gate blocks r, z, n
 
 
 def gru_step_forward(x, prev_h, Wx, Wh, bx, bh):
@@ -196,15 +207,34 @@ def gru_forward(x, h0, Wx, Wh, bx, bh):
         raise ValueError(f"x: expected at least one time step, got shape {x.shape}")
 
     dtype = np.result_type(x, h0, Wx, Wh, bx, bh)
-    h = np.empty((N, T, H), dtype=dtype)
-    prev_h = h0
-    steps = []
+    # Time-major copies and buffers: step t's arrays are contiguous blocks [t] (the cache owns them).
+    x_all = np.ascontiguousarray(x.transpose(1, 0, 2), dtype=dtype)
+    h_all = np.empty((T + 1, N, H), dtype=dtype)
+    h_all[0] = h0
+    gh_all = np.empty((T, N, 3 * H), dtype=dtype)
+    r_all = np.empty((T, N, H), dtype=dtype)
+    z_all = np.empty((T, N, H), dtype=dtype)
+    n_all = np.empty((T, N, H), dtype=dtype)
+
+    # The products with the input for every step at once: one matrix product over all T * N rows.
+    x_rows = x_all.reshape(T * N, D)
+    gx_all = np.empty((T, N, 3 * H), dtype=dtype)
+    np.matmul(x_rows, Wx, out=gx_all.reshape(T * N, 3 * H))
+    gx_all += bx
+
     for t in range(T):
-        next_h, step_cache = gru_step_forward(x[:, t, :], prev_h, Wx, Wh, bx, bh)
-        h[:, t, :] = next_h
-        steps.append(step_cache)
-        prev_h = next_h
-    return h, GruCache(steps)
+        prev_h, next_h, gh, r, z, n = h_all[t], h_all[t + 1], gh_all[t], r_all[t], z_all[t], n_all[t]
+        gx = gx_all[t]
+        gx_r, gx_z, gx_n = np.split(gx, 3, axis=1)
+        np.add(prev_h @ Wh, bh, out=gh)
+        gh_r, gh_z, gh_n = np.split(gh, 3, axis=1)
+        sigmoid(gx_r + gh_r, out=r)
+        sigmoid(gx_z + gh_z, out=z)
+        np.tanh(gx_n + r * gh_n, out=n)
+        np.add((1 - z) * n, z * prev_h, out=next_h)
+    h = np.ascontiguousarray(h_all[1:].transpose(1, 0, 2))
+    cache = GruCache(x_all=x_all, h_all=h_all, gh_all=gh_all, r_all=r_all, z_all=z_all, n_all=n_all, Wx=Wx, Wh=Wh)
+    return h, cache
 
 
 def gru_backward(dh, cache):
@@ -222,28 +252,40 @@ def gru_backward(dh, cache):
         dbx: (3 * H,) dL/dbx, summed over the steps
         dbh: (3 * H,) dL/dbh, summed over the steps
     """
-    first = cache.steps[0]
-    N, T = first.x.shape[0], len(cache.steps)
-    D = first.Wx.shape[0]
-    H = first.Wx.shape[1] // 3
+    x_all, h_all, gh_all, r_all, z_all, n_all, Wx, Wh = cache
+    T, N = x_all.shape[:2]
+    D = x_all.shape[2]
+    H = h_all.shape[2]
     dh = _checked("dh", dh, 3)
     _check_shape("dh", dh, (N, T, H))
 
-    dtype = np.result_type(dh, *first)
-    dx = np.zeros((N, T, D), dtype=dtype)
-    dWx = np.zeros((D, 3 * H), dtype=dtype)
-    dWh = np.zeros((H, 3 * H), dtype=dtype)
-    dbx = np.zeros((3 * H,), dtype=dtype)
-    dbh = np.zeros((3 * H,), dtype=dtype)
+    dtype = np.result_type(dh, *cache)
+    dgx_all = np.empty((T, N, 3 * H), dtype=dtype)
+    dgh_all = np.empty((T, N, 3 * H), dtype=dtype)
     dprev_h = np.zeros((N, H), dtype=dtype)
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
-        dx_t, dprev_h, dWx_t, dWh_t, dbx_t, dbh_t = gru_step_backward(dnext_h, cache.steps[t])
-        dx[:, t, :] = dx_t
-        dWx += dWx_t
-        dWh += dWh_t
-        dbx += dbx_t
-        dbh += dbh_t
+        prev_h, r, z, n = h_all[t], r_all[t], z_all[t], n_all[t]
+        _, _, gh_n = np.split(gh_all[t], 3, axis=1)
+        dgx, dgh = dgx_all[t], dgh_all[t]
+        dr, dz, dn = np.split(dgx, 3, axis=1)
+        np.multiply(dnext_h * (prev_h - n), z * (1 - z), out=dz)
+        np.multiply(dnext_h * (1 - z), 1 - n**2, out=dn)
+        np.multiply(dn * gh_n, r * (1 - r), out=dr)
+        np.concatenate([dr, dz, r * dn], axis=1, out=dgh)
+        dprev_h = dgh @ Wh.T + dnext_h * z
+
+    # Every step's deltas are stored: each weight's gradient is one matrix product over all T * N rows.
+    prev_h_rows = h_all[:-1].reshape(T * N, H)
+    dgh_rows = dgh_all.reshape(T * N, 3 * H)
+    dgx_rows = dgx_all.reshape(T * N, 3 * H)
+    x_rows = x_all.reshape(T * N, D)
+    dx_all = (dgx_rows @ Wx.T).reshape(T, N, D)
+    dWx = x_rows.T @ dgx_rows
+    dbx = dgx_rows.sum(axis=0)
+    dWh = prev_h_rows.T @ dgh_rows
+    dbh = dgh_rows.sum(axis=0)
+    dx = dx_all.transpose(1, 0, 2)  # batch-major: a view, no copy
     dh0 = dprev_h
     return dx, dh0, dWx, dWh, dbx, dbh

@@ -29,10 +29,14 @@ from typing import NamedTuple
 import numpy as np
 
 
-def sigmoid(z):
-    """The logistic function 1 / (1 + exp(-z)) without overflow for any |z|; keeps the dtype of z."""
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+def sigmoid(z, out=None):
+    """The logistic function 1 / (1 + exp(-z)) as (1 + tanh(z / 2)) / 2: no overflow for any |z|, one
+    vectorised tanh; keeps the dtype of z, and writes into `out` (which may be z) when given."""
+    out = np.multiply(z, 0.5, out=out)
+    np.tanh(out, out=out)
+    out += 1
+    out *= 0.5
+    return out
 
 
 def _checked(name, value, ndim):
@@ -67,9 +71,14 @@ class LstmStepCache(NamedTuple):
 
 
 class LstmCache(NamedTuple):
-    """What lstm_backward reads from lstm_forward: the cache of every step, in time order."""
+    """What lstm_backward reads from lstm_forward, time-major: axis 0 is the step."""
 
-    steps: list[LstmStepCache]
+    x_all: np.ndarray  # (T, N, D) the inputs
+    h_all: np.ndarray  # (T + 1, N, H) state h; [0] is its initial value
+    c_all: np.ndarray  # (T + 1, N, H) state c; [0] is its initial value
+    a_all: np.ndarray  # (T, N, 4 * H) the gates f, i, o, g (computed over their pre-activations)
+    Wx: np.ndarray  # (D, 4 * H) weights applied to x, gate blocks i, f, o, g
+    Wh: np.ndarray  # (H, 4 * H) weights applied to prev_h, gate blocks i, f, o, g
 
 
 def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
@@ -201,16 +210,33 @@ def lstm_forward(x, h0, Wx, Wh, b):
         raise ValueError(f"x: expected at least one time step, got shape {x.shape}")
 
     dtype = np.result_type(x, h0, Wx, Wh, b)
-    h = np.empty((N, T, H), dtype=dtype)
-    prev_h = h0
-    prev_c = np.zeros((N, H), dtype=dtype)
-    steps = []
+    # Time-major copies and buffers: step t's arrays are contiguous blocks [t] (the cache owns them).
+    x_all = np.ascontiguousarray(x.transpose(1, 0, 2), dtype=dtype)
+    h_all = np.empty((T + 1, N, H), dtype=dtype)
+    h_all[0] = h0
+    c_all = np.empty((T + 1, N, H), dtype=dtype)
+    c_all[0] = 0
+
+    # The products with the input for every step at once: one matrix product over all T * N rows.
+    x_rows = x_all.reshape(T * N, D)
+    a_all = np.empty((T, N, 4 * H), dtype=dtype)
+    np.matmul(x_rows, Wx, out=a_all.reshape(T * N, 4 * H))
+    a_all += b
+
     for t in range(T):
-        next_h, next_c, step_cache = lstm_step_forward(x[:, t, :], prev_h, prev_c, Wx, Wh, b)
-        h[:, t, :] = next_h
-        steps.append(step_cache)
-        prev_h, prev_c = next_h, next_c
-    return h, LstmCache(steps)
+        prev_h, next_h, prev_c, next_c = h_all[t], h_all[t + 1], c_all[t], c_all[t + 1]
+        a = a_all[t]
+        a += prev_h @ Wh
+        a_i, a_f, a_o, a_g = np.split(a, 4, axis=1)
+        f = sigmoid(a_f, out=a_f)
+        i = sigmoid(a_i, out=a_i)
+        o = sigmoid(a_o, out=a_o)
+        g = np.tanh(a_g, out=a_g)
+        np.add(f * prev_c, i * g, out=next_c)
+        np.multiply(o, np.tanh(next_c), out=next_h)
+    h = np.ascontiguousarray(h_all[1:].transpose(1, 0, 2))
+    cache = LstmCache(x_all=x_all, h_all=h_all, c_all=c_all, a_all=a_all, Wx=Wx, Wh=Wh)
+    return h, cache
 
 
 def lstm_backward(dh, cache):
@@ -227,28 +253,41 @@ def lstm_backward(dh, cache):
         dWh: (H, 4 * H) dL/dWh, summed over the steps
         db: (4 * H,) dL/db, summed over the steps
     """
-    first = cache.steps[0]
-    N, T = first.x.shape[0], len(cache.steps)
-    D = first.Wx.shape[0]
-    H = first.Wx.shape[1] // 4
+    x_all, h_all, c_all, a_all, Wx, Wh = cache
+    T, N = x_all.shape[:2]
+    D = x_all.shape[2]
+    H = h_all.shape[2]
     dh = _checked("dh", dh, 3)
     _check_shape("dh", dh, (N, T, H))
 
-    dtype = np.result_type(dh, *first)
-    dx = np.zeros((N, T, D), dtype=dtype)
-    dWx = np.zeros((D, 4 * H), dtype=dtype)
-    dWh = np.zeros((H, 4 * H), dtype=dtype)
-    db = np.zeros((4 * H,), dtype=dtype)
+    dtype = np.result_type(dh, *cache)
+    da_all = np.empty((T, N, 4 * H), dtype=dtype)
     dprev_h = np.zeros((N, H), dtype=dtype)
     dprev_c = np.zeros((N, H), dtype=dtype)
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
         dnext_c = dprev_c
-        dx_t, dprev_h, dprev_c, dWx_t, dWh_t, db_t = lstm_step_backward(dnext_h, dnext_c, cache.steps[t])
-        dx[:, t, :] = dx_t
-        dWx += dWx_t
-        dWh += dWh_t
-        db += db_t
+        prev_c, next_c = c_all[t], c_all[t + 1]
+        i, f, o, g = np.split(a_all[t], 4, axis=1)
+        da = da_all[t]
+        di, df, do, dg = np.split(da, 4, axis=1)
+        dnext_c_total = dnext_c + dnext_h * (o * (1 - np.tanh(next_c) ** 2))
+        np.multiply(dnext_c_total * g, i * (1 - i), out=di)
+        np.multiply(dnext_c_total * prev_c, f * (1 - f), out=df)
+        np.multiply(dnext_h * np.tanh(next_c), o * (1 - o), out=do)
+        np.multiply(dnext_c_total * i, 1 - g**2, out=dg)
+        dprev_h = da @ Wh.T
+        dprev_c = dnext_c_total * f
+
+    # Every step's deltas are stored: each weight's gradient is one matrix product over all T * N rows.
+    prev_h_rows = h_all[:-1].reshape(T * N, H)
+    da_rows = da_all.reshape(T * N, 4 * H)
+    x_rows = x_all.reshape(T * N, D)
+    dx_all = (da_rows @ Wx.T).reshape(T, N, D)
+    dWx = x_rows.T @ da_rows
+    dWh = prev_h_rows.T @ da_rows
+    db = da_rows.sum(axis=0)
+    dx = dx_all.transpose(1, 0, 2)  # batch-major: a view, no copy
     dh0 = dprev_h
     return dx, dh0, dWx, dWh, db

@@ -30,10 +30,14 @@ from typing import NamedTuple
 import numpy as np
 
 
-def sigmoid(z):
-    """The logistic function 1 / (1 + exp(-z)) without overflow for any |z|; keeps the dtype of z."""
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+def sigmoid(z, out=None):
+    """The logistic function 1 / (1 + exp(-z)) as (1 + tanh(z / 2)) / 2: no overflow for any |z|, one
+    vectorised tanh; keeps the dtype of z, and writes into `out` (which may be z) when given."""
+    out = np.multiply(z, 0.5, out=out)
+    np.tanh(out, out=out)
+    out += 1
+    out *= 0.5
+    return out
 
 
 def _checked(name, value, ndim):
@@ -66,9 +70,16 @@ class MguStepCache(NamedTuple):
 
 
 class MguCache(NamedTuple):
-    """What mgu_backward reads from mgu_forward: the cache of every step, in time order."""
+    """What mgu_backward reads from mgu_forward, time-major: axis 0 is the step."""
 
-    steps: list[MguStepCache]
+    x_all: np.ndarray  # (T, N, D) the inputs
+    h_all: np.ndarray  # (T + 1, N, H) state h; [0] is its initial value
+    f_all: np.ndarray  # (T, N, H) gate f
+    r_all: np.ndarray  # (T, N, H) r at t
+    n_all: np.ndarray  # (T, N, H) gate n
+    Wx: np.ndarray  # (D, 2 * H) weights applied to x, gate blocks f, n
+    Wh: np.ndarray  # (H, H) weights applied to prev_h of gate f
+    Wr: np.ndarray  # (H, H) weights applied to r of gate n
 
 
 def mgu_step_forward(x, prev_h, Wx, Wh, Wr, b):
@@ -197,15 +208,33 @@ def mgu_forward(x, h0, Wx, Wh, Wr, b):
         raise ValueError(f"x: expected at least one time step, got shape {x.shape}")
 
     dtype = np.result_type(x, h0, Wx, Wh, Wr, b)
-    h = np.empty((N, T, H), dtype=dtype)
-    prev_h = h0
-    steps = []
+    # Time-major copies and buffers: step t's arrays are contiguous blocks [t] (the cache owns them).
+    x_all = np.ascontiguousarray(x.transpose(1, 0, 2), dtype=dtype)
+    h_all = np.empty((T + 1, N, H), dtype=dtype)
+    h_all[0] = h0
+    f_all = np.empty((T, N, H), dtype=dtype)
+    r_all = np.empty((T, N, H), dtype=dtype)
+    n_all = np.empty((T, N, H), dtype=dtype)
+
+    # The products with the input for every step at once: one matrix product over all T * N rows.
+    x_rows = x_all.reshape(T * N, D)
+    gx_all = np.empty((T, N, 2 * H), dtype=dtype)
+    np.matmul(x_rows, Wx, out=gx_all.reshape(T * N, 2 * H))
+    gx_all += b
+
     for t in range(T):
-        next_h, step_cache = mgu_step_forward(x[:, t, :], prev_h, Wx, Wh, Wr, b)
-        h[:, t, :] = next_h
-        steps.append(step_cache)
-        prev_h = next_h
-    return h, MguCache(steps)
+        prev_h, next_h, f, r, n = h_all[t], h_all[t + 1], f_all[t], r_all[t], n_all[t]
+        gx = gx_all[t]
+        gx_f, gx_n = np.split(gx, 2, axis=1)
+        gh_f = prev_h @ Wh
+        sigmoid(gx_f + gh_f, out=f)
+        np.multiply(f, prev_h, out=r)
+        gr_n = r @ Wr
+        np.tanh(gx_n + gr_n, out=n)
+        np.add((1 - f) * prev_h, f * n, out=next_h)
+    h = np.ascontiguousarray(h_all[1:].transpose(1, 0, 2))
+    cache = MguCache(x_all=x_all, h_all=h_all, f_all=f_all, r_all=r_all, n_all=n_all, Wx=Wx, Wh=Wh, Wr=Wr)
+    return h, cache
 
 
 def mgu_backward(dh, cache):
@@ -223,28 +252,38 @@ def mgu_backward(dh, cache):
         dWr: (H, H) dL/dWr, summed over the steps
         db: (2 * H,) dL/db, summed over the steps
     """
-    first = cache.steps[0]
-    N, T = first.x.shape[0], len(cache.steps)
-    D = first.Wx.shape[0]
-    H = first.Wx.shape[1] // 2
+    x_all, h_all, f_all, r_all, n_all, Wx, Wh, Wr = cache
+    T, N = x_all.shape[:2]
+    D = x_all.shape[2]
+    H = h_all.shape[2]
     dh = _checked("dh", dh, 3)
     _check_shape("dh", dh, (N, T, H))
 
-    dtype = np.result_type(dh, *first)
-    dx = np.zeros((N, T, D), dtype=dtype)
-    dWx = np.zeros((D, 2 * H), dtype=dtype)
-    dWh = np.zeros((H, H), dtype=dtype)
-    dWr = np.zeros((H, H), dtype=dtype)
-    db = np.zeros((2 * H,), dtype=dtype)
+    dtype = np.result_type(dh, *cache)
+    dgx_all = np.empty((T, N, 2 * H), dtype=dtype)
     dprev_h = np.zeros((N, H), dtype=dtype)
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
-        dx_t, dprev_h, dWx_t, dWh_t, dWr_t, db_t = mgu_step_backward(dnext_h, cache.steps[t])
-        dx[:, t, :] = dx_t
-        dWx += dWx_t
-        dWh += dWh_t
-        dWr += dWr_t
-        db += db_t
+        prev_h, f, n = h_all[t], f_all[t], n_all[t]
+        dgx = dgx_all[t]
+        df, dn = np.split(dgx, 2, axis=1)
+        np.multiply(dnext_h * f, 1 - n**2, out=dn)
+        dr = dn @ Wr.T
+        np.multiply(dnext_h * (n - prev_h) + dr * prev_h, f * (1 - f), out=df)
+        dprev_h = dr * f + dnext_h * (1 - f) + df @ Wh.T
+
+    # Every step's deltas are stored: each weight's gradient is one matrix product over all T * N rows.
+    prev_h_rows = h_all[:-1].reshape(T * N, H)
+    r_rows = r_all.reshape(T * N, H)
+    dgx_rows = dgx_all.reshape(T * N, 2 * H)
+    x_rows = x_all.reshape(T * N, D)
+    df_rows, dn_rows = np.split(dgx_rows, 2, axis=1)
+    dx_all = (dgx_rows @ Wx.T).reshape(T, N, D)
+    dWx = x_rows.T @ dgx_rows
+    db = dgx_rows.sum(axis=0)
+    dWh = prev_h_rows.T @ df_rows
+    dWr = r_rows.T @ dn_rows
+    dx = dx_all.transpose(1, 0, 2)  # batch-major: a view, no copy
     dh0 = dprev_h
     return dx, dh0, dWx, dWh, dWr, db

@@ -31,10 +31,14 @@ from typing import NamedTuple
 import numpy as np
 
 
-def sigmoid(z):
-    """The logistic function 1 / (1 + exp(-z)) without overflow for any |z|; keeps the dtype of z."""
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+def sigmoid(z, out=None):
+    """The logistic function 1 / (1 + exp(-z)) as (1 + tanh(z / 2)) / 2: no overflow for any |z|, one
+    vectorised tanh; keeps the dtype of z, and writes into `out` (which may be z) when given."""
+    out = np.multiply(z, 0.5, out=out)
+    np.tanh(out, out=out)
+    out += 1
+    out *= 0.5
+    return out
 
 
 def _checked(name, value, ndim):
@@ -72,9 +76,20 @@ class PeepholeLstmStepCache(NamedTuple):
 
 
 class PeepholeLstmCache(NamedTuple):
-    """What peephole_lstm_backward reads from peephole_lstm_forward: the cache of every step, in time order."""
+    """What peephole_lstm_backward reads from peephole_lstm_forward, time-major: axis 0 is the step."""
 
-    steps: list[PeepholeLstmStepCache]
+    x_all: np.ndarray  # (T, N, D) the inputs
+    h_all: np.ndarray  # (T + 1, N, H) state h; [0] is its initial value
+    c_all: np.ndarray  # (T + 1, N, H) state c; [0] is its initial value
+    a_all: np.ndarray  # (T, N, 4 * H) the gates g (computed over their pre-activations)
+    f_all: np.ndarray  # (T, N, H) gate f
+    i_all: np.ndarray  # (T, N, H) gate i
+    o_all: np.ndarray  # (T, N, H) gate o
+    Wx: np.ndarray  # (D, 4 * H) weights applied to x, gate blocks i, f, o, g
+    Wh: np.ndarray  # (H, 4 * H) weights applied to prev_h, gate blocks i, f, o, g
+    p_i: np.ndarray  # (H,) p^i, the block of gate i
+    p_f: np.ndarray  # (H,) p^f, the block of gate f
+    p_o: np.ndarray  # (H,) p^o, the block of gate o
 
 
 def peephole_lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b, p):
@@ -219,16 +234,56 @@ def peephole_lstm_forward(x, h0, Wx, Wh, b, p):
         raise ValueError(f"x: expected at least one time step, got shape {x.shape}")
 
     dtype = np.result_type(x, h0, Wx, Wh, b, p)
-    h = np.empty((N, T, H), dtype=dtype)
-    prev_h = h0
-    prev_c = np.zeros((N, H), dtype=dtype)
-    steps = []
+    # Time-major copies and buffers: step t's arrays are contiguous blocks [t] (the cache owns them).
+    x_all = np.ascontiguousarray(x.transpose(1, 0, 2), dtype=dtype)
+    h_all = np.empty((T + 1, N, H), dtype=dtype)
+    h_all[0] = h0
+    c_all = np.empty((T + 1, N, H), dtype=dtype)
+    c_all[0] = 0
+    f_all = np.empty((T, N, H), dtype=dtype)
+    i_all = np.empty((T, N, H), dtype=dtype)
+    o_all = np.empty((T, N, H), dtype=dtype)
+    p_i, p_f, p_o = np.split(p, 3)
+
+    # The products with the input for every step at once: one matrix product over all T * N rows.
+    x_rows = x_all.reshape(T * N, D)
+    a_all = np.empty((T, N, 4 * H), dtype=dtype)
+    np.matmul(x_rows, Wx, out=a_all.reshape(T * N, 4 * H))
+    a_all += b
+
     for t in range(T):
-        next_h, next_c, step_cache = peephole_lstm_step_forward(x[:, t, :], prev_h, prev_c, Wx, Wh, b, p)
-        h[:, t, :] = next_h
-        steps.append(step_cache)
-        prev_h, prev_c = next_h, next_c
-    return h, PeepholeLstmCache(steps)
+        prev_h = h_all[t]
+        next_h = h_all[t + 1]
+        prev_c = c_all[t]
+        next_c = c_all[t + 1]
+        f = f_all[t]
+        i = i_all[t]
+        o = o_all[t]
+        a = a_all[t]
+        a += prev_h @ Wh
+        a_i, a_f, a_o, a_g = np.split(a, 4, axis=1)
+        sigmoid(a_f + p_f * prev_c, out=f)
+        sigmoid(a_i + p_i * prev_c, out=i)
+        g = np.tanh(a_g, out=a_g)
+        np.add(f * prev_c, i * g, out=next_c)
+        sigmoid(a_o + p_o * next_c, out=o)
+        np.multiply(o, np.tanh(next_c), out=next_h)
+    h = np.ascontiguousarray(h_all[1:].transpose(1, 0, 2))
+    cache = PeepholeLstmCache(
+        x_all=x_all,
+        h_all=h_all,
+        c_all=c_all,
+        a_all=a_all,
+        f_all=f_all,
+        i_all=i_all,
+        o_all=o_all,
+        Wx=Wx,
+        Wh=Wh,
+        p_i=p_i,
+        p_f=p_f,
+        p_o=p_o,
+    )
+    return h, cache
 
 
 def peephole_lstm_backward(dh, cache):
@@ -246,18 +301,15 @@ def peephole_lstm_backward(dh, cache):
         db: (4 * H,) dL/db, summed over the steps
         dp: (3 * H,) dL/dp, summed over the steps
     """
-    first = cache.steps[0]
-    N, T = first.x.shape[0], len(cache.steps)
-    D = first.Wx.shape[0]
-    H = first.Wx.shape[1] // 4
+    x_all, h_all, c_all, a_all, f_all, i_all, o_all, Wx, Wh, p_i, p_f, p_o = cache
+    T, N = x_all.shape[:2]
+    D = x_all.shape[2]
+    H = h_all.shape[2]
     dh = _checked("dh", dh, 3)
     _check_shape("dh", dh, (N, T, H))
 
-    dtype = np.result_type(dh, *first)
-    dx = np.zeros((N, T, D), dtype=dtype)
-    dWx = np.zeros((D, 4 * H), dtype=dtype)
-    dWh = np.zeros((H, 4 * H), dtype=dtype)
-    db = np.zeros((4 * H,), dtype=dtype)
+    dtype = np.result_type(dh, *cache)
+    da_all = np.empty((T, N, 4 * H), dtype=dtype)
     dp = np.zeros((3 * H,), dtype=dtype)
     dprev_h = np.zeros((N, H), dtype=dtype)
     dprev_c = np.zeros((N, H), dtype=dtype)
@@ -265,11 +317,27 @@ def peephole_lstm_backward(dh, cache):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
         dnext_c = dprev_c
-        dx_t, dprev_h, dprev_c, dWx_t, dWh_t, db_t, dp_t = peephole_lstm_step_backward(dnext_h, dnext_c, cache.steps[t])
-        dx[:, t, :] = dx_t
-        dWx += dWx_t
-        dWh += dWh_t
-        db += db_t
-        dp += dp_t
+        prev_c, next_c, f, i, o = c_all[t], c_all[t + 1], f_all[t], i_all[t], o_all[t]
+        _, _, _, g = np.split(a_all[t], 4, axis=1)
+        da = da_all[t]
+        di, df, do, dg = np.split(da, 4, axis=1)
+        np.multiply(dnext_h * np.tanh(next_c), o * (1 - o), out=do)
+        dnext_c_total = dnext_c + dnext_h * (o * (1 - np.tanh(next_c) ** 2)) + do * p_o
+        np.multiply(dnext_c_total * g, i * (1 - i), out=di)
+        np.multiply(dnext_c_total * prev_c, f * (1 - f), out=df)
+        np.multiply(dnext_c_total * i, 1 - g**2, out=dg)
+        dprev_h = da @ Wh.T
+        dprev_c = df * p_f + di * p_i + dnext_c_total * f
+        dp += np.concatenate([di * prev_c, df * prev_c, do * next_c], axis=1).sum(axis=0)
+
+    # Every step's deltas are stored: each weight's gradient is one matrix product over all T * N rows.
+    prev_h_rows = h_all[:-1].reshape(T * N, H)
+    da_rows = da_all.reshape(T * N, 4 * H)
+    x_rows = x_all.reshape(T * N, D)
+    dx_all = (da_rows @ Wx.T).reshape(T, N, D)
+    dWx = x_rows.T @ da_rows
+    dWh = prev_h_rows.T @ da_rows
+    db = da_rows.sum(axis=0)
+    dx = dx_all.transpose(1, 0, 2)  # batch-major: a view, no copy
     dh0 = dprev_h
     return dx, dh0, dWx, dWh, db, dp

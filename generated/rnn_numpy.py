@@ -16,10 +16,14 @@ from typing import NamedTuple
 import numpy as np
 
 
-def sigmoid(z):
-    """The logistic function 1 / (1 + exp(-z)) without overflow for any |z|; keeps the dtype of z."""
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+def sigmoid(z, out=None):
+    """The logistic function 1 / (1 + exp(-z)) as (1 + tanh(z / 2)) / 2: no overflow for any |z|, one
+    vectorised tanh; keeps the dtype of z, and writes into `out` (which may be z) when given."""
+    out = np.multiply(z, 0.5, out=out)
+    np.tanh(out, out=out)
+    out += 1
+    out *= 0.5
+    return out
 
 
 def _checked(name, value, ndim):
@@ -49,9 +53,12 @@ class RnnStepCache(NamedTuple):
 
 
 class RnnCache(NamedTuple):
-    """What rnn_backward reads from rnn_forward: the cache of every step, in time order."""
+    """What rnn_backward reads from rnn_forward, time-major: axis 0 is the step."""
 
-    steps: list[RnnStepCache]
+    x_all: np.ndarray  # (T, N, D) the inputs
+    h_all: np.ndarray  # (T + 1, N, H) state h; [0] is its initial value
+    Wx: np.ndarray  # (D, H) weights applied to x
+    Wh: np.ndarray  # (H, H) weights applied to prev_h
 
 
 def rnn_step_forward(x, prev_h, Wx, Wh, b):
@@ -153,15 +160,25 @@ def rnn_forward(x, h0, Wx, Wh, b):
         raise ValueError(f"x: expected at least one time step, got shape {x.shape}")
 
     dtype = np.result_type(x, h0, Wx, Wh, b)
-    h = np.empty((N, T, H), dtype=dtype)
-    prev_h = h0
-    steps = []
+    # Time-major copies and buffers: step t's arrays are contiguous blocks [t] (the cache owns them).
+    x_all = np.ascontiguousarray(x.transpose(1, 0, 2), dtype=dtype)
+    h_all = np.empty((T + 1, N, H), dtype=dtype)
+    h_all[0] = h0
+
+    # The products with the input for every step at once: one matrix product over all T * N rows.
+    x_rows = x_all.reshape(T * N, D)
+    a_all = np.empty((T, N, H), dtype=dtype)
+    np.matmul(x_rows, Wx, out=a_all.reshape(T * N, H))
+    a_all += b
+
     for t in range(T):
-        next_h, step_cache = rnn_step_forward(x[:, t, :], prev_h, Wx, Wh, b)
-        h[:, t, :] = next_h
-        steps.append(step_cache)
-        prev_h = next_h
-    return h, RnnCache(steps)
+        prev_h, next_h = h_all[t], h_all[t + 1]
+        a = a_all[t]
+        a += prev_h @ Wh
+        np.tanh(a, out=next_h)
+    h = np.ascontiguousarray(h_all[1:].transpose(1, 0, 2))
+    cache = RnnCache(x_all=x_all, h_all=h_all, Wx=Wx, Wh=Wh)
+    return h, cache
 
 
 def rnn_backward(dh, cache):
@@ -178,26 +195,32 @@ def rnn_backward(dh, cache):
         dWh: (H, H) dL/dWh, summed over the steps
         db: (H,) dL/db, summed over the steps
     """
-    first = cache.steps[0]
-    N, T = first.x.shape[0], len(cache.steps)
-    D = first.Wx.shape[0]
-    H = first.Wx.shape[1]
+    x_all, h_all, Wx, Wh = cache
+    T, N = x_all.shape[:2]
+    D = x_all.shape[2]
+    H = h_all.shape[2]
     dh = _checked("dh", dh, 3)
     _check_shape("dh", dh, (N, T, H))
 
-    dtype = np.result_type(dh, *first)
-    dx = np.zeros((N, T, D), dtype=dtype)
-    dWx = np.zeros((D, H), dtype=dtype)
-    dWh = np.zeros((H, H), dtype=dtype)
-    db = np.zeros((H,), dtype=dtype)
+    dtype = np.result_type(dh, *cache)
+    da_all = np.empty((T, N, H), dtype=dtype)
     dprev_h = np.zeros((N, H), dtype=dtype)
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
-        dx_t, dprev_h, dWx_t, dWh_t, db_t = rnn_step_backward(dnext_h, cache.steps[t])
-        dx[:, t, :] = dx_t
-        dWx += dWx_t
-        dWh += dWh_t
-        db += db_t
+        next_h = h_all[t + 1]
+        da = da_all[t]
+        np.multiply(dnext_h, 1 - next_h**2, out=da)
+        dprev_h = da @ Wh.T
+
+    # Every step's deltas are stored: each weight's gradient is one matrix product over all T * N rows.
+    da_rows = da_all.reshape(T * N, H)
+    prev_h_rows = h_all[:-1].reshape(T * N, H)
+    x_rows = x_all.reshape(T * N, D)
+    dx_all = (da_rows @ Wx.T).reshape(T, N, D)
+    dWx = x_rows.T @ da_rows
+    dWh = prev_h_rows.T @ da_rows
+    db = da_rows.sum(axis=0)
+    dx = dx_all.transpose(1, 0, 2)  # batch-major: a view, no copy
     dh0 = dprev_h
     return dx, dh0, dWx, dWh, db

@@ -17,10 +17,14 @@ from typing import NamedTuple
 import numpy as np
 
 
-def sigmoid(z):
-    """The logistic function 1 / (1 + exp(-z)) without overflow for any |z|; keeps the dtype of z."""
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+def sigmoid(z, out=None):
+    """The logistic function 1 / (1 + exp(-z)) as (1 + tanh(z / 2)) / 2: no overflow for any |z|, one
+    vectorised tanh; keeps the dtype of z, and writes into `out` (which may be z) when given."""
+    out = np.multiply(z, 0.5, out=out)
+    np.tanh(out, out=out)
+    out += 1
+    out *= 0.5
+    return out
 
 
 def _checked(name, value, ndim):
@@ -50,9 +54,12 @@ class RnnStepCache(NamedTuple):
 
 
 class RnnCache(NamedTuple):
-    """What rnn_backward reads from rnn_forward: the cache of every step, in time order."""
+    """What rnn_backward reads from rnn_forward, time-major: axis 0 is the step."""
 
-    steps: list[RnnStepCache]
+    x_all: np.ndarray  # (T, N, D) the inputs
+    h_all: np.ndarray  # (T + 1, N, H) state h; [0] is its initial value
+    weight_ih: np.ndarray  # (H, D) weights applied to x
+    weight_hh: np.ndarray  # (H, H) weights applied to prev_h
 
 
 def rnn_step_forward(x, prev_h, weight_ih, weight_hh, bias_ih, bias_hh):
@@ -163,15 +170,26 @@ def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
         raise ValueError(f"x: expected at least one time step, got shape {x.shape}")
 
     dtype = np.result_type(x, h0, weight_ih, weight_hh, bias_ih, bias_hh)
-    h = np.empty((N, T, H), dtype=dtype)
-    prev_h = h0
-    steps = []
+    # Time-major copies and buffers: step t's arrays are contiguous blocks [t] (the cache owns them).
+    x_all = np.ascontiguousarray(x.transpose(1, 0, 2), dtype=dtype)
+    h_all = np.empty((T + 1, N, H), dtype=dtype)
+    h_all[0] = h0
+    b = bias_ih + bias_hh
+
+    # The products with the input for every step at once: one matrix product over all T * N rows.
+    x_rows = x_all.reshape(T * N, D)
+    a_all = np.empty((T, N, H), dtype=dtype)
+    np.matmul(x_rows, weight_ih.T, out=a_all.reshape(T * N, H))
+    a_all += b
+
     for t in range(T):
-        next_h, step_cache = rnn_step_forward(x[:, t, :], prev_h, weight_ih, weight_hh, bias_ih, bias_hh)
-        h[:, t, :] = next_h
-        steps.append(step_cache)
-        prev_h = next_h
-    return h, RnnCache(steps)
+        prev_h, next_h = h_all[t], h_all[t + 1]
+        a = a_all[t]
+        a += prev_h @ weight_hh.T
+        np.tanh(a, out=next_h)
+    h = np.ascontiguousarray(h_all[1:].transpose(1, 0, 2))
+    cache = RnnCache(x_all=x_all, h_all=h_all, weight_ih=weight_ih, weight_hh=weight_hh)
+    return h, cache
 
 
 def rnn_backward(dh, cache):
@@ -189,28 +207,33 @@ def rnn_backward(dh, cache):
         dbias_ih: (H,) dL/dbias_ih, summed over the steps
         dbias_hh: (H,) dL/dbias_hh, summed over the steps
     """
-    first = cache.steps[0]
-    N, T = first.x.shape[0], len(cache.steps)
-    D = first.weight_ih.shape[1]
-    H = first.weight_ih.shape[0]
+    x_all, h_all, weight_ih, weight_hh = cache
+    T, N = x_all.shape[:2]
+    D = x_all.shape[2]
+    H = h_all.shape[2]
     dh = _checked("dh", dh, 3)
     _check_shape("dh", dh, (N, T, H))
 
-    dtype = np.result_type(dh, *first)
-    dx = np.zeros((N, T, D), dtype=dtype)
-    dweight_ih = np.zeros((H, D), dtype=dtype)
-    dweight_hh = np.zeros((H, H), dtype=dtype)
-    dbias_ih = np.zeros((H,), dtype=dtype)
-    dbias_hh = np.zeros((H,), dtype=dtype)
+    dtype = np.result_type(dh, *cache)
+    da_all = np.empty((T, N, H), dtype=dtype)
     dprev_h = np.zeros((N, H), dtype=dtype)
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
-        dx_t, dprev_h, dweight_ih_t, dweight_hh_t, dbias_ih_t, dbias_hh_t = rnn_step_backward(dnext_h, cache.steps[t])
-        dx[:, t, :] = dx_t
-        dweight_ih += dweight_ih_t
-        dweight_hh += dweight_hh_t
-        dbias_ih += dbias_ih_t
-        dbias_hh += dbias_hh_t
+        next_h = h_all[t + 1]
+        da = da_all[t]
+        np.multiply(dnext_h, 1 - next_h**2, out=da)
+        dprev_h = da @ weight_hh
+
+    # Every step's deltas are stored: each weight's gradient is one matrix product over all T * N rows.
+    da_rows = da_all.reshape(T * N, H)
+    prev_h_rows = h_all[:-1].reshape(T * N, H)
+    x_rows = x_all.reshape(T * N, D)
+    dx_all = (da_rows @ weight_ih).reshape(T, N, D)
+    dweight_ih = da_rows.T @ x_rows
+    dweight_hh = da_rows.T @ prev_h_rows
+    dbias_ih = da_rows.sum(axis=0)
+    dbias_hh = dbias_ih.copy()
+    dx = dx_all.transpose(1, 0, 2)  # batch-major: a view, no copy
     dh0 = dprev_h
     return dx, dh0, dweight_ih, dweight_hh, dbias_ih, dbias_hh

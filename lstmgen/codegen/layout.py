@@ -302,8 +302,16 @@ class CellLayout:
             group.members = {g: group.members[g] for g in self.block_order if g in group.members}
 
     def _name_gates(self):
+        """df for gate f; da for the one gate of a single product, and da_h for a state's own
+        pre-activation (dh is dL/dh, which the sequence functions take as an argument)."""
         for gate in self.gates.values():
-            gate.delta = tag("delta", "da" if self.fast and len(self.gates) == 1 else identifier("d" + gate.py))
+            if self.fast and len(self.gates) == 1:
+                name = "da"
+            elif gate.name in self.cell.states:
+                name = "da_" + gate.py
+            else:
+                name = identifier("d" + gate.py)
+            gate.delta = tag("delta", name)
 
     def is_intermediate(self, vec: sympy.Symbol) -> bool:
         """A vector at t that is neither the input nor a state (MGU's r = f * h[t-1])."""

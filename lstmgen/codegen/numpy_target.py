@@ -15,6 +15,7 @@ from . import format as fmt
 from .layout import Group
 from .naming import python_names, transposed_matrices, user_functions
 from .program import Program, Statement
+from .sequence import SequencePlan
 
 TEMPLATE = "numpy_module.py.j2"
 TITLES = {"cs231n": "the CS231n layout", "torch": "PyTorch's layout", "per-gate": "one argument per parameter"}
@@ -172,9 +173,10 @@ def module_context(program: Program) -> dict:
     seq_args = ([{"name": x, "shape": f"(N, T, {width})", "ndim": 3, "about": "inputs of every step"},
                  {"name": output + "0", "shape": "(N, H)", "ndim": 2, "about": f"initial state {cell.output}"}]
                 + params)
-    initial_lines = ["prev_{} = {}".format(py[s], initial[s] or "np.zeros((N, H), dtype=dtype)") for s in cell.states]
     starts = ", ".join(f"{s}_0 = {initial[s] or 0}" for s in cell.states)
 
+    plan = SequencePlan(p, [f["name"] for f in fields])
+    seq_fields = plan.cache_fields(fields)
     recurrence = []
     for state in cell.states:
         parts = [sympy.Symbol("dprev_" + py[state])]
@@ -183,10 +185,11 @@ def module_context(program: Program) -> dict:
         names = {q.name: q.name for q in parts}
         names[symbols.vector(state, role="upstream").name] = f"d{py[state]}[:, t, :]"
         recurrence.append(f"dnext_{py[state]} = {print_numpy(total(parts), names)}")
-    step_results = ([results[0] + "_t"] + results[1:1 + len(states)]
-                    + [name + "_t" for name in results[1 + len(states):]])
+    zeros = [f"dprev_{py[s]} = np.zeros((N, H), dtype=dtype)" for s in cell.states]
+    first_state = plan.cache_fields(fields)[1]["name"]
+    seq_backward_dims = [f"T, N = {x}_all.shape[:2]"] + ([f"D = {x}_all.shape[2]"] if width == "D" else []) + [
+        f"H = {first_state}.shape[2]"]
     seq_names = [a["name"] for a in seq_args]
-    step_call_args = [f"{x}[:, t, :]"] + ["prev_" + s for s in states] + param_names
     code = {  # the lines whose length decides their layout
         "step_forward_def": fmt.bracketed("", f"def {m.prefix}_step_forward(", [a["name"] for a in step_args], "):"),
         "cache": fmt.bracketed("    ", f"cache = {camel}StepCache(", [f"{f['name']}={f['name']}" for f in fields], ")"),
@@ -194,10 +197,9 @@ def module_context(program: Program) -> dict:
         "step_backward_return": fmt.return_values("    ", [r["name"] for r in gradient_returns]),
         "forward_def": fmt.bracketed("", f"def {m.prefix}_forward(", seq_names, "):"),
         "dtype": fmt.bracketed("    ", "dtype = np.result_type(", seq_names, ")"),
-        "step_call": fmt.assign_call("        ", ["next_" + s for s in states] + ["step_cache"],
-                                     f"{m.prefix}_step_forward", step_call_args),
-        "step_backward_call": fmt.assign_call("        ", step_results, f"{m.prefix}_step_backward",
-                                              [a["name"] for a in gradient_args] + ["cache.steps[t]"]),
+        "seq_cache": fmt.bracketed("    ", f"cache = {camel}Cache(", [f"{f['name']}={f['name']}" for f in seq_fields],
+                                   ")"),
+        "seq_unpack": fmt.unpack("    ", [f["name"] for f in seq_fields], "cache"),
         "backward_return": fmt.return_values("    ", [results[0], "d" + output + "0"] + ["d" + n for n in param_names]),
     }
     return {
@@ -225,13 +227,11 @@ def module_context(program: Program) -> dict:
         "seq_args": seq_args,
         "seq_dims": [f"N, T = {x}.shape[:2]", *size_d(""), f"H = {output}0.shape[1]"],
         "starts": starts,
-        "initial_lines": initial_lines,
-        "state_update": "{} = {}".format(", ".join("prev_" + s for s in states), ", ".join("next_" + s for s in states)),
-        "seq_backward_dims": [f"N, T = first.{x}.shape[0], len(cache.steps)", *size_d("first."),
-                              f"H = first.{dims['H']}"],
         "accumulators": [r for r in gradient_returns if r["name"] in ["d" + n for n in param_names]],
-        "state_gradients": ["dprev_" + s for s in states],
-        "recurrence": recurrence,
+        "seq_cache_fields": seq_fields,
+        "seq_forward_lines": plan.forward_lines(),
+        "seq_backward_dims": seq_backward_dims,
+        "seq_backward_lines": plan.backward_lines(recurrence, zeros, {r["name"]: r["shape"] for r in gradient_returns}),
         "input_gradient": results[0],
         "seq_input_shape": seq_args[0]["shape"],
     }

@@ -292,3 +292,37 @@ def print_numpy(expr: sympy.Expr, names: dict[str, str], transposed=()) -> str:
 def identifier(name: str) -> str:
     """`name` made safe as a Python variable: a keyword gets a trailing underscore (PEP 8)."""
     return name + "_" if keyword.iskeyword(name) else name
+
+
+# Elementwise functions with a NumPy ufunc (or the module's sigmoid helper) that writes into `out=`.
+_UFUNCS = {"sigmoid": "sigmoid", "tanh": "np.tanh", "exp": "np.exp", "log": "np.log", "Abs": "np.abs",
+           "sign": "np.sign"}
+
+
+def numpy_call_into(expr: sympy.Expr, out: str, names: dict[str, str], transposed=()):
+    """`expr` evaluated into the existing array `out`: its outermost operation as a ufunc call with
+    ``out=``, as (function, [arguments]) -- ``("np.multiply", ["a", "b * c", "out=di"])`` -- so no new
+    array is allocated for the result; None when that operation has no ufunc."""
+    printer = NumPyPrinter(names, transposed)
+    p = printer.doprint
+    target = f"out={out}"
+    if isinstance(expr, sympy.Add) and len(expr.args) > 1:
+        *rest, last = expr.args
+        head = sympy.Add(*rest, evaluate=False) if len(rest) > 1 else rest[0]
+        negative, magnitude = printer._signed(last)
+        return ("np.subtract" if negative else "np.add"), [p(head), magnitude, target]
+    if isinstance(expr, sympy.Mul) and len(expr.args) > 1:
+        *rest, last = expr.args
+        if rest == [sympy.Integer(-1)]:
+            return "np.negative", [p(last), target]
+        head = sympy.Mul(*rest, evaluate=False) if len(rest) > 1 else rest[0]
+        if isinstance(last, sympy.Pow) and last.exp.is_number and last.exp.is_negative:
+            return "np.divide", [p(head), p(NumPyPrinter._reciprocal(last)), target]
+        return "np.multiply", [p(head), p(last), target]
+    if isinstance(expr, sympy.Pow) and expr.exp == 2:
+        return "np.square", [p(expr.base), target]
+    if type(expr).__name__ in _UFUNCS and not isinstance(expr, UserFunction) and len(expr.args) == 1:
+        return _UFUNCS[type(expr).__name__], [p(expr.args[0]), target]
+    if isinstance(expr, Stack):
+        return "np.concatenate", ["[{}]".format(", ".join(p(arg) for arg in expr.args)), "axis=1", target]
+    return None

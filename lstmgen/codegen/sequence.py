@@ -1,0 +1,487 @@
+"""The batched sequence functions: the step's statements laid out over a whole sequence.
+
+What the step functions compute once per step, the sequence functions compute in as few and as
+large operations as the recurrence allows:
+
+* the products with the input, for every step in one (T*N, D) matrix product before the loop;
+* only the recurrent products and the elementwise work stay in the time loop, the elementwise
+  results written in place (``out=``) into time-major (T, N, .) buffers, a gate's activation over
+  its own pre-activation block when nothing else reads that block;
+* the backward loop fills the stacked pre-activation gradients of every step into one (T, N, G*H)
+  buffer; the weights' gradients, the bias gradients and dx are one matrix product (or sum) each
+  over all T*N rows after the loop.
+
+`SequencePlan` decides where every value lives (a temporary, a view of a buffer at step t, or its
+rows after the loop) and prints the two functions' bodies as lines with comments.  The buffers are
+allocated per call and owned by the cache: nothing the caller holds is reused.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy
+
+from .. import symbols
+from ..ir import Dot, TDot, total
+from ..printing.numpy import BatchSum, Copy, Split, Stack, WeightGradient, numpy_call_into, print_numpy
+from . import format as fmt
+from .program import Statement, flat_sum, stack_tag
+
+_IN_PLACE = ("sigmoid", "tanh", "exp")  # activations computed over their own pre-activation block
+
+
+@dataclass
+class Buffer:
+    """A time-major array of the sequence functions: (T, N, width), or (T + 1, N, H) for a state."""
+
+    name: str
+    width: str
+    about: str
+    state: bool = False
+
+    @property
+    def shape(self) -> str:
+        return "({}, N, {})".format("T + 1" if self.state else "T", self.width)
+
+
+class SequencePlan:
+    """Where each value of the step lives over a sequence, and the printed sequence functions.
+
+    `printer` is the step's StepPrinter (its names and forward texts); `cache_names` the step
+    cache's fields, i.e. what the step backward reads of the forward pass."""
+
+    def __init__(self, printer, cache_names: list[str]):
+        self.p = printer
+        self.m = printer.m
+        self.program = printer.program
+        self.names = printer.names
+        cell, py = self.m.cell, self.m.py
+        self.x = py[cell.input]
+        self.width_of_input = self.m.input_width
+        self.param_names = {g.symbol.name for g in self.m.groups} | {
+            s.name for s in self._parameter_symbols()}
+        self.cached = set(cache_names)
+        self.buffers: dict[str, Buffer] = {}      # python name of the step value -> its buffer
+        self.blocks: dict[str, tuple] = {}        # step name -> (buffer, index, count): a block of a split buffer
+        self.in_place: dict[str, str] = {}        # gate name -> the piece it overwrites
+        self._plan_forward()
+        self._plan_backward()
+
+    # ---- helpers ---------------------------------------------------------------------------
+    def _parameter_symbols(self):
+        for group in self.m.groups:
+            for param in group.members.values():
+                yield symbols.parameter(param)
+        from .program import param_tag
+
+        for group in self.m.groups:
+            for arg in group.args:
+                yield param_tag(arg)
+
+    def name(self, sym: sympy.Symbol) -> str:
+        return self.names[sym.name]
+
+    def _is_input_product(self, term) -> bool:
+        return isinstance(term, Dot) and symbols.read(term.args[1]) is not None and \
+            symbols.read(term.args[1]).name == self.m.cell.input and symbols.read(term.args[1]).time == "t"
+
+    def _is_constant(self, expr) -> bool:
+        return all(s.name in self.param_names for s in expr.free_symbols)
+
+    @staticmethod
+    def _row_width(about_shape: str) -> str:
+        """'(N, 4 * H)' -> '4 * H'."""
+        return about_shape.strip("()").split(",", 1)[1].strip()
+
+    # ---- the forward pass --------------------------------------------------------------------
+    def _plan_forward(self):
+        """Hoisted input products, the loop's statements, and the storage of every value the backward reads."""
+        m, statements = self.m, self.program.forward
+        reads_later = {}  # python name -> read by a later forward statement or the backward
+        for k, st in enumerate(statements):
+            for s in st.expr.free_symbols:
+                if s.name in self.names:
+                    reads_later.setdefault(self.names[s.name], set()).add(k)
+        self.preamble, self.hoisted, self.loop = [], [], []
+        for st in statements:
+            if self._is_constant(st.expr):
+                self.preamble.append(st)
+                continue
+            terms = flat_sum(st.expr) if st.key.startswith(("product", "group")) and not isinstance(st.expr, Split) else []
+            inputs = [t for t in terms if self._is_input_product(t)]
+            if inputs:
+                hoist = [t for t in terms if self._is_input_product(t) or self._is_constant(t)]
+                rest = [t for t in terms if t not in hoist]
+                buffer = Buffer(self.p.target(st) + "_all", self._row_width(st.about[0][0]),
+                                st.about[0][1] if len(st.targets) == 1 else "pre-activations")
+                self.buffers[self.p.target(st)] = buffer
+                self.hoisted.append((buffer, total(hoist)))
+                self.loop.append(("bind", st, rest))
+                continue
+            self.loop.append(("compute", st, None))
+        # a product whose blocks the backward reads is computed into a buffer of its own
+        for st in statements:
+            if isinstance(st.expr, Split) and st not in self.preamble and any(
+                    self.name(t) in self.cached for t in st.targets):
+                source = self.name(st.expr.args[0])
+                if source not in self.buffers:
+                    width = next(self._row_width(o.about[0][0]) for o in statements if self.p.target(o) == source)
+                    self.buffers[source] = Buffer(source + "_all", width, "pre-activations")
+        # the blocks of split buffers; a gate's activation in place over its block
+        for st in statements:
+            if isinstance(st.expr, Split) and self.name(st.expr.args[0]) in self.buffers:
+                buffer = self.buffers[self.name(st.expr.args[0])]
+                for index, target in enumerate(st.targets):
+                    self.blocks[self.name(target)] = (buffer, index, len(st.targets))
+        backward_reads = self.cached
+        for k, st in enumerate(statements):
+            if not st.key.startswith("equation:") or len(st.targets) != 1:
+                continue
+            expr = st.expr
+            if type(expr).__name__ not in _IN_PLACE or len(expr.args) != 1 or not expr.args[0].is_Symbol:
+                continue
+            piece = self.name(expr.args[0])
+            target = self.p.target(st)
+            if piece in self.blocks and piece not in backward_reads and reads_later.get(piece) == {k} and \
+                    symbols.read(st.target).name not in m.cell.states:
+                self.in_place[target] = piece
+                self.blocks[target] = self.blocks[piece]
+        # everything else the backward reads: its own buffer (what the preamble computes from the
+        # parameters, such as the blocks of a stacked peephole vector, is the same at every step)
+        self.constants = {self.name(t) for st in self.preamble for t in st.targets}
+        for st in statements:
+            if st in self.preamble:
+                continue
+            for target in st.targets:
+                name = self.name(target)
+                ref = symbols.read(target)
+                if ref is not None and ref.name in m.cell.states:
+                    continue
+                if name in backward_reads and name not in self.blocks and name not in self.buffers:
+                    self.buffers[name] = Buffer(name + "_all", "H", dict(zip(st.targets, st.about)).get(target, ("", name))[1])
+        for state in m.cell.states:
+            self.buffers["state:" + state] = Buffer(m.py[state] + "_all", "H", f"state {state}; [0] is its initial value",
+                                                    state=True)
+
+    def _state_buffer(self, state: str) -> Buffer:
+        return self.buffers["state:" + state]
+
+    def forward_lines(self) -> list[str]:
+        """The body of the sequence forward after its argument checks (dtype known), 4 spaces in."""
+        cell, py = self.m.cell, self.m.py
+        out = ["# Time-major copies and buffers: step t's arrays are contiguous blocks [t] (the cache owns them).",
+               f"{self.x}_all = np.ascontiguousarray({self.x}.transpose(1, 0, 2), dtype=dtype)"]
+        for state in cell.states:
+            buffer = self._state_buffer(state)
+            out.append(f"{buffer.name} = np.empty({buffer.shape}, dtype=dtype)")
+            out.append("{}[0] = {}".format(buffer.name, py[cell.output] + "0" if state == cell.output else 0))
+        for buffer in self._own_buffers():
+            out.append(f"{buffer.name} = np.empty({buffer.shape}, dtype=dtype)")
+        for st in self.preamble:
+            out.append(_Assign(self.p.target(st), self.p.print(st.expr)))
+        names = dict(self.names, **{symbols.vector(cell.input).name: f"{self.x}_rows"})
+        if self.hoisted:
+            out += ["", "# The products with the input for every step at once: one matrix product over all T * N rows.",
+                    f"{self.x}_rows = {self.x}_all.reshape(T * N, {self.width_of_input})"]
+            for buffer, expr in self.hoisted:
+                products = [t for t in flat_sum(expr) if isinstance(t, Dot)]
+                rest = [t for t in flat_sum(expr) if not isinstance(t, Dot)]
+                out.append(f"{buffer.name} = np.empty({buffer.shape}, dtype=dtype)")
+                rows = f"{buffer.name}.reshape(T * N, {buffer.width})"
+                first, *others = products
+                matrix, _ = first.args
+                right = self.name(matrix) + (".T" if matrix.name in self.p.transposed else "")
+                out.append(f"np.matmul({self.x}_rows, {right}, out={rows})")
+                for term in others + rest:
+                    out.append(f"{buffer.name} += {print_numpy(term, names, self.p.transposed)}")
+        out += ["", "for t in range(T):"]
+        body = self._bindings(forward=True)
+        for kind, st, rest in self.loop:
+            if kind == "bind":
+                if rest:
+                    body.append("{} += {}".format(self.p.target(st), self.p.print(total(rest))))
+                continue
+            body.extend(self._forward_statement(st))
+        out += [_Rendered(line) for line in _render(body, "        ")]
+        out.append("{} = np.ascontiguousarray({}[1:].transpose(1, 0, 2))".format(
+            py[cell.output], self._state_buffer(cell.output).name))
+        return _render(out, "    ")
+
+    def _own_buffers(self) -> list[Buffer]:
+        return [b for key, b in self.buffers.items() if not key.startswith("state:") and
+                b not in [h[0] for h in self.hoisted]]
+
+    def _bindings(self, forward: bool) -> list[str]:
+        """The loop body's first lines: the names of step t bound to views of the buffers."""
+        cell, py = self.m.cell, self.m.py
+        targets, values = [], []
+        reads = self.loop_reads if not forward else {
+            self.name(sym) for _, st, rest in self.loop
+            for sym in (total(rest) if rest is not None else st.expr).free_symbols if sym.name in self.names}
+        if self.x in reads:  # the input read inside the loop (elementwise, or a product not hoisted)
+            targets.append(self.x)
+            values.append(f"{self.x}_all[t]")
+        for state in cell.states:
+            buffer = self._state_buffer(state).name
+            if forward or "prev_" + py[state] in self.loop_reads:
+                targets.append("prev_" + py[state])
+                values.append(f"{buffer}[t]")
+            if forward or "next_" + py[state] in self.loop_reads:
+                targets.append("next_" + py[state])
+                values.append(f"{buffer}[t + 1]")
+        for name, buffer in self.buffers.items():
+            if name.startswith("state:") or buffer in [h[0] for h in self.hoisted]:
+                continue
+            if (forward and name not in self.blocks) or name in self.loop_reads:
+                targets.append(name)
+                values.append(f"{buffer.name}[t]")
+        lines = _bind(targets, values)
+        for name, buffer in self.buffers.items():  # hoisted products: bound in the forward, split in the backward
+            if buffer not in [h[0] for h in self.hoisted]:
+                continue
+            if forward or name in self.loop_reads:
+                lines.append(f"{name} = {buffer.name}[t]")
+        if not forward:
+            lines.extend(self._block_bindings())
+        return lines
+
+    def _block_bindings(self) -> list[str]:
+        """The backward's view of each split buffer at t: the blocks it reads, by what they hold now."""
+        lines, seen = [], set()
+        for buffer, _index, count in self.blocks.values():
+            if buffer.name in seen:
+                continue
+            seen.add(buffer.name)
+            holders = ["_"] * count
+            for other, (b, i, _) in self.blocks.items():
+                if b is buffer and other in self.loop_reads:
+                    holders[i] = other
+            if any(h != "_" for h in holders):
+                lines.append("{} = np.split({}[t], {}, axis=1)".format(", ".join(holders), buffer.name, count))
+        return lines
+
+    def _forward_statement(self, st: Statement) -> list[str]:
+        target = self.p.target(st)
+        if isinstance(st.expr, Split) or len(st.targets) > 1:
+            return [_Assign(target, self.p.print(st.expr))]
+        ref = symbols.read(st.target)
+        if target in self.in_place:
+            return [self._into(st.expr, self.in_place[target], assign=target)]
+        stored = (ref is not None and ref.name in self.m.cell.states) or target in self.buffers
+        if stored:
+            return [self._into(st.expr, target)]
+        if st.key.startswith("equation:") and self.p.print(st.expr) == target:
+            return []
+        return [_Assign(target, self.p.print(st.expr))]
+
+    def _into(self, expr, out: str, assign: str | None = None):
+        """`expr` computed into the array `out` (and bound to `assign`)."""
+        call = numpy_call_into(expr, out, self.names, self.p.transposed)
+        if call is None:
+            return _Assign(out + "[...]", self.p.print(expr))
+        return _Into(assign, *call)
+
+    # ---- the backward pass -------------------------------------------------------------------
+    def _plan_backward(self):
+        """Which statements run in the loop, which after it over all rows, and which accumulate."""
+        statements = self.program.backward
+        self.after, self.in_loop, self.accumulated = [], [], []
+        input_adjoint = symbols.vector(self.m.cell.input, "t", "adjoint")
+        stacks = {stack_tag(g) for g in self.m.groups if g.kind == "matrix"}
+        for st in statements:
+            expr = st.expr
+            if isinstance(expr, (WeightGradient, Copy)) or (isinstance(expr, BatchSum) and expr.args[0].is_Symbol):
+                self.after.append(st)
+            elif st.target == input_adjoint and all(isinstance(t, TDot) for t in flat_sum(expr)):
+                self.after.append(st)
+            elif isinstance(expr, BatchSum):
+                self.accumulated.append(st)
+                self.in_loop.append(st)
+            else:
+                self.in_loop.append(st)
+        self.dx_in_loop = any(st.target == input_adjoint for st in self.in_loop)
+        # what the statements after the loop read: stored per step
+        after_reads = {s for st in self.after for s in st.expr.free_symbols if s.name in self.names}
+        self.delta_buffers: dict[str, Buffer] = {}
+        self.delta_blocks: dict[str, tuple] = {}
+        for st in self.in_loop:
+            name = self.name(st.target)
+            if st.target in stacks and st.target in after_reads:
+                self.delta_buffers[name] = Buffer(name + "_all", self._stack_width(st.target), "stacked deltas")
+        primary = next((st for st in self.in_loop if st.target in stacks and isinstance(st.expr, Stack)
+                        and all(a.is_Symbol and a.name.startswith("delta:") for a in st.expr.args)), None)
+        self.primary = primary
+        if primary is not None:
+            buffer = self.delta_buffers[self.name(primary.target)]
+            for index, arg in enumerate(primary.expr.args):
+                self.delta_blocks[self.name(arg)] = (buffer, index, len(primary.expr.args))
+        for st in self.in_loop:
+            name = self.name(st.target)
+            if st.target in after_reads and name not in self.delta_buffers and name not in self.delta_blocks:
+                width = self._stack_width(st.target) if st.target in stacks else "H"
+                self.delta_buffers[name] = Buffer(name + "_all", width, "deltas")
+        self.after_reads = after_reads
+        self.loop_reads = {self.name(sym) for st in self.in_loop for sym in st.expr.free_symbols if sym.name in self.names}
+
+    def _stack_width(self, stack: sympy.Symbol) -> str:
+        group = next(g for g in self.m.groups if stack_tag(g) == stack)
+        return self.m.width(group)
+
+    def backward_lines(self, recurrence: list[str], zeros: list[str], shapes: dict[str, str]) -> list[str]:
+        """The body of the sequence backward after its checks (dtype known), 4 spaces in; `recurrence`
+        are the lines that form dnext_s at step t, `zeros` the initial dprev_s, `shapes` those of the
+        parameter gradients."""
+        out = []
+        for buffer in self.delta_buffers.values():
+            out.append(f"{buffer.name} = np.empty({buffer.shape}, dtype=dtype)")
+        if self.dx_in_loop:
+            out.append(f"d{self.x}_all = np.empty((T, N, {self.width_of_input}), dtype=dtype)")
+        for st in self.accumulated:
+            out.append("{} = np.zeros({}, dtype=dtype)".format(self.name(st.target), shapes[self.name(st.target)]))
+        out += zeros
+        out += ["for t in reversed(range(T)):"]
+        body = ["# The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back."]
+        body += recurrence
+        body += self._bindings(forward=False)
+        body += _bind(list(self.delta_buffers), [f"{b.name}[t]" for b in self.delta_buffers.values()])
+        if self.primary is not None:
+            stack = self.name(self.primary.target)
+            body.append("{} = np.split({}, {}, axis=1)".format(
+                ", ".join(self.name(a) for a in self.primary.expr.args), stack, len(self.primary.expr.args)))
+        for st in self.in_loop:
+            body.extend(self._backward_statement(st))
+        out += [_Rendered(line) for line in _render(body, "        ")]
+        out += self._after_lines()
+        return _render(out, "    ")
+
+    def _backward_statement(self, st: Statement) -> list[str]:
+        name = self.name(st.target)
+        if st is self.primary:
+            return []  # its blocks were written in place
+        if st in self.accumulated:
+            return [f"{name} += {self.p.print(st.expr)}"]
+        if st.target == symbols.vector(self.m.cell.input, "t", "adjoint"):
+            return [self._into(st.expr, f"d{self.x}_all[t]")]
+        if name in self.delta_buffers or name in self.delta_blocks:
+            return [self._into(st.expr, name)]
+        return [_Assign(name, self.p.print(st.expr))]
+
+    def _after_lines(self) -> list[str]:
+        """The gradients that are one product or sum over all T * N rows, after the loop."""
+        cell, py = self.m.cell, self.m.py
+        rows: dict[str, str] = {}   # symbol name -> python name of its (T * N, .) rows
+        lines = []
+        for sym in sorted(self.after_reads, key=lambda s: s.name):
+            name = self.name(sym)
+            ref = symbols.read(sym)
+            if ref is not None and ref.role == "value" and ref.name == cell.input:
+                lines.append(f"{self.x}_rows = {self.x}_all.reshape(T * N, {self.width_of_input})")
+            elif ref is not None and ref.role == "value" and ref.name in cell.states:
+                part = "[:-1]" if ref.time == "t-1" else "[1:]"
+                lines.append(f"{name}_rows = {py[ref.name]}_all{part}.reshape(T * N, H)")
+            elif name in self.delta_buffers:
+                buffer = self.delta_buffers[name]
+                lines.append(f"{name}_rows = {buffer.name}.reshape(T * N, {buffer.width})")
+            elif name in self.delta_blocks:
+                continue
+            elif name in self.buffers:
+                lines.append(f"{name}_rows = {self.buffers[name].name}.reshape(T * N, H)")
+            elif name in self.blocks:
+                buffer, index, count = self.blocks[name]
+                lines.append(f"{name}_rows = np.split({buffer.name}.reshape(T * N, {buffer.width}), {count}, "
+                             f"axis=1)[{index}]")
+            else:
+                continue
+            if lines[-1] in lines[:-1]:
+                lines.pop()  # two symbols with one name: the one stacked delta of every group
+            rows[sym.name] = f"{name}_rows" if not (ref is not None and ref.name == cell.input) else f"{self.x}_rows"
+        if any(self.name(s) in self.delta_blocks for s in self.after_reads):
+            stack = self.name(self.primary.target)
+            lines.append("{} = np.split({}_rows, {}, axis=1)".format(
+                ", ".join(self.name(a) + "_rows" for a in self.primary.expr.args), stack, len(self.primary.expr.args)))
+            for arg in self.primary.expr.args:
+                rows[arg.name] = self.name(arg) + "_rows"
+        names = dict(self.names, **rows)
+        out = ["", "# Every step's deltas are stored: each weight's gradient is one matrix product over all T * N rows."]
+        out += lines
+        for st in self.after:
+            text = print_numpy(st.expr, names, self.p.transposed)
+            if st.target == symbols.vector(cell.input, "t", "adjoint"):
+                out.append(f"d{self.x}_all = ({text}).reshape(T, N, {self.width_of_input})")
+            else:
+                out.append(_Assign(self.name(st.target), text))
+        out.append(f"d{self.x} = d{self.x}_all.transpose(1, 0, 2)  # batch-major: a view, no copy")
+        return out
+
+    def cache_fields(self, step_fields: list[dict]) -> list[dict]:
+        """The sequence cache: the time-major buffers the backward reads, then the parameters it reads
+        (`step_fields`: the step cache's fields, whose parameters the sequence cache keeps too)."""
+        cell = self.m.cell
+        fields = [{"name": f"{self.x}_all", "shape": f"(T, N, {self.width_of_input})", "about": "the inputs"}]
+        for state in cell.states:
+            b = self._state_buffer(state)
+            fields.append({"name": b.name, "shape": b.shape, "about": b.about})
+        seen = {f["name"] for f in fields}
+        for name, buffer in self.buffers.items():
+            if name.startswith("state:") or buffer.name in seen:
+                continue
+            if name in self.cached or any(n in self.cached for n, (b, _, _) in self.blocks.items() if b is buffer):
+                about = buffer.about
+                holders = [n for n, (b, _, _) in self.blocks.items() if b is buffer and n in self.in_place]
+                if holders:
+                    about = "the gates " + ", ".join(holders) + " (computed over their pre-activations)"
+                fields.append({"name": buffer.name, "shape": buffer.shape, "about": about})
+                seen.add(buffer.name)
+        params = {arg for g in self.m.groups for arg in g.args} | {g.key for g in self.m.groups} | self.constants
+        fields += [f for f in step_fields if f["name"] in params]
+        return fields
+
+
+def _bind(targets: list[str], values: list[str]) -> list[str]:
+    """`a, b = x[t], y[t]` on one line when it fits, else one line per name."""
+    if not targets:
+        return []
+    line = "{} = {}".format(", ".join(targets), ", ".join(values))
+    if len(line) <= 100:
+        return [line]
+    return [f"{t} = {v}" for t, v in zip(targets, values)]
+
+
+@dataclass
+class _Assign:
+    """target = value, laid out by `format.statement`."""
+
+    target: str
+    value: str
+
+
+@dataclass
+class _Into:
+    """function(args..., out=...), bound to `target` when it is not None."""
+
+    target: str | None
+    function: str
+    args: list
+
+
+def _render(items: list, indent: str) -> list[str]:
+    """Logical lines at `indent`: strings (finished statements; rendered lines of a nested block keep
+    their own indent) and `_Assign`/`_Into`, laid out as ruff format lays them out."""
+    out = []
+    for item in items:
+        if isinstance(item, _Assign):
+            out.extend(fmt.statement(indent, item.target, item.value))
+        elif isinstance(item, _Into):
+            if item.target is None:
+                out.extend(fmt.bracketed(indent, item.function + "(", item.args, ")"))
+            else:
+                out.extend(fmt.assign_call(indent, [item.target], item.function, item.args))
+        elif isinstance(item, _Rendered):
+            out.append(item)
+        else:
+            out.append(indent + item if item else "")
+    return out
+
+
+class _Rendered(str):
+    """A line already laid out at its final indent."""

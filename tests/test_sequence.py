@@ -1,0 +1,144 @@
+"""The batched sequence functions: the step functions in a loop, computed another way.
+
+The step functions are the CS231n form that the finite-difference and autograd tests prove; the
+sequence functions batch the input products and the weight gradients over all steps and keep
+time-major buffers.  These tests hold them to the step functions looped by hand, and check that
+their buffers belong to the cache that holds them.
+"""
+from __future__ import annotations
+
+import ast
+
+import numpy as np
+import pytest
+from conftest import load_module
+from test_layouts import LAYOUT_CELLS, STATES, make_args
+
+from lstmgen import codegen, render, reverse, symbols
+
+_MODULES = {}
+
+
+@pytest.fixture(scope="module")
+def module(tmp_path_factory):
+    def load(cell, layout):
+        if (cell, layout) not in _MODULES:
+            path = tmp_path_factory.mktemp("sequence") / "{}_{}.py".format(cell, layout.replace("-", "_"))
+            path.write_text(render.render_module(cell, layout), encoding="utf-8")
+            _MODULES[cell, layout] = load_module(path, "lstmgen_sequence_{}_{}".format(cell, layout.replace("-", "_")))
+        return _MODULES[cell, layout]
+
+    return load
+
+
+def looped(mod, cell, args, dh):
+    """The sequence forward and backward written as a loop over the step functions."""
+    x, h0, *params = args
+    N, T, _ = x.shape
+    step_forward, step_backward = getattr(mod, cell + "_step_forward"), getattr(mod, cell + "_step_backward")
+    states = [h0] + [np.zeros_like(h0) for _ in STATES[cell][1:]]
+    outputs, caches = [], []
+    for t in range(T):
+        *states, cache = step_forward(x[:, t], *states, *params)
+        outputs.append(states[0])
+        caches.append(cache)
+    dprev = [np.zeros_like(h0) for _ in STATES[cell]]
+    dx, sums = np.zeros_like(x), None
+    for t in reversed(range(T)):
+        upstream = [dh[:, t] + dprev[0]] + dprev[1:]
+        dx_t, *rest = step_backward(*upstream, caches[t])
+        dprev, grads = rest[:len(STATES[cell])], rest[len(STATES[cell]):]
+        dx[:, t] = dx_t
+        sums = grads if sums is None else [a + g for a, g in zip(sums, grads)]
+    return np.stack(outputs, axis=1), [dx, dprev[0], *sums]
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 5, 2), (1, 1, 2, 3), (2, 6, 3, 3)], ids=lambda s: "N{}T{}D{}H{}".format(*s))
+@pytest.mark.parametrize("layout,cell", LAYOUT_CELLS, ids=lambda v: v)
+def test_the_sequence_functions_are_the_step_functions_in_a_loop(module, layout, cell, shape):
+    mod = module(cell, layout)
+    N, T, D, H = shape
+    rng = np.random.RandomState(7)
+    args = make_args(cell, layout, "sequence", N, T, D, H, rng)
+    dh = rng.randn(N, T, H)
+    h, cache = getattr(mod, cell + "_forward")(*args)
+    grads = getattr(mod, cell + "_backward")(dh, cache)
+    h_loop, grads_loop = looped(mod, cell, args, dh)
+    np.testing.assert_allclose(h, h_loop, rtol=1e-12, atol=1e-13)
+    assert len(grads) == len(grads_loop)
+    for ours, theirs in zip(grads, grads_loop):
+        assert ours.shape == theirs.shape
+        np.testing.assert_allclose(ours, theirs, rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize("layout,cell", LAYOUT_CELLS, ids=lambda v: v)
+def test_two_forwards_then_their_backwards_in_either_order(module, layout, cell):
+    """No buffer of one call is reused by another while a cache still holds it."""
+    mod = module(cell, layout)
+    forward, backward = getattr(mod, cell + "_forward"), getattr(mod, cell + "_backward")
+    rng = np.random.RandomState(8)
+    runs = [(make_args(cell, layout, "sequence", 3, 4, 5, 2, rng), rng.randn(3, 4, 2)) for _ in range(2)]
+    alone = []
+    for args, dh in runs:
+        h, cache = forward(*args)
+        alone.append((h, backward(dh, cache)))
+    for order in ([0, 1], [1, 0]):
+        pairs = [forward(*args) for args, _ in runs]
+        for k in order:
+            grads = backward(runs[k][1], pairs[k][1])
+            np.testing.assert_array_equal(pairs[k][0], alone[k][0])
+            for ours, theirs in zip(grads, alone[k][1]):
+                np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("layout,cell", LAYOUT_CELLS, ids=lambda v: v)
+def test_the_cache_owns_the_inputs_and_states_it_keeps(module, layout, cell):
+    """Refilling x or h0, or scaling the returned h in place, between forward and backward changes nothing."""
+    mod = module(cell, layout)
+    forward, backward = getattr(mod, cell + "_forward"), getattr(mod, cell + "_backward")
+    rng = np.random.RandomState(9)
+    args = make_args(cell, layout, "sequence", 2, 3, 4, 3, rng)
+    dh = rng.randn(2, 3, 3)
+    h, cache = forward(*args)
+    expected = backward(dh, cache)
+    h, cache = forward(*args)
+    args[0][...] = 7.0
+    args[1][...] = -3.0
+    h *= 5.0
+    for ours, theirs in zip(backward(dh, cache), expected):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("cell", render.BUILD_CELLS)
+def test_only_the_recurrent_products_stay_in_the_time_loops(cell):
+    """The checked-in module's sequence functions: one matrix product per recurrent weight in each time
+    loop (none with the input's weights), and every weight gradient one product after the loop."""
+    program = codegen.program(reverse.derive(cell))
+    matrices = [g for g in program.layout.groups if g.kind == "matrix"]
+    recurrent = [g for g in matrices if symbols.read(g.vector).name != program.layout.cell.input]
+    tree = ast.parse(_generated(cell).read_text())
+    functions = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
+    for name in (cell + "_forward", cell + "_backward"):
+        loops = [node for node in ast.walk(functions[name]) if isinstance(node, ast.For)]
+        assert len(loops) == 1, name
+        assert _products(loops[0]) == len(recurrent), name
+    after = _products(functions[cell + "_backward"]) - _products(
+        next(node for node in ast.walk(functions[cell + "_backward"]) if isinstance(node, ast.For)))
+    assert after == len(matrices) + 1  # every weight's gradient, and dx
+
+
+def _generated(cell):
+    from conftest import ROOT
+
+    return ROOT / "generated" / f"{cell}_numpy.py"
+
+
+def _products(node) -> int:
+    """Matrix products in `node`: `a @ b` and np.matmul(...)."""
+    count = 0
+    for child in ast.walk(node):
+        if isinstance(child, ast.BinOp) and isinstance(child.op, ast.MatMult):
+            count += 1
+        elif isinstance(child, ast.Call) and isinstance(child.func, ast.Attribute) and child.func.attr == "matmul":
+            count += 1
+    return count
