@@ -37,9 +37,11 @@ def _parser() -> argparse.ArgumentParser:
 
     codegen = sub.add_parser("codegen", help="write the NumPy forward/backward module of a cell",
                              description="Generate a NumPy module with the step and sequence forward "
-                                         "and backward functions of a cell.")
+                                         "and backward functions of a cell (--target numba: with each "
+                                         "step's elementwise work fused into Numba loops; needs lstmgen[fast]).")
     codegen.add_argument("--cell", default="lstm", help="built-in cell name or .cell file (default: lstm)")
     codegen.add_argument("--layout", default="cs231n", help="weight layout: cs231n (default), torch or per-gate")
+    codegen.add_argument("--target", default="numpy", help="numpy (default) or numba")
     codegen.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
 
     check = sub.add_parser("check", help="check a handwritten derivation, equation by equation",
@@ -74,7 +76,7 @@ def main(argv=None) -> int:
             _emit(render.render_document(args.cell, args.format, args.hadamard), args.output)
             return 0
         if args.command == "codegen":
-            _emit(render.render_module(args.cell, args.layout), args.output)
+            _emit(render.render_module(args.cell, args.layout, args.target), args.output)
             return 0
         from .checker import run_check
 

@@ -12,6 +12,7 @@ from .errors import LstmgenError, OutputError
 FORMATS = ("tex", "md")
 HADAMARD = ("*", "odot")
 LAYOUTS = ("cs231n", "torch", "per-gate")
+TARGETS = ("numpy", "numba")
 BUILD_CELLS = tuple(cells.builtin_names())  # every built-in cell: documents and cs231n module
 
 
@@ -49,27 +50,31 @@ def render_document(cell: str, fmt: str = "tex", hadamard: str = "*") -> str:
     return environment().get_template("derivation.%s.j2" % fmt).render(**context)
 
 
-def render_module(cell: str, layout: str = "cs231n") -> str:
-    """The NumPy forward/backward module of `cell` in `layout`."""
+def render_module(cell: str, layout: str = "cs231n", target: str = "numpy") -> str:
+    """The forward/backward module of `cell` in `layout`, for `target` (numpy, or numba: the same module
+    with each step's elementwise work fused into compiled loops)."""
     if layout not in LAYOUTS:
         raise LstmgenError("unknown layout %r: use one of %s" % (layout, ", ".join(LAYOUTS)))
+    if target not in TARGETS:
+        raise LstmgenError("unknown target %r: use one of %s" % (target, ", ".join(TARGETS)))
     derivation = reverse.derive(cell)
     from .codegen import module_context
 
-    context = module_context(derivation, layout=layout)
+    context = module_context(derivation, layout=layout, target=target)
     return environment().get_template(context["template"]).render(**context)
 
 
 def artifacts(cell_names=BUILD_CELLS) -> dict[str, str]:
     """File name -> content of everything `lstmgen build` writes for `cell_names` (built-in
-    names or .cell paths): each cell's documents and cs231n module, and its PyTorch-layout
-    module when its cell file gives a torch gate order."""
+    names or .cell paths): each cell's documents and its cs231n modules for every target, and its
+    PyTorch-layout modules when its cell file gives a torch gate order."""
     out = {}
     for name in cell_names:
         cell = cells.load(name)
-        out["%s_numpy.py" % cell.name] = render_module(name)
-        if "torch" in cell.layout_orders:
-            out["%s_torch_numpy.py" % cell.name] = render_module(name, "torch")
+        for target in TARGETS:
+            out["%s_%s.py" % (cell.name, target)] = render_module(name, "cs231n", target)
+            if "torch" in cell.layout_orders:
+                out["%s_torch_%s.py" % (cell.name, target)] = render_module(name, "torch", target)
         for fmt in FORMATS:
             out["%s_derivation.%s" % (cell.name, fmt)] = render_document(name, fmt)
     return out

@@ -46,4 +46,5 @@ def test_build_a_cell_file(tmp_path):
     out = tmp_path / "out"
     proc = run("build", "--cell", cell, "--out", out)
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["tiny_derivation.md", "tiny_derivation.tex", "tiny_numpy.py"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "tiny_derivation.md", "tiny_derivation.tex", "tiny_numba.py", "tiny_numpy.py"]

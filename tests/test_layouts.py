@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_gradients, functions, load_module, run_all, scale_error
+from conftest import assert_gradients, functions, load_module, require, run_all, scale_error
 
 from lstmgen import cli, render
 
@@ -35,6 +35,14 @@ STATES = {"lstm": ["h", "c"], "rnn": ["h"], "gru": ["h"], "peephole_lstm": ["h",
 TORCH = {"lstm": ["W_x^i", "W_x^f", "W_x^c", "W_x^o"], "gru": ["W_x^r", "W_x^z", "W_x^n"], "rnn": ["W_x"]}
 LAYOUT_CELLS = [("cs231n", cell) for cell in GROUPS] + [("torch", cell) for cell in TORCH] + [
     ("per-gate", cell) for cell in GROUPS]
+# the numba target's step functions are the numpy target's: its sequence functions are tested
+LEVEL_TARGETS = [("step", "numpy"), ("sequence", "numpy"), ("sequence", "numba")]
+
+
+def needs(target: str) -> None:
+    """Skip (or, in CI, fail) a test of the numba target where Numba is missing."""
+    if target == "numba":
+        require("numba", "LSTMGEN_REQUIRE_NUMBA")
 
 
 def test_build_covers_every_built_in_cell():
@@ -102,22 +110,24 @@ _MODULES = {}
 
 @pytest.fixture(scope="module")
 def module(tmp_path_factory):
-    def load(cell, layout):
-        if (cell, layout) not in _MODULES:
-            path = tmp_path_factory.mktemp("layouts") / "{}_{}.py".format(cell, layout.replace("-", "_"))
-            path.write_text(render.render_module(cell, layout), encoding="utf-8")
-            _MODULES[cell, layout] = load_module(path, "lstmgen_layout_{}_{}".format(cell, layout.replace("-", "_")))
-        return _MODULES[cell, layout]
+    def load(cell, layout, target="numpy"):
+        needs(target)
+        if (cell, layout, target) not in _MODULES:
+            name = "{}_{}_{}".format(cell, layout.replace("-", "_"), target)
+            path = tmp_path_factory.mktemp("layouts") / f"{name}.py"
+            path.write_text(render.render_module(cell, layout, target), encoding="utf-8")
+            _MODULES[cell, layout, target] = load_module(path, "lstmgen_layout_" + name)
+        return _MODULES[cell, layout, target]
 
     return load
 
 
-@pytest.mark.parametrize("level", ["step", "sequence"])
+@pytest.mark.parametrize("level,target", LEVEL_TARGETS, ids=lambda v: v)
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "N{}T{}D{}H{}".format(*s))
 @pytest.mark.parametrize("layout,cell", LAYOUT_CELLS, ids=lambda v: v)
-def test_gradients_match_finite_differences(module, layout, cell, shape, level):
+def test_gradients_match_finite_differences(module, layout, cell, shape, level, target):
     rng = np.random.RandomState(40)
-    forward, backward = functions(module(cell, layout), cell, level)
+    forward, backward = functions(module(cell, layout, target), cell, level)
     assert_gradients(forward, backward, make_args(cell, layout, level, *shape, rng), rng, TOLERANCE_FD, FD_STEP)
 
 
@@ -215,13 +225,13 @@ def nn_forward(torch, cell, level, tensors, D, H):
     return [out]
 
 
-@pytest.mark.parametrize("level", ["step", "sequence"])
+@pytest.mark.parametrize("level,target", LEVEL_TARGETS, ids=lambda v: v)
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "N{}T{}D{}H{}".format(*s))
 @pytest.mark.parametrize("layout,cell", LAYOUT_CELLS, ids=lambda v: v)
-def test_gradients_match_torch_autograd(torch, module, layout, cell, shape, level):
+def test_gradients_match_torch_autograd(torch, module, layout, cell, shape, level, target):
     N, T, D, H = shape
     rng = np.random.RandomState(41)
-    forward, backward = functions(module(cell, layout), cell, level)
+    forward, backward = functions(module(cell, layout, target), cell, level)
     args = make_args(cell, layout, level, N, T, D, H, rng)
     *ours, cache = forward(*args)
     upstream = [rng.randn(*out.shape) for out in ours]
@@ -264,9 +274,14 @@ def new_cell(tmp_path_factory):
     path.write_text(NEW_CELL, encoding="utf-8")
     loaded = {}
     for layout in ("cs231n", "per-gate"):
-        out = folder / "twin_{}.py".format(layout.replace("-", "_"))
-        assert cli.main(["codegen", "--cell", str(path), "--layout", layout, "-o", str(out)]) == 0
-        loaded[layout] = load_module(out, "lstmgen_twin_" + layout.replace("-", "_"))
+        for target in ("numpy", "numba"):
+            name = "twin_{}_{}".format(layout.replace("-", "_"), target)
+            out = folder / f"{name}.py"
+            assert cli.main(["codegen", "--cell", str(path), "--layout", layout, "--target", target, "-o", str(out)]) == 0
+            if target == "numpy":
+                loaded[layout] = load_module(out, "lstmgen_" + name)
+            else:
+                loaded[layout, target] = out
     return loaded
 
 
@@ -283,11 +298,14 @@ def _new_cell_args(mod, level, N, T, D, H, rng, cell="twin"):
     return args
 
 
-@pytest.mark.parametrize("level", ["step", "sequence"])
+@pytest.mark.parametrize("level,target", LEVEL_TARGETS, ids=lambda v: v)
 @pytest.mark.parametrize("layout", ["cs231n", "per-gate"])
-def test_a_new_cell_from_a_file_has_correct_gradients(new_cell, layout, level):
+def test_a_new_cell_from_a_file_has_correct_gradients(new_cell, layout, level, target):
     rng = np.random.RandomState(42)
     mod = new_cell[layout]
+    if target == "numba":
+        needs(target)
+        mod = load_module(new_cell[layout, target], "lstmgen_twin_numba_" + layout.replace("-", "_"))
     forward, backward = functions(mod, "twin", level)
     assert_gradients(forward, backward, _new_cell_args(mod, level, 3, 3, 4, 5, rng), rng, TOLERANCE_FD, FD_STEP)
     text = open(mod.__file__, encoding="utf-8").read()
@@ -315,9 +333,10 @@ def test_a_new_cell_matches_an_independent_forward(new_cell):
 
 
 # =========================================================================== robustness and style, every cell and layout
+@pytest.mark.parametrize("target", ["numpy", "numba"])
 @pytest.mark.parametrize("layout,cell", LAYOUT_CELLS, ids=lambda v: v)
-def test_float32_stays_float32_and_inputs_stay_untouched(module, layout, cell):
-    mod = module(cell, layout)
+def test_float32_stays_float32_and_inputs_stay_untouched(module, layout, cell, target):
+    mod = module(cell, layout, target)
     rng = np.random.RandomState(44)
     step = [a.astype(np.float32) for a in make_args(cell, layout, "step", 3, 3, 4, 5, rng)]
     sequence = [a.astype(np.float32) for a in make_args(cell, layout, "sequence", 3, 3, 4, 5, rng)]
@@ -329,10 +348,11 @@ def test_float32_stays_float32_and_inputs_stay_untouched(module, layout, cell):
 
 
 @pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("target", ["numpy", "numba"])
 @pytest.mark.parametrize("layout,cell", LAYOUT_CELLS, ids=lambda v: v)
-def test_saturated_gates_raise_no_warnings(module, layout, cell):
+def test_saturated_gates_raise_no_warnings(module, layout, cell, target):
     """Weights and inputs scaled by 300: a naive sigmoid would overflow."""
-    mod = module(cell, layout)
+    mod = module(cell, layout, target)
     rng = np.random.RandomState(45)
     step = [a * 300 for a in make_args(cell, layout, "step", 3, 3, 4, 5, rng)]
     sequence = [a * 300 for a in make_args(cell, layout, "sequence", 3, 3, 4, 5, rng)]
@@ -348,10 +368,13 @@ def test_every_module_is_lint_clean_and_formatted(tmp_path, new_cell):
     from conftest import ROOT
 
     for layout, cell in LAYOUT_CELLS:
-        (tmp_path / "{}_{}.py".format(cell, layout.replace("-", "_"))).write_text(
-            render.render_module(cell, layout), encoding="utf-8")
-    for mod in new_cell.values():
-        (tmp_path / ("new_" + mod.__name__ + ".py")).write_text(open(mod.__file__, encoding="utf-8").read())
+        for target in render.TARGETS:
+            (tmp_path / "{}_{}_{}.py".format(cell, layout.replace("-", "_"), target)).write_text(
+                render.render_module(cell, layout, target), encoding="utf-8")
+    for key, mod in new_cell.items():
+        source = mod if not hasattr(mod, "__file__") else mod.__file__
+        (tmp_path / "new_{}.py".format("_".join(key if isinstance(key, tuple) else [key]).replace("-", "_"))).write_text(
+            open(source, encoding="utf-8").read())
     for command in (["ruff", "check", "--no-cache", str(tmp_path)],
                     ["ruff", "format", "--check", "--no-cache", str(tmp_path)]):
         proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
@@ -376,19 +399,20 @@ UNUSUAL_CASES = [(name, layout) for name in UNUSUAL for layout in ("cs231n", "pe
     (name, "torch") for name in ("exp_log", "constants", "residual_input", "multiplicative")]
 
 
-@pytest.mark.parametrize("level", ["step", "sequence"])
+@pytest.mark.parametrize("level,target", LEVEL_TARGETS, ids=lambda v: v)
 @pytest.mark.parametrize("name,layout", UNUSUAL_CASES, ids=lambda v: v)
-def test_an_unusual_cell_has_correct_gradients(tmp_path, name, layout, level):
+def test_an_unusual_cell_has_correct_gradients(tmp_path, name, layout, level, target):
     from lstmgen import cells, codegen, reverse
 
+    needs(target)
     body = UNUSUAL[name]
     head = [line for line in body.splitlines() if line.startswith("state ")]
     equations = [line for line in body.splitlines() if not line.startswith("state ")]
     cell = cells.parse("\n".join(["cell u", "input x", "state h output", *head, *equations]) + "\n", default_name="u")
-    context = codegen.module_context(reverse.derive_cell(cell), layout=layout)
+    context = codegen.module_context(reverse.derive_cell(cell), layout=layout, target=target)
     path = tmp_path / "u.py"
     path.write_text(render.environment().get_template(context["template"]).render(**context), encoding="utf-8")
-    mod = load_module(path, "lstmgen_unusual_{}_{}".format(name, layout.replace("-", "_")))
+    mod = load_module(path, "lstmgen_unusual_{}_{}_{}".format(name, layout.replace("-", "_"), target))
     rng = np.random.RandomState(46)
     forward, backward = functions(mod, "u", level)
     # D = 4, H = 5 from the docstring's shapes; x + h (residual_input) must make x and W_x say (N, H), (H, H)

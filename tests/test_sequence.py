@@ -12,21 +12,24 @@ import ast
 import numpy as np
 import pytest
 from conftest import load_module
-from test_layouts import LAYOUT_CELLS, STATES, make_args
+from test_layouts import LAYOUT_CELLS, STATES, make_args, needs
 
 from lstmgen import codegen, render, reverse, symbols
 
 _MODULES = {}
+TARGETS = render.TARGETS
 
 
 @pytest.fixture(scope="module")
 def module(tmp_path_factory):
-    def load(cell, layout):
-        if (cell, layout) not in _MODULES:
-            path = tmp_path_factory.mktemp("sequence") / "{}_{}.py".format(cell, layout.replace("-", "_"))
-            path.write_text(render.render_module(cell, layout), encoding="utf-8")
-            _MODULES[cell, layout] = load_module(path, "lstmgen_sequence_{}_{}".format(cell, layout.replace("-", "_")))
-        return _MODULES[cell, layout]
+    def load(cell, layout, target):
+        needs(target)
+        if (cell, layout, target) not in _MODULES:
+            name = "{}_{}_{}".format(cell, layout.replace("-", "_"), target)
+            path = tmp_path_factory.mktemp("sequence") / f"{name}.py"
+            path.write_text(render.render_module(cell, layout, target), encoding="utf-8")
+            _MODULES[cell, layout, target] = load_module(path, "lstmgen_sequence_" + name)
+        return _MODULES[cell, layout, target]
 
     return load
 
@@ -54,9 +57,10 @@ def looped(mod, cell, args, dh):
 
 
 @pytest.mark.parametrize("shape", [(3, 4, 5, 2), (1, 1, 2, 3), (2, 6, 3, 3)], ids=lambda s: "N{}T{}D{}H{}".format(*s))
+@pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("layout,cell", LAYOUT_CELLS, ids=lambda v: v)
-def test_the_sequence_functions_are_the_step_functions_in_a_loop(module, layout, cell, shape):
-    mod = module(cell, layout)
+def test_the_sequence_functions_are_the_step_functions_in_a_loop(module, layout, cell, shape, target):
+    mod = module(cell, layout, target)
     N, T, D, H = shape
     rng = np.random.RandomState(7)
     args = make_args(cell, layout, "sequence", N, T, D, H, rng)
@@ -71,10 +75,11 @@ def test_the_sequence_functions_are_the_step_functions_in_a_loop(module, layout,
         np.testing.assert_allclose(ours, theirs, rtol=1e-11, atol=1e-12)
 
 
+@pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("layout,cell", LAYOUT_CELLS, ids=lambda v: v)
-def test_two_forwards_then_their_backwards_in_either_order(module, layout, cell):
+def test_two_forwards_then_their_backwards_in_either_order(module, layout, cell, target):
     """No buffer of one call is reused by another while a cache still holds it."""
-    mod = module(cell, layout)
+    mod = module(cell, layout, target)
     forward, backward = getattr(mod, cell + "_forward"), getattr(mod, cell + "_backward")
     rng = np.random.RandomState(8)
     runs = [(make_args(cell, layout, "sequence", 3, 4, 5, 2, rng), rng.randn(3, 4, 2)) for _ in range(2)]
@@ -91,10 +96,11 @@ def test_two_forwards_then_their_backwards_in_either_order(module, layout, cell)
                 np.testing.assert_array_equal(ours, theirs)
 
 
+@pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("layout,cell", LAYOUT_CELLS, ids=lambda v: v)
-def test_the_cache_owns_the_inputs_and_states_it_keeps(module, layout, cell):
+def test_the_cache_owns_the_inputs_and_states_it_keeps(module, layout, cell, target):
     """Refilling x or h0, or scaling the returned h in place, between forward and backward changes nothing."""
-    mod = module(cell, layout)
+    mod = module(cell, layout, target)
     forward, backward = getattr(mod, cell + "_forward"), getattr(mod, cell + "_backward")
     rng = np.random.RandomState(9)
     args = make_args(cell, layout, "sequence", 2, 3, 4, 3, rng)
@@ -109,14 +115,15 @@ def test_the_cache_owns_the_inputs_and_states_it_keeps(module, layout, cell):
         np.testing.assert_array_equal(ours, theirs)
 
 
+@pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("cell", render.BUILD_CELLS)
-def test_only_the_recurrent_products_stay_in_the_time_loops(cell):
+def test_only_the_recurrent_products_stay_in_the_time_loops(cell, target):
     """The checked-in module's sequence functions: one matrix product per recurrent weight in each time
     loop (none with the input's weights), and every weight gradient one product after the loop."""
     program = codegen.program(reverse.derive(cell))
     matrices = [g for g in program.layout.groups if g.kind == "matrix"]
     recurrent = [g for g in matrices if symbols.read(g.vector).name != program.layout.cell.input]
-    tree = ast.parse(_generated(cell).read_text())
+    tree = ast.parse(_generated(cell, target).read_text())
     functions = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
     for name in (cell + "_forward", cell + "_backward"):
         loops = [node for node in ast.walk(functions[name]) if isinstance(node, ast.For)]
@@ -127,10 +134,10 @@ def test_only_the_recurrent_products_stay_in_the_time_loops(cell):
     assert after == len(matrices) + 1  # every weight's gradient, and dx
 
 
-def _generated(cell):
+def _generated(cell, target):
     from conftest import ROOT
 
-    return ROOT / "generated" / f"{cell}_numpy.py"
+    return ROOT / "generated" / f"{cell}_{target}.py"
 
 
 def _products(node) -> int:

@@ -4,18 +4,20 @@
     program.py       the backward program: forward and backward statements on symbols, built once
     naming.py        Python names for the program's symbols, with the clash checks
     format.py        line layout of long signatures and assignments
+    sequence.py      the batched sequence functions: what is hoisted, where each value lives
     numpy_target.py  the program printed into the NumPy module template
+    numba_target.py  the same, each step's elementwise work fused into Numba loops
 
 A target reads the program; it never differentiates or regroups anything.
 """
 from __future__ import annotations
 
 from ..reverse import Derivation
-from . import numpy_target
+from . import numba_target, numpy_target
 from .layout import LAYOUTS, CellLayout
 from .program import Program, build
 
-TARGETS = {"numpy": numpy_target}
+TARGETS = {"numpy": numpy_target, "numba": numba_target}
 
 
 def program(derivation: Derivation, layout: str = "cs231n") -> Program:

@@ -106,8 +106,8 @@ class StepPrinter:
         return {self.names[s.name] for st in statements for s in st.expr.free_symbols if s.name in self.names}
 
 
-def module_context(program: Program) -> dict:
-    """Everything the NumPy template fills in."""
+def module_context(program: Program, fusion=None) -> dict:
+    """Everything the NumPy template fills in (`fusion`: the fused target's regrouping of the loops)."""
     p = StepPrinter(program)
     m, cell, py = p.m, p.m.cell, p.m.py
     camel = "".join(part.capitalize() for part in m.prefix.split("_"))
@@ -175,7 +175,7 @@ def module_context(program: Program) -> dict:
                 + params)
     starts = ", ".join(f"{s}_0 = {initial[s] or 0}" for s in cell.states)
 
-    plan = SequencePlan(p, [f["name"] for f in fields])
+    plan = SequencePlan(p, [f["name"] for f in fields], fusion)
     seq_fields = plan.cache_fields(fields)
     recurrence = []
     for state in cell.states:
@@ -204,6 +204,9 @@ def module_context(program: Program) -> dict:
     }
     return {
         "code": code,
+        "kernels": [],
+        "scalar_helpers": [],
+        "target_title": "NumPy",
         "template": TEMPLATE,
         "title": cell.title,
         "layout_title": TITLES[m.layout],

@@ -50,8 +50,9 @@ class SequencePlan:
     `printer` is the step's StepPrinter (its names and forward texts); `cache_names` the step
     cache's fields, i.e. what the step backward reads of the forward pass."""
 
-    def __init__(self, printer, cache_names: list[str]):
+    def __init__(self, printer, cache_names: list[str], fusion=None):
         self.p = printer
+        self.fusion = fusion
         self.m = printer.m
         self.program = printer.program
         self.names = printer.names
@@ -194,14 +195,20 @@ class SequencePlan:
                 out.append(f"np.matmul({self.x}_rows, {right}, out={rows})")
                 for term in others + rest:
                     out.append(f"{buffer.name} += {print_numpy(term, names, self.p.transposed)}")
-        out += ["", "for t in range(T):"]
-        body = self._bindings(forward=True)
+        entries = []
         for kind, st, rest in self.loop:
             if kind == "bind":
                 if rest:
-                    body.append("{} += {}".format(self.p.target(st), self.p.print(total(rest))))
+                    target = self.p.target(st)
+                    entries.append(Entry(["{} += {}".format(target, self.p.print(total(rest)))],
+                                         self._reads(total(rest)), {target}))
                 continue
-            body.extend(self._forward_statement(st))
+            items = self._forward_statement(st)
+            if items:  # q = P where P is already named q: nothing to compute
+                entries.append(self._entry(st, items))
+        body = self._bindings(forward=True) + self._fused(entries, "forward", carried=set())
+        out += ([""] + self.fusion.workspaces["forward"] if self.fusion and self.fusion.workspaces["forward"] else [])
+        out += ["", "for t in range(T):"]
         out += [_Rendered(line) for line in _render(body, "        ")]
         out.append("{} = np.ascontiguousarray({}[1:].transpose(1, 0, 2))".format(
             py[cell.output], self._state_buffer(cell.output).name))
@@ -264,15 +271,38 @@ class SequencePlan:
         target = self.p.target(st)
         if isinstance(st.expr, Split) or len(st.targets) > 1:
             return [_Assign(target, self.p.print(st.expr))]
+        if st.key.startswith("equation:") and self.p.print(st.expr) == target:
+            return []  # q = P where P is already named q
         ref = symbols.read(st.target)
         if target in self.in_place:
             return [self._into(st.expr, self.in_place[target], assign=target)]
         stored = (ref is not None and ref.name in self.m.cell.states) or target in self.buffers
         if stored:
             return [self._into(st.expr, target)]
-        if st.key.startswith("equation:") and self.p.print(st.expr) == target:
-            return []
         return [_Assign(target, self.p.print(st.expr))]
+
+    # ---- loop bodies as entries, which a fused target may regroup -----------------------------
+    def _reads(self, expr) -> set[str]:
+        return {self.name(s) for s in expr.free_symbols if s.name in self.names}
+
+    def _entry(self, st: Statement, items: list, accumulated: bool = False) -> "Entry":
+        """One statement of a loop body; `stored` names the array it writes into, if it writes into one."""
+        writes = {self.name(t) for t in st.targets}
+        stored = None
+        for item in items:
+            if isinstance(item, _Into):
+                stored = item.args[-1].removeprefix("out=")
+            elif isinstance(item, _Assign) and item.target.endswith("[...]"):
+                stored = item.target.removesuffix("[...]")
+        elementwise = (len(st.targets) == 1 and not accumulated and self.p.target(st) not in self.in_place
+                       and not st.expr.has(Dot, TDot, Stack, BatchSum, Split, WeightGradient, Copy))
+        return Entry(items, self._reads(st.expr), writes, st, elementwise, stored)
+
+    def _fused(self, entries: list["Entry"], direction: str, carried: set[str]) -> list:
+        """The loop body's items; a fused target regroups the elementwise entries into kernels."""
+        if self.fusion is None:
+            return [item for entry in entries for item in entry.items]
+        return self.fusion.fuse(self, entries, direction, carried)
 
     def _into(self, expr, out: str, assign: str | None = None):
         """`expr` computed into the array `out` (and bound to `assign`)."""
@@ -323,6 +353,10 @@ class SequencePlan:
         self.after_reads = after_reads
         self.loop_reads = {self.name(sym) for st in self.in_loop for sym in st.expr.free_symbols if sym.name in self.names}
 
+    def after_names(self) -> set[str]:
+        """The Python names that the statements after the backward loop read."""
+        return {self.name(s) for s in self.after_reads}
+
     def _stack_width(self, stack: sympy.Symbol) -> str:
         group = next(g for g in self.m.groups if stack_tag(g) == stack)
         return self.m.width(group)
@@ -339,7 +373,7 @@ class SequencePlan:
         for st in self.accumulated:
             out.append("{} = np.zeros({}, dtype=dtype)".format(self.name(st.target), shapes[self.name(st.target)]))
         out += zeros
-        out += ["for t in reversed(range(T)):"]
+        loop = ["for t in reversed(range(T)):"]
         body = ["# The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back."]
         body += recurrence
         body += self._bindings(forward=False)
@@ -348,8 +382,10 @@ class SequencePlan:
             stack = self.name(self.primary.target)
             body.append("{} = np.split({}, {}, axis=1)".format(
                 ", ".join(self.name(a) for a in self.primary.expr.args), stack, len(self.primary.expr.args)))
-        for st in self.in_loop:
-            body.extend(self._backward_statement(st))
+        entries = [self._entry(st, self._backward_statement(st), accumulated=st in self.accumulated)
+                   for st in self.in_loop if st is not self.primary]
+        body += self._fused(entries, "backward", carried={z.split(" = ")[0] for z in zeros})
+        out += (self.fusion.workspaces["backward"] if self.fusion else []) + loop
         out += [_Rendered(line) for line in _render(body, "        ")]
         out += self._after_lines()
         return _render(out, "    ")
@@ -445,6 +481,20 @@ def _bind(targets: list[str], values: list[str]) -> list[str]:
     if len(line) <= 100:
         return [line]
     return [f"{t} = {v}" for t, v in zip(targets, values)]
+
+
+@dataclass
+class Entry:
+    """One statement of a loop body: its printed items, the Python names it reads and writes, and
+    whether it is elementwise arithmetic that a fused kernel can take (`stored`: the array, bound to
+    a view of a buffer, that it writes into)."""
+
+    items: list
+    reads: set
+    writes: set
+    statement: Statement | None = None
+    elementwise: bool = False
+    stored: str | None = None
 
 
 @dataclass

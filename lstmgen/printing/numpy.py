@@ -326,3 +326,27 @@ def numpy_call_into(expr: sympy.Expr, out: str, names: dict[str, str], transpose
     if isinstance(expr, Stack):
         return "np.concatenate", ["[{}]".format(", ".join(p(arg) for arg in expr.args)), "axis=1", target]
     return None
+
+
+class ScalarPrinter(NumPyPrinter):
+    """Prints elementwise expressions on the scalars of one array entry, inside a compiled (Numba) loop:
+    the module's sigmoid and the cell file's functions are their scalar helpers ``_sigmoid_scalar``,
+    ``_gelu_scalar``; the step function is a conditional expression (NumPy's heaviside does not compile)."""
+
+    def _print_sigmoid(self, expr):
+        return self._call("_sigmoid_scalar", expr)
+
+    def _print_Heaviside(self, expr):
+        z = self._print(expr.args[0])
+        at_zero = self._print(expr.args[1] if len(expr.args) > 1 else sympy.S.Half)
+        return f"(0.0 if {z} < 0 else ({at_zero} if {z} == 0 else 1.0))"
+
+    def _print_Function(self, expr):
+        if isinstance(expr, UserFunction):
+            return self._call("_{}_scalar".format(type(expr).__name__), expr)
+        return super()._print_Function(expr)
+
+
+def print_scalar(expr: sympy.Expr, names: dict[str, str]) -> str:
+    """`expr` as a scalar expression of a compiled loop (see `ScalarPrinter`)."""
+    return ScalarPrinter(names).doprint(expr)

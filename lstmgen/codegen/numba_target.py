@@ -1,0 +1,169 @@
+"""The Numba target: the NumPy module with each time step's elementwise arithmetic fused into compiled loops.
+
+The sequence functions keep NumPy for what NumPy does best -- the matrix products (BLAS) and the
+gates' activations over whole pre-activation blocks (NumPy's vectorised tanh and exp) -- and give
+the rest of each step's elementwise statements to one Numba-compiled loop over the (N, H) entries:
+one pass over memory instead of one per operation, and no temporaries.  (A fully fused kernel was
+slower: LLVM's scalar tanh and exp are not vectorised.)
+
+`Fusion` regroups a loop body's entries: the elementwise ones, moved as early as their inputs allow,
+become kernels; a kernel loads each input entry into a scalar, computes every statement in the
+step's own names and formulas, and stores what the rest of the loop reads.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..printing.numpy import print_scalar
+from . import format as fmt
+from . import numpy_target
+from .naming import user_functions
+from .program import Program
+from .sequence import Entry, _Into
+
+TEMPLATE = numpy_target.TEMPLATE
+
+
+def module_context(program: Program) -> dict:
+    fusion = Fusion(program)
+    context = numpy_target.module_context(program, fusion=fusion)
+    context["kernels"] = fusion.kernels
+    context["scalar_helpers"] = fusion.scalar_helpers(program)
+    context["target_title"] = "NumPy with fused Numba loops"
+    return context
+
+
+@dataclass
+class Kernel:
+    """One compiled loop: `name`(inputs..., outputs...) over the entries of (N, H) arrays."""
+
+    name: str
+    about: str
+    params: list[str]
+    direction: str
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def signature(self) -> list[str]:
+        return fmt.bracketed("", f"def {self.name}(", self.params, "):")
+
+
+class Fusion:
+    """Turns runs of elementwise loop entries into Numba kernels (see the module docstring)."""
+
+    def __init__(self, program: Program):
+        self.program = program
+        self.kernels: list[Kernel] = []
+        self.workspaces: dict[str, list[str]] = {"forward": [], "backward": []}
+
+    def fuse(self, plan, entries: list[Entry], direction: str, carried: set[str]) -> list:
+        """The loop body's items with its elementwise entries fused; `carried` are the names the next
+        step reads (the states' gradients), which are arrays allocated before the loop."""
+        groups = _schedule(entries)
+        items = []
+        for k, group in enumerate(groups):
+            if not isinstance(group, list):
+                items.extend(group.items)
+                continue
+            later = set().union(*[g.reads for g in _flatten(groups[k + 1:])]) if k + 1 < len(groups) else set()
+            items.append(self._kernel(plan, group, direction, later, carried))
+        return items
+
+    def _kernel(self, plan, group: list[Entry], direction: str, later: set[str], carried: set[str]) -> _Into:
+        written, inputs = set(), []
+        for entry in group:
+            for name in sorted(entry.reads):
+                if name not in written and name not in inputs:
+                    inputs.append(name)
+            written |= entry.writes
+        outputs = []  # (scalar name, the array it is stored into)
+        for entry in group:
+            name = next(iter(entry.writes))
+            if entry.stored is not None:
+                outputs.append((name, entry.stored))
+            elif name in later or name in carried or name in plan.after_names():
+                if name not in carried:
+                    self.workspaces[direction].append(f"{name} = np.empty((N, H), dtype=dtype)")
+                outputs.append((name, name))
+        one_d = _vectors(self.program, plan.names)
+        count = sum(1 for k in self.kernels if k.direction == direction)
+        kernel = Kernel("_{}_{}_step{}".format(self.program.layout.prefix, direction, "" if not count else count + 1),
+                        "One step of {}_{}, entry by entry: {}.".format(
+                            self.program.layout.prefix, direction, ", ".join(name for name, _ in outputs)),
+                        [n + "_" for n in inputs] + [n + "_" for n, _ in outputs], direction)
+        scalars = set(inputs) | {n for n, _ in outputs} | written
+        clash = sorted(scalars & ({n + "_" for n in scalars} | {"row", "col"}))
+        if clash:
+            self.program.layout.fail(f"the Numba kernel uses the name {clash[0]} for its own (an array of the "
+                                     "step, or an index), and so does the cell: rename it in the cell file")
+        shape_of = next(n for n in inputs + [n for n, _ in outputs] if n not in one_d)
+        inner = " " * 12  # function body, two loops
+        body = [f"    for row in range({shape_of}_.shape[0]):", f"        for col in range({shape_of}_.shape[1]):"]
+        for name in inputs:
+            body.append(f"{inner}{name} = {name}_[{'col' if name in one_d else 'row, col'}]")
+        for entry in group:
+            body += fmt.statement(inner, next(iter(entry.writes)), print_scalar(entry.statement.expr, plan.names))
+        for name, _ in outputs:
+            body.append(f"{inner}{name}_[row, col] = {name}")
+        kernel.lines = body
+        self.kernels.append(kernel)
+        return _Into(None, kernel.name, inputs + [array for _, array in outputs])
+
+    def scalar_helpers(self, program: Program) -> list[dict]:
+        """The scalar forms of the cell file's functions, for the kernels."""
+        out = []
+        for name, function in sorted(user_functions(program.layout.cell).items()):
+            variable = function.formula.variables[0]
+            out.append({"name": f"_{name}_scalar", "arg": variable.name,
+                        "body": print_scalar(function.formula.expr, {variable.name: variable.name})})
+        return out
+
+
+def _vectors(program: Program, names: dict[str, str]) -> set[str]:
+    """Python names of the (H,) parameters that elementwise statements read (a peephole block p_f)."""
+    out = set()
+    for group in program.layout.groups:
+        if group.kind == "matrix":
+            continue
+        out.add(names.get(group.symbol.name, ""))
+        for param in group.members.values():
+            out.add(names.get(param, ""))
+    return out - {""}
+
+
+def _schedule(entries: list[Entry]) -> list:
+    """Entries regrouped: lists of elementwise entries (each list one kernel) and single other entries, in
+    an order that respects every read-after-write and write-after-read between them; an elementwise
+    entry runs as early as its inputs allow, so that as few kernels as possible remain."""
+    depends = []
+    for k, entry in enumerate(entries):
+        before = entries[:k]
+        depends.append({id(e) for e in before if (e.writes & entry.reads) or (e.reads & entry.writes)})
+    done, pending, out = set(), list(entries), []
+    while pending:
+        kernel, progress = [], True
+        while progress:
+            progress = False
+            for entry in pending:
+                if entry.elementwise and depends[entries.index(entry)] <= done:
+                    kernel.append(entry)
+                    done.add(id(entry))
+                    pending.remove(entry)
+                    progress = True
+                    break
+        if kernel:
+            out.append(kernel)
+        for entry in pending:
+            if not entry.elementwise and depends[entries.index(entry)] <= done:
+                out.append(entry)
+                done.add(id(entry))
+                pending.remove(entry)
+                break
+        else:
+            if not kernel and pending:
+                raise AssertionError("the loop body's statements depend on each other in a cycle")
+    return out
+
+
+def _flatten(groups) -> list[Entry]:
+    return [e for g in groups for e in (g if isinstance(g, list) else [g])]
