@@ -228,9 +228,9 @@ def lstm_forward(x, h0, Wx, Wh, b):
         a = a_all[t]
         a += prev_h @ Wh
         a_i, a_f, a_o, a_g = np.split(a, 4, axis=1)
-        f = sigmoid(a_f, out=a_f)
-        i = sigmoid(a_i, out=a_i)
-        o = sigmoid(a_o, out=a_o)
+        a_sigmoid = a[:, : 3 * H]  # the blocks of i, f, o, side by side
+        sigmoid(a_sigmoid, out=a_sigmoid)
+        i, f, o = a_i, a_f, a_o
         g = np.tanh(a_g, out=a_g)
         np.add(f * prev_c, i * g, out=next_c)
         np.multiply(o, np.tanh(next_c), out=next_h)

@@ -195,8 +195,12 @@ class SequencePlan:
                 out.append(f"np.matmul({self.x}_rows, {right}, out={rows})")
                 for term in others + rest:
                     out.append(f"{buffer.name} += {print_numpy(term, names, self.p.transposed)}")
-        entries = []
+        entries, merged = [], self._merged_activations()
         for kind, st, rest in self.loop:
+            if id(st) in merged:
+                if merged[id(st)] is not None:
+                    entries.append(merged[id(st)])
+                continue
             if kind == "bind":
                 if rest:
                     target = self.p.target(st)
@@ -280,6 +284,50 @@ class SequencePlan:
         if stored:
             return [self._into(st.expr, target)]
         return [_Assign(target, self.p.print(st.expr))]
+
+    def _merged_activations(self) -> dict:
+        """Gates whose activation runs in place over side-by-side blocks of one buffer, with the same
+        function and one after another in the loop (the LSTM's i, f, o): one call over the blocks
+        together.  {id(statement): the Entry that replaces the run (at its first statement), or None}."""
+        runs, run = [], []
+        for kind, st, _ in self.loop:
+            target = self.p.target(st) if kind == "compute" and len(st.targets) == 1 else None
+            if target in self.in_place:
+                run.append(st)
+            else:
+                runs.append(run)
+                run = []
+        runs.append(run)
+        out = {}
+        for run in runs:
+            by_function = {}
+            for st in run:
+                by_function.setdefault(type(st.expr).__name__, []).append(st)
+            for function, group in by_function.items():
+                blocks = [self.blocks[self.in_place[self.p.target(st)]] for st in group]
+                indices = sorted(index for _, index, _ in blocks)
+                if len(group) < 2 or len({b[0].name for b in blocks}) > 1 or indices != list(
+                        range(indices[0], indices[0] + len(group))):
+                    continue
+                group.sort(key=lambda st: self.blocks[self.in_place[self.p.target(st)]][1])
+                source = next(self.name(o.expr.args[0]) for o in self.program.forward if isinstance(o.expr, Split)
+                              and self.in_place[self.p.target(group[0])] in [self.name(t) for t in o.targets])
+                view = f"{source}_{function}"
+                if view in self.names.values():
+                    continue
+                start, stop = indices[0], indices[-1] + 1
+                bounds = "{}{} : {} * H".format("" if start == 0 else "H" if start == 1 else f"{start} * H", "", stop)
+                bounds = bounds if start else f": {stop} * H"
+                call = numpy_call_into(group[0].expr.func(sympy.Symbol(view)), view, {view: view}, ())
+                gates = [self.p.target(st) for st in group]
+                pieces = [self.in_place[g] for g in gates]
+                entry = Entry([f"{view} = {source}[:, {bounds}]  # the blocks of {', '.join(gates)}, side by side",
+                               _Into(None, *call), "{} = {}".format(", ".join(gates), ", ".join(pieces))],
+                              set(pieces), set(gates))
+                order = [id(o) for _, o, _ in self.loop]
+                for k, st in enumerate(sorted(group, key=lambda st: order.index(id(st)))):
+                    out[id(st)] = entry if k == 0 else None
+        return out
 
     # ---- loop bodies as entries, which a fused target may regroup -----------------------------
     def _reads(self, expr) -> set[str]:
