@@ -7,12 +7,13 @@ into the chain that reaches it, so dL/dW_x^f reads  {dL/dc_t * c_{t-1} * [f_t*(1
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 
 import sympy
 
 from . import cells, symbols
-from .ir import SumOverTime, product, total
+from .ir import Dot, SumOverTime, product, total
 from .rules import CONTRACTIONS, local_derivative, opaque_products
 
 
@@ -58,6 +59,24 @@ class Gradient:
         return total(term.expr() for term in self.terms)
 
 
+@dataclass(frozen=True)
+class PreActivation:
+    """An equation q = act(P) whose P holds parameters, read as act of its pre-activation P.
+
+    slope   act'(P), written with q where possible (q * (1 - q) for the sigmoid); 1 when q = P
+    is_pre  the equation is q = P itself (no activation to peel off)
+    """
+
+    target: str
+    pre: sympy.Expr
+    slope: sympy.Expr
+    is_pre: bool
+
+    def inner(self, wrt: sympy.Expr) -> sympy.Expr:
+        """dP/dwrt for a symbol or a product Dot(W, v) inside P."""
+        return _inner(self.pre, wrt)
+
+
 @dataclass
 class Derivation:
     """Everything the printers and the checker need about one cell's backward pass."""
@@ -66,6 +85,7 @@ class Derivation:
     step: dict[str, Gradient]            # keyed by name: parameters, the input, the states at t-1
     within_step: dict[str, list[Term]]   # per state: its share of dL/ds_t from consumers inside step t
     local: dict[tuple[str, str], Gradient]  # (target, wrt symbol name) -> d sum(target_t) / d wrt
+    pre_activations: dict[str, PreActivation] = field(default_factory=dict)  # per equation with parameters
 
     # -- sequence level ------------------------------------------------------------------
     def step_gradient(self, name: str) -> sympy.Expr:
@@ -114,7 +134,39 @@ def derive_cell(cell: cells.Cell) -> Derivation:
         for wrt, form, operand, slope in shares(eq):
             local.setdefault((eq.target, wrt.name), Gradient(wrt)).terms.append(Term((), (slope,), form, operand))
     _order(cell, step)
-    return Derivation(cell, step, within_step, local)
+    pre = {eq.target: _pre_activation(cell, eq) for eq in cell.equations}
+    return Derivation(cell, step, within_step, local, {name: p for name, p in pre.items() if p is not None})
+
+
+def _pre_activation(cell: cells.Cell, eq: cells.Equation) -> PreActivation | None:
+    """q = act(P) with all of the equation's parameters inside P (and only numbers beside it), else q = P."""
+    params = [s for s in eq.rhs.free_symbols if _is_parameter(cell, s)]
+    if not params:
+        return None
+    rhs = eq.rhs
+    inside = [a for a in rhs.args if a.has(*params)]
+    single = (isinstance(rhs, sympy.Function) and not isinstance(rhs, Dot) and len(inside) == 1
+              and all(a.is_number for a in rhs.args if a is not inside[0])
+              and all(a.has(p) for a in inside for p in params))
+    if not single:
+        return PreActivation(eq.target, rhs, sympy.Integer(1), True)
+    pre = inside[0]
+    z = sympy.Dummy("z", real=True)
+    slope = local_derivative(rhs.func(*[z if a is pre else a for a in rhs.args]), z, symbols.vector(eq.target))
+    return PreActivation(eq.target, pre, slope.xreplace({z: pre}), False)
+
+
+def _is_parameter(cell: cells.Cell, sym) -> bool:
+    q = cell.quantities.get(getattr(sym, "name", None))
+    return q is not None and q.is_parameter and symbols.read(sym) is None
+
+
+@functools.lru_cache(maxsize=4096)
+def _inner(pre: sympy.Expr, wrt: sympy.Expr) -> sympy.Expr:
+    """dP/dwrt, the products W v of P opaque (memoized: layouts and deltas ask for the same again and again)."""
+    stand, back = opaque_products(pre)
+    target = next((u for u, dot in back.items() if dot == wrt), wrt) if isinstance(wrt, Dot) else wrt
+    return sympy.factor_terms(sympy.diff(stand, target)).xreplace(back)
 
 
 @cells.cell_cache

@@ -31,7 +31,6 @@ from ..errors import LayoutError, LstmgenError
 from ..ir import Dot
 from ..printing.numpy import identifier
 from ..reverse import Derivation
-from ..rules import local_derivative, opaque_products
 
 LAYOUTS = ("cs231n", "torch", "per-gate")
 
@@ -94,7 +93,6 @@ class CellLayout:
         self.prefix = re.sub(r"\W", "_", cell.name).lower()
         self.py = {name: identifier(q.py) for name, q in cell.quantities.items()}
         self.eq = {eq.target: eq for eq in cell.equations}
-        self._inner_cache: dict[tuple, sympy.Expr] = {}
         self.input_width = self._input_width()
         self.gates = self._gates()
         self.groups = self._groups()
@@ -119,22 +117,11 @@ class CellLayout:
         """Every equation with parameters, in block order: the cell file's gate order, then the others."""
         cell, found = self.cell, {}
         for eq in cell.equations:
-            params = sorted({s.name for s in eq.rhs.free_symbols if self._is_param(s)})
-            if not params:
+            fact = self.d.pre_activations.get(eq.target)
+            if fact is None:
                 continue
-            rhs = eq.rhs
-            inside = [a for a in rhs.args if a.has(*[symbols.parameter(p) for p in params])]
-            single = (isinstance(rhs, sympy.Function) and not isinstance(rhs, Dot) and len(inside) == 1
-                      and all(a.is_number for a in rhs.args if a is not inside[0])
-                      and all(a.has(symbols.parameter(p)) for a in inside for p in params))
-            if single:
-                pre = inside[0]
-                z = sympy.Dummy("z", real=True)
-                slope = local_derivative(rhs.func(*[z if a is pre else a for a in rhs.args]), z,
-                                         symbols.vector(eq.target)).xreplace({z: pre})
-            else:
-                pre, slope = rhs, sympy.Integer(1)
-            found[eq.target] = Gate(eq.target, self.py[eq.target], pre, slope, params, not single)
+            params = sorted({s.name for s in eq.rhs.free_symbols if self._is_param(s)})
+            found[eq.target] = Gate(eq.target, self.py[eq.target], fact.pre, fact.slope, params, fact.is_pre)
         for name in list(found):
             for other in found:
                 if other != name and set(found[name].params) & set(found[other].params):
@@ -208,14 +195,8 @@ class CellLayout:
         return groups
 
     def inner(self, gate: Gate, wrt: sympy.Expr) -> sympy.Expr:
-        """dP/dwrt for a symbol or a product Dot(W, v) inside the gate's pre-activation (memoized: the
-        layout, the deltas and the checks ask for the same derivatives again and again)."""
-        key = (gate.name, wrt)
-        if key not in self._inner_cache:
-            stand, back = opaque_products(gate.pre)
-            target = next((u for u, dot in back.items() if dot == wrt), wrt) if isinstance(wrt, Dot) else wrt
-            self._inner_cache[key] = sympy.factor_terms(sympy.diff(stand, target)).xreplace(back)
-        return self._inner_cache[key]
+        """dP/dwrt for a symbol or a product Dot(W, v) inside the gate's pre-activation, as the derivation says."""
+        return self.d.pre_activations[gate.name].inner(wrt)
 
     def member_expr(self, group: Group, gate: str) -> sympy.Expr:
         """What a group's member contributes to the gate's pre-activation: W v, b or p."""
