@@ -44,13 +44,13 @@ def sigmoid(z, out=None):
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit
 def _sigmoid_scalar(z):
     """sigmoid of one number, inside the compiled loops."""
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
-@numba.njit(cache=True)
+@numba.njit
 def _cifg_lstm_forward_step(f_, i_):
     """One step of cifg_lstm_forward, entry by entry: i."""
     for row in range(f_.shape[0]):
@@ -60,7 +60,7 @@ def _cifg_lstm_forward_step(f_, i_):
             i_[row, col] = i
 
 
-@numba.njit(cache=True)
+@numba.njit
 def _cifg_lstm_forward_step2(f_, g_, i_, prev_c_, o_, next_c_, next_h_):
     """One step of cifg_lstm_forward, entry by entry: next_c, next_h."""
     for row in range(f_.shape[0]):
@@ -76,7 +76,7 @@ def _cifg_lstm_forward_step2(f_, g_, i_, prev_c_, o_, next_c_, next_h_):
             next_h_[row, col] = next_h
 
 
-@numba.njit(cache=True)
+@numba.njit
 def _cifg_lstm_backward_step(dnext_c_, dnext_h_, next_c_, o_, f_, g_, prev_c_, i_, df_, do_, dg_, dprev_c_):
     """One step of cifg_lstm_backward, entry by entry: df, do, dg, dprev_c."""
     for row in range(dnext_c_.shape[0]):

@@ -47,13 +47,13 @@ def sigmoid(z, out=None):
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit
 def _sigmoid_scalar(z):
     """sigmoid of one number, inside the compiled loops."""
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
-@numba.njit(cache=True)
+@numba.njit
 def _gru_forward_step(gh_r_, gx_r_, gh_z_, gx_z_, gh_n_, gx_n_, prev_h_, r_, z_, n_, next_h_):
     """One step of gru_forward, entry by entry: r, z, n, next_h."""
     for row in range(gh_r_.shape[0]):
@@ -75,7 +75,7 @@ def _gru_forward_step(gh_r_, gx_r_, gh_z_, gx_z_, gh_n_, gx_n_, prev_h_, r_, z_,
             next_h_[row, col] = next_h
 
 
-@numba.njit(cache=True)
+@numba.njit
 def _gru_backward_step(dnext_h_, n_, prev_h_, z_, gh_n_, r_, dz_, dn_, dr_):
     """One step of gru_backward, entry by entry: dz, dn, dr."""
     for row in range(dnext_h_.shape[0]):

@@ -49,13 +49,13 @@ def sigmoid(z, out=None):
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit
 def _sigmoid_scalar(z):
     """sigmoid of one number, inside the compiled loops."""
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
-@numba.njit(cache=True)
+@numba.njit
 def _lstm_forward_step(f_, g_, i_, prev_c_, o_, next_c_, next_h_):
     """One step of lstm_forward, entry by entry: next_c, next_h."""
     for row in range(f_.shape[0]):
@@ -71,7 +71,7 @@ def _lstm_forward_step(f_, g_, i_, prev_c_, o_, next_c_, next_h_):
             next_h_[row, col] = next_h
 
 
-@numba.njit(cache=True)
+@numba.njit
 def _lstm_backward_step(dnext_c_, dnext_h_, next_c_, o_, g_, i_, f_, prev_c_, di_, df_, do_, dg_, dprev_c_):
     """One step of lstm_backward, entry by entry: di, df, do, dg, dprev_c."""
     for row in range(dnext_c_.shape[0]):

@@ -45,13 +45,13 @@ def sigmoid(z, out=None):
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit
 def _sigmoid_scalar(z):
     """sigmoid of one number, inside the compiled loops."""
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
-@numba.njit(cache=True)
+@numba.njit
 def _mgu_forward_step(gh_f_, gx_f_, prev_h_, f_, r_):
     """One step of mgu_forward, entry by entry: f, r."""
     for row in range(gh_f_.shape[0]):
@@ -65,7 +65,7 @@ def _mgu_forward_step(gh_f_, gx_f_, prev_h_, f_, r_):
             r_[row, col] = r
 
 
-@numba.njit(cache=True)
+@numba.njit
 def _mgu_forward_step2(gr_n_, gx_n_, f_, prev_h_, n_, next_h_):
     """One step of mgu_forward, entry by entry: n, next_h."""
     for row in range(gr_n_.shape[0]):
@@ -80,7 +80,7 @@ def _mgu_forward_step2(gr_n_, gx_n_, f_, prev_h_, n_, next_h_):
             next_h_[row, col] = next_h
 
 
-@numba.njit(cache=True)
+@numba.njit
 def _mgu_backward_step(dnext_h_, f_, n_, dn_):
     """One step of mgu_backward, entry by entry: dn."""
     for row in range(dnext_h_.shape[0]):
@@ -92,7 +92,7 @@ def _mgu_backward_step(dnext_h_, f_, n_, dn_):
             dn_[row, col] = dn
 
 
-@numba.njit(cache=True)
+@numba.njit
 def _mgu_backward_step2(dnext_h_, dr_, f_, n_, prev_h_, df_):
     """One step of mgu_backward, entry by entry: df."""
     for row in range(dnext_h_.shape[0]):

@@ -46,13 +46,13 @@ def sigmoid(z, out=None):
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit
 def _sigmoid_scalar(z):
     """sigmoid of one number, inside the compiled loops."""
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
-@numba.njit(cache=True)
+@numba.njit
 def _peephole_lstm_forward_step(a_f_, p_f_, prev_c_, a_i_, p_i_, f_, i_):
     """One step of peephole_lstm_forward, entry by entry: f, i."""
     for row in range(a_f_.shape[0]):
@@ -68,7 +68,7 @@ def _peephole_lstm_forward_step(a_f_, p_f_, prev_c_, a_i_, p_i_, f_, i_):
             i_[row, col] = i
 
 
-@numba.njit(cache=True)
+@numba.njit
 def _peephole_lstm_forward_step2(f_, g_, i_, prev_c_, a_o_, p_o_, next_c_, o_, next_h_):
     """One step of peephole_lstm_forward, entry by entry: next_c, o, next_h."""
     for row in range(f_.shape[0]):
@@ -87,7 +87,7 @@ def _peephole_lstm_forward_step2(f_, g_, i_, prev_c_, a_o_, p_o_, next_c_, o_, n
             next_h_[row, col] = next_h
 
 
-@numba.njit(cache=True)
+@numba.njit
 def _peephole_lstm_backward_step(
     dnext_h_, next_c_, o_, dnext_c_, p_o_, g_, i_, f_, prev_c_, p_f_, p_i_, do_, di_, df_, dg_, dprev_c_
 ):

@@ -32,13 +32,13 @@ def sigmoid(z, out=None):
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit
 def _sigmoid_scalar(z):
     """sigmoid of one number, inside the compiled loops."""
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
-@numba.njit(cache=True)
+@numba.njit
 def _rnn_forward_step(a_, next_h_):
     """One step of rnn_forward, entry by entry: next_h."""
     for row in range(a_.shape[0]):
@@ -48,7 +48,7 @@ def _rnn_forward_step(a_, next_h_):
             next_h_[row, col] = next_h
 
 
-@numba.njit(cache=True)
+@numba.njit
 def _rnn_backward_step(dnext_h_, next_h_, da_):
     """One step of rnn_backward, entry by entry: da."""
     for row in range(dnext_h_.shape[0]):
