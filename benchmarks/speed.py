@@ -16,7 +16,8 @@ one process times forward + backward of the sequence (dh a random upstream gradi
 Before timing, a float64 cross-check at a small shape requires every implementation to give the
 generated numpy module's h and gradients to 1e-8 relative; any that does not is excluded.
 Timing: warm-up, then rounds that run every implementation once in turn (0.2 s apart), median of
-the kept rounds; a probe GEMM before and after each round discards the rounds it ran slow in.
+the kept rounds; a probe GEMM before and after each round, and the CPU time other processes took
+during it (/proc/stat), discard the rounds the machine was busy in.
 Floors: the GEMMs the cell minimally needs at the shape, timed with NumPy's BLAS, plus its
 minimal elementwise traffic over a measured bandwidth (see speedkit/floors.py); memory against
 the minimum the cache needs.  Progress goes to stderr.
@@ -136,6 +137,8 @@ def main(argv=None):
     import subprocess
     import time
 
+    started = time.perf_counter()
+
     # the user cells' modules are generated while the libraries below load
     from speedkit.cells import BUILTIN, CELLS, ROOT, USER_CELL_DIR
     from speedkit.harness import UserCodegen
@@ -150,7 +153,6 @@ def main(argv=None):
     from speedkit import floors, harness, report
     from speedkit.harness import log
 
-    started = time.perf_counter()
     try:
         import torch
     except ImportError:
