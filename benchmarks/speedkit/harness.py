@@ -346,8 +346,7 @@ def _timed(runner, reps, prime=False):
     """Seconds per call of `reps` back-to-back calls.  With `prime`, one untimed call first: after
     the pause between implementations the thread pools are asleep, and the first call of a
     millisecond-long function pays their wake-up (10 ms for torch.nn.LSTM at small shapes here)."""
-    gc.collect(1)  # the young generations only
-    gc.disable()
+    gc.disable()  # no collection inside the timed calls
     try:
         if prime:
             runner.run()
@@ -374,7 +373,7 @@ def measure(runners, rounds, probe, meter, label, sleep=SLEEP, target=TARGET):
     clean, noisy = [], []  # (noise score, times)
     slow_probe = busy = attempted = 0
     limit = 2 * rounds + 2
-    gc.collect()  # a full collection takes 0.15 s with torch and jax loaded: once per shape, not per call
+    gc.collect(1)  # the young generations; a full collection costs 0.3 s with torch and jax loaded
     time.sleep(sleep)
     while len(clean) < rounds and attempted < limit:
         meter.start()
@@ -434,7 +433,6 @@ def peak_memory(runner, kind):
     """Peak bytes of one forward + backward: bytes of the inputs + tracemalloc's peak; None when
     the implementation allocates where tracemalloc cannot see (Numba's runtime), or may."""
     inputs = sum(a.nbytes for a in runner.args) + runner.dh.nbytes
-    gc.collect()
     tracemalloc.start()
     tracemalloc.reset_peak()
     try:
