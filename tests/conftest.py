@@ -31,6 +31,31 @@ def torch():
     return require("torch", "LSTMGEN_REQUIRE_TORCH")
 
 
+def needs(target: str) -> None:
+    """Skip (or, in CI, fail) a test of the numba target where Numba is missing (see `require`)."""
+    if target == "numba":
+        require("numba", "LSTMGEN_REQUIRE_NUMBA")
+
+
+@pytest.fixture(scope="session")
+def module(tmp_path_factory):
+    """module(cell, layout, target): the generated module of a built-in cell, rendered now, loaded once."""
+    from lstmgen import render
+
+    loaded = {}
+
+    def load(cell: str, layout: str = "cs231n", target: str = "numpy"):
+        needs(target)
+        if (cell, layout, target) not in loaded:
+            name = "{}_{}_{}".format(cell, layout.replace("-", "_"), target)
+            path = tmp_path_factory.mktemp("modules") / f"{name}.py"
+            path.write_text(render.render_module(cell, layout, target), encoding="utf-8")
+            loaded[cell, layout, target] = load_module(path, "lstmgen_module_" + name)
+        return loaded[cell, layout, target]
+
+    return load
+
+
 def load_module(path: Path, name: str):
     """Import the Python file at `path` as a module called `name`."""
     spec = importlib.util.spec_from_file_location(name, path)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_gradients, functions, load_module, require, run_all, scale_error
+from conftest import assert_gradients, functions, load_module, needs, run_all, scale_error
 
 from lstmgen import cli, render
 
@@ -37,12 +37,6 @@ LAYOUT_CELLS = [("cs231n", cell) for cell in GROUPS] + [("torch", cell) for cell
     ("per-gate", cell) for cell in GROUPS]
 # the numba target's step functions are the numpy target's: its sequence functions are tested
 LEVEL_TARGETS = [("step", "numpy"), ("sequence", "numpy"), ("sequence", "numba")]
-
-
-def needs(target: str) -> None:
-    """Skip (or, in CI, fail) a test of the numba target where Numba is missing."""
-    if target == "numba":
-        require("numba", "LSTMGEN_REQUIRE_NUMBA")
 
 
 def test_build_covers_every_built_in_cell():
@@ -105,23 +99,6 @@ def per_gate_parameters(cell, layout, params, H, split):
 
 
 # =========================================================================== modules
-_MODULES = {}
-
-
-@pytest.fixture(scope="module")
-def module(tmp_path_factory):
-    def load(cell, layout, target="numpy"):
-        needs(target)
-        if (cell, layout, target) not in _MODULES:
-            name = "{}_{}_{}".format(cell, layout.replace("-", "_"), target)
-            path = tmp_path_factory.mktemp("layouts") / f"{name}.py"
-            path.write_text(render.render_module(cell, layout, target), encoding="utf-8")
-            _MODULES[cell, layout, target] = load_module(path, "lstmgen_layout_" + name)
-        return _MODULES[cell, layout, target]
-
-    return load
-
-
 @pytest.mark.parametrize("level,target", LEVEL_TARGETS, ids=lambda v: v)
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "N{}T{}D{}H{}".format(*s))
 @pytest.mark.parametrize("layout,cell", LAYOUT_CELLS, ids=lambda v: v)

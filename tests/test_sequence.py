@@ -11,27 +11,11 @@ import ast
 
 import numpy as np
 import pytest
-from conftest import load_module
-from test_layouts import LAYOUT_CELLS, STATES, make_args, needs
+from test_layouts import LAYOUT_CELLS, STATES, make_args
 
 from lstmgen import codegen, render, reverse, symbols
 
-_MODULES = {}
 TARGETS = render.TARGETS
-
-
-@pytest.fixture(scope="module")
-def module(tmp_path_factory):
-    def load(cell, layout, target):
-        needs(target)
-        if (cell, layout, target) not in _MODULES:
-            name = "{}_{}_{}".format(cell, layout.replace("-", "_"), target)
-            path = tmp_path_factory.mktemp("sequence") / f"{name}.py"
-            path.write_text(render.render_module(cell, layout, target), encoding="utf-8")
-            _MODULES[cell, layout, target] = load_module(path, "lstmgen_sequence_" + name)
-        return _MODULES[cell, layout, target]
-
-    return load
 
 
 def looped(mod, cell, args, dh):
