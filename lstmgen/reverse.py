@@ -140,7 +140,7 @@ def derive_cell(cell: cells.Cell) -> Derivation:
 
 def _pre_activation(cell: cells.Cell, eq: cells.Equation) -> PreActivation | None:
     """q = act(P) with all of the equation's parameters inside P (and only numbers beside it), else q = P."""
-    params = [s for s in eq.rhs.free_symbols if _is_parameter(cell, s)]
+    params = [s for s in eq.rhs.free_symbols if is_parameter(cell, s)]
     if not params:
         return None
     rhs = eq.rhs
@@ -156,7 +156,8 @@ def _pre_activation(cell: cells.Cell, eq: cells.Equation) -> PreActivation | Non
     return PreActivation(eq.target, pre, slope.xreplace({z: pre}), False)
 
 
-def _is_parameter(cell: cells.Cell, sym) -> bool:
+def is_parameter(cell: cells.Cell, sym) -> bool:
+    """`sym` is one of the cell's parameters (not a vector at some time)."""
     q = cell.quantities.get(getattr(sym, "name", None))
     return q is not None and q.is_parameter and symbols.read(sym) is None
 

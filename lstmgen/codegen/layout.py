@@ -30,7 +30,7 @@ from .. import symbols
 from ..errors import LayoutError, LstmgenError
 from ..ir import Dot
 from ..printing.numpy import identifier
-from ..reverse import Derivation
+from ..reverse import Derivation, is_parameter
 
 LAYOUTS = ("cs231n", "torch", "per-gate")
 
@@ -109,10 +109,6 @@ class CellLayout:
     def fail(self, message: str):
         raise LayoutError(f"cell {self.cell.name} does not fit the {self.layout} layout: {message}")
 
-    def _is_param(self, sym) -> bool:
-        q = self.cell.quantities.get(getattr(sym, "name", None))
-        return q is not None and q.is_parameter and symbols.read(sym) is None
-
     def _gates(self) -> dict[str, Gate]:
         """Every equation with parameters, in block order: the cell file's gate order, then the others."""
         cell, found = self.cell, {}
@@ -120,7 +116,7 @@ class CellLayout:
             fact = self.d.pre_activations.get(eq.target)
             if fact is None:
                 continue
-            params = sorted({s.name for s in eq.rhs.free_symbols if self._is_param(s)})
+            params = sorted({s.name for s in eq.rhs.free_symbols if is_parameter(cell, s)})
             found[eq.target] = Gate(eq.target, self.py[eq.target], fact.pre, fact.slope, params, fact.is_pre)
         for name in list(found):
             for other in found:
