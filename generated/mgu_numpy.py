@@ -40,6 +40,13 @@ def sigmoid(z, out=None):
     return out
 
 
+def _blocks(v, count):
+    """The `count` equal column blocks of the (rows, count * H) array v, as (rows, H) views: the gate
+    blocks of a stacked array inside the time loops (np.split does the same, several times slower)."""
+    width = v.shape[1] // count
+    return [v[:, k * width : (k + 1) * width] for k in range(count)]
+
+
 def _checked(name, value, ndim):
     """`value` as a floating-point array with `ndim` axes, or a ValueError naming the argument."""
     array = np.asarray(value)
@@ -225,7 +232,7 @@ def mgu_forward(x, h0, Wx, Wh, Wr, b):
     for t in range(T):
         prev_h, next_h, f, r, n = h_all[t], h_all[t + 1], f_all[t], r_all[t], n_all[t]
         gx = gx_all[t]
-        gx_f, gx_n = np.split(gx, 2, axis=1)
+        gx_f, gx_n = _blocks(gx, 2)
         gh_f = prev_h @ Wh
         sigmoid(gx_f + gh_f, out=f)
         np.multiply(f, prev_h, out=r)
@@ -267,7 +274,7 @@ def mgu_backward(dh, cache):
         dnext_h = dh[:, t, :] + dprev_h
         prev_h, f, n = h_all[t], f_all[t], n_all[t]
         dgx = dgx_all[t]
-        df, dn = np.split(dgx, 2, axis=1)
+        df, dn = _blocks(dgx, 2)
         np.multiply(dnext_h * f, 1 - n**2, out=dn)
         dr = dn @ Wr.T
         np.multiply(dnext_h * (n - prev_h) + dr * prev_h, f * (1 - f), out=df)
@@ -278,7 +285,7 @@ def mgu_backward(dh, cache):
     r_rows = r_all.reshape(T * N, H)
     dgx_rows = dgx_all.reshape(T * N, 2 * H)
     x_rows = x_all.reshape(T * N, D)
-    df_rows, dn_rows = np.split(dgx_rows, 2, axis=1)
+    df_rows, dn_rows = _blocks(dgx_rows, 2)
     dx_all = (dgx_rows @ Wx.T).reshape(T, N, D)
     dWx = x_rows.T @ dgx_rows
     db = dgx_rows.sum(axis=0)

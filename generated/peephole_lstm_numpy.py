@@ -41,6 +41,13 @@ def sigmoid(z, out=None):
     return out
 
 
+def _blocks(v, count):
+    """The `count` equal column blocks of the (rows, count * H) array v, as (rows, H) views: the gate
+    blocks of a stacked array inside the time loops (np.split does the same, several times slower)."""
+    width = v.shape[1] // count
+    return [v[:, k * width : (k + 1) * width] for k in range(count)]
+
+
 def _checked(name, value, ndim):
     """`value` as a floating-point array with `ndim` axes, or a ValueError naming the argument."""
     array = np.asarray(value)
@@ -261,7 +268,7 @@ def peephole_lstm_forward(x, h0, Wx, Wh, b, p):
         o = o_all[t]
         a = a_all[t]
         a += prev_h @ Wh
-        a_i, a_f, a_o, a_g = np.split(a, 4, axis=1)
+        a_i, a_f, a_o, a_g = _blocks(a, 4)
         sigmoid(a_f + p_f * prev_c, out=f)
         sigmoid(a_i + p_i * prev_c, out=i)
         g = np.tanh(a_g, out=a_g)
@@ -318,9 +325,9 @@ def peephole_lstm_backward(dh, cache):
         dnext_h = dh[:, t, :] + dprev_h
         dnext_c = dprev_c
         prev_c, next_c, f, i, o = c_all[t], c_all[t + 1], f_all[t], i_all[t], o_all[t]
-        _, _, _, g = np.split(a_all[t], 4, axis=1)
+        _, _, _, g = _blocks(a_all[t], 4)
         da = da_all[t]
-        di, df, do, dg = np.split(da, 4, axis=1)
+        di, df, do, dg = _blocks(da, 4)
         np.multiply(dnext_h * np.tanh(next_c), o * (1 - o), out=do)
         dnext_c_total = dnext_c + dnext_h * (o * (1 - np.tanh(next_c) ** 2)) + do * p_o
         np.multiply(dnext_c_total * g, i * (1 - i), out=di)

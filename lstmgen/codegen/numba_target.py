@@ -12,9 +12,13 @@ step's own names and formulas, and stores what the rest of the loop reads.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
-from ..printing.numpy import print_scalar
+import sympy
+
+from ..functions import UserFunction, sigmoid
+from ..printing.numpy import numpy_call_into, print_scalar
 from . import format as fmt
 from . import numpy_target
 from .naming import user_functions
@@ -59,7 +63,7 @@ class Fusion:
     def fuse(self, plan, entries: list[Entry], direction: str, carried: set[str]) -> list:
         """The loop body's items with its elementwise entries fused; `carried` are the names the next
         step reads (the states' gradients), which are arrays allocated before the loop."""
-        groups = _schedule(entries)
+        groups = _schedule(self._hoisted(plan, entries, direction))
         items = []
         for k, group in enumerate(groups):
             if not isinstance(group, list):
@@ -68,6 +72,71 @@ class Fusion:
             later = set().union(*[g.reads for g in _flatten(groups[k + 1:])]) if k + 1 < len(groups) else set()
             items.append(self._kernel(plan, group, direction, later, carried))
         return items
+
+    def _hoisted(self, plan, entries: list[Entry], direction: str) -> list[Entry]:
+        """The entries with every transcendental function of an elementwise entry taken out into a NumPy
+        call over the whole (N, H) block: NumPy's tanh and exp are vectorised, LLVM's scalar ones are not.
+        A statement that is one such call, r = sigmoid(gx_r + gh_r), becomes the loop's r = gx_r + gh_r
+        and then sigmoid(r, out=r); a call inside a formula, tanh(next_c) in the LSTM's backward, is
+        computed into a workspace first, once per step however often the step reads it."""
+        out, computed = [], {}  # application -> the symbol of its workspace
+        taken = {name for key, name in plan.names.items() if not key.startswith("hoisted:")}
+
+        def call(application, into: str) -> Entry:
+            argument = plan.names[application.args[0].name]
+            item = numpy_call_into(application, into, plan.names, plan.p.transposed)
+            return Entry([_Into(None, *item) if item else f"{into}[...] = {plan.p.print(application)}"],
+                         {argument}, {into})
+
+        def argument_entry(entry, name: str, symbol, argument) -> Entry:
+            """name = argument, computed by the loop into the array `stored` (or a workspace)."""
+            return Entry([], plan._reads(argument), {name},
+                         dataclasses.replace(entry.statement, targets=(symbol,), expr=argument), True, entry.stored)
+
+        for entry in entries:
+            if not entry.elementwise or entry.statement is None:
+                out.append(entry)
+                continue
+            expr = entry.statement.expr
+            for application in _transcendental(expr):
+                if application in computed:
+                    continue
+                inner = application.func(*(a.xreplace(computed) for a in application.args))
+                if application == expr:  # the whole statement: computed into its own target
+                    target = next(iter(entry.writes))
+                    array = entry.stored or target
+                    if isinstance(inner.args[0], sympy.Symbol):
+                        if entry.stored is None:
+                            self.workspaces[direction].append(f"{target} = np.empty((N, H), dtype=dtype)")
+                        out.append(call(inner, array))
+                    else:
+                        out.append(argument_entry(entry, target, entry.statement.target, inner.args[0]))
+                        out.append(call(inner.func(entry.statement.target), array))
+                    entry = None
+                    break
+                if not isinstance(inner.args[0], sympy.Symbol):  # a compound argument: computed first
+                    name = _fresh(f"{_name(inner)}_arg", taken)
+                    symbol = self._workspace(plan, name, direction)
+                    out.append(argument_entry(dataclasses.replace(entry, stored=name), name, symbol, inner.args[0]))
+                    inner = inner.func(symbol)
+                name = _fresh(f"{_name(inner)}_{plan.names[inner.args[0].name]}", taken)
+                computed[application] = self._workspace(plan, name, direction)
+                out.append(call(inner, name))
+            if entry is None:
+                continue
+            if computed:
+                expr = expr.xreplace(computed)
+                entry = dataclasses.replace(entry, statement=dataclasses.replace(entry.statement, expr=expr),
+                                            reads=plan._reads(expr))
+            out.append(entry)
+        return out
+
+    def _workspace(self, plan, name: str, direction: str) -> sympy.Symbol:
+        """A new (N, H) array `name`, allocated before the loop, and the symbol that stands for it."""
+        symbol = sympy.Symbol("hoisted:" + name)
+        plan.names[symbol.name] = name
+        self.workspaces[direction].append(f"{name} = np.empty((N, H), dtype=dtype)")
+        return symbol
 
     def _kernel(self, plan, group: list[Entry], direction: str, later: set[str], carried: set[str]) -> _Into:
         written, inputs = set(), []
@@ -117,6 +186,32 @@ class Fusion:
             out.append({"name": f"_{name}_scalar", "arg": variable.name,
                         "body": print_scalar(function.formula.expr, {variable.name: variable.name})})
         return out
+
+
+def _transcendental(expr) -> list:
+    """The applications of tanh, exp, log, sigmoid and of cell-file functions built from them in `expr`,
+    innermost first."""
+    slow = (sympy.tanh, sympy.exp, sympy.log, sigmoid)
+    found = []
+    for node in sympy.postorder_traversal(expr):
+        if isinstance(node, slow) or (isinstance(node, UserFunction) and node.formula.expr.has(*slow)):
+            if node not in found:
+                found.append(node)
+    return found
+
+
+def _name(application) -> str:
+    return type(application).__name__
+
+
+def _fresh(name: str, taken: set[str]) -> str:
+    """`name`, or name_2, name_3, ... if the step already uses it; taken gets the result."""
+    candidate, k = name, 1
+    while candidate in taken:
+        k += 1
+        candidate = f"{name}_{k}"
+    taken.add(candidate)
+    return candidate
 
 
 def _vectors(program: Program, names: dict[str, str]) -> set[str]:

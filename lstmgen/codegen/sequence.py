@@ -268,11 +268,13 @@ class SequencePlan:
                 if b is buffer and other in self.loop_reads:
                     holders[i] = other
             if any(h != "_" for h in holders):
-                lines.append("{} = np.split({}[t], {}, axis=1)".format(", ".join(holders), buffer.name, count))
+                lines.append("{} = _blocks({}[t], {})".format(", ".join(holders), buffer.name, count))
         return lines
 
     def _forward_statement(self, st: Statement) -> list[str]:
         target = self.p.target(st)
+        if isinstance(st.expr, Split) and int(st.expr.args[2]) == 1:
+            return [_Assign(target, "_blocks({}, {})".format(self.p.print(st.expr.args[0]), int(st.expr.args[1])))]
         if isinstance(st.expr, Split) or len(st.targets) > 1:
             return [_Assign(target, self.p.print(st.expr))]
         if st.key.startswith("equation:") and self.p.print(st.expr) == target:
@@ -428,7 +430,7 @@ class SequencePlan:
         body += _bind(list(self.delta_buffers), [f"{b.name}[t]" for b in self.delta_buffers.values()])
         if self.primary is not None:
             stack = self.name(self.primary.target)
-            body.append("{} = np.split({}, {}, axis=1)".format(
+            body.append("{} = _blocks({}, {})".format(
                 ", ".join(self.name(a) for a in self.primary.expr.args), stack, len(self.primary.expr.args)))
         entries = [self._entry(st, self._backward_statement(st), accumulated=st in self.accumulated)
                    for st in self.in_loop if st is not self.primary]
@@ -472,8 +474,7 @@ class SequencePlan:
                 lines.append(f"{name}_rows = {self.buffers[name].name}.reshape(T * N, H)")
             elif name in self.blocks:
                 buffer, index, count = self.blocks[name]
-                lines.append(f"{name}_rows = np.split({buffer.name}.reshape(T * N, {buffer.width}), {count}, "
-                             f"axis=1)[{index}]")
+                lines.append(f"{name}_rows = _blocks({buffer.name}.reshape(T * N, {buffer.width}), {count})[{index}]")
             else:
                 continue
             if lines[-1] in lines[:-1]:
@@ -481,7 +482,7 @@ class SequencePlan:
             rows[sym.name] = f"{name}_rows" if not (ref is not None and ref.name == cell.input) else f"{self.x}_rows"
         if any(self.name(s) in self.delta_blocks for s in self.after_reads):
             stack = self.name(self.primary.target)
-            lines.append("{} = np.split({}_rows, {}, axis=1)".format(
+            lines.append("{} = _blocks({}_rows, {})".format(
                 ", ".join(self.name(a) + "_rows" for a in self.primary.expr.args), stack, len(self.primary.expr.args)))
             for arg in self.primary.expr.args:
                 rows[arg.name] = self.name(arg) + "_rows"
