@@ -52,48 +52,9 @@ def _blocks(v, count):
 
 
 @numba.njit
-def _sigmoid_scalar(z):
-    """sigmoid of one number, inside the compiled loops."""
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
-
-
-@numba.njit
-def _cifg_lstm_forward_step(f_, i_):
-    """One step of cifg_lstm_forward, entry by entry: i."""
-    for row in range(f_.shape[0]):
-        for col in range(f_.shape[1]):
-            f = f_[row, col]
-            i = 1 - f
-            i_[row, col] = i
-
-
-@numba.njit
-def _cifg_lstm_forward_step2(f_, g_, i_, prev_c_, next_c_):
-    """One step of cifg_lstm_forward, entry by entry: next_c."""
-    for row in range(f_.shape[0]):
-        for col in range(f_.shape[1]):
-            f = f_[row, col]
-            g = g_[row, col]
-            i = i_[row, col]
-            prev_c = prev_c_[row, col]
-            next_c = f * prev_c + i * g
-            next_c_[row, col] = next_c
-
-
-@numba.njit
-def _cifg_lstm_forward_step3(o_, tanh_next_c_, next_h_):
-    """One step of cifg_lstm_forward, entry by entry: next_h."""
-    for row in range(o_.shape[0]):
-        for col in range(o_.shape[1]):
-            o = o_[row, col]
-            tanh_next_c = tanh_next_c_[row, col]
-            next_h = tanh_next_c * o
-            next_h_[row, col] = next_h
-
-
-@numba.njit
 def _cifg_lstm_backward_step(dnext_c_, dnext_h_, o_, tanh_next_c_, f_, g_, prev_c_, i_, df_, do_, dg_, dprev_c_):
     """One step of cifg_lstm_backward, entry by entry: df, do, dg, dprev_c."""
+    real = dnext_c_.dtype.type  # constants as real(1): float32 arrays stay float32 math
     for row in range(dnext_c_.shape[0]):
         for col in range(dnext_c_.shape[1]):
             dnext_c = dnext_c_[row, col]
@@ -104,10 +65,10 @@ def _cifg_lstm_backward_step(dnext_c_, dnext_h_, o_, tanh_next_c_, f_, g_, prev_
             g = g_[row, col]
             prev_c = prev_c_[row, col]
             i = i_[row, col]
-            dnext_c_total = dnext_c + dnext_h * o * (1 - tanh_next_c**2)
-            df = (dnext_c_total * prev_c - dnext_c_total * g) * (f * (1 - f))
-            do = tanh_next_c * dnext_h * o * (1 - o)
-            dg = dnext_c_total * i * (1 - g**2)
+            dnext_c_total = dnext_c + dnext_h * o * (real(1) - tanh_next_c**2)
+            df = (dnext_c_total * prev_c - dnext_c_total * g) * (f * (real(1) - f))
+            do = tanh_next_c * dnext_h * o * (real(1) - o)
+            dg = dnext_c_total * i * (real(1) - g**2)
             dprev_c = dnext_c_total * f
             df_[row, col] = df
             do_[row, col] = do
@@ -306,12 +267,12 @@ def cifg_lstm_forward(x, h0, Wx, Wh, b):
         a += prev_h @ Wh
         a_f, a_o, a_g = _blocks(a, 3)
         f = sigmoid(a_f, out=a_f)
-        _cifg_lstm_forward_step(f, i)
+        np.subtract(1, f, out=i)
         o = sigmoid(a_o, out=a_o)
         g = np.tanh(a_g, out=a_g)
-        _cifg_lstm_forward_step2(f, g, i, prev_c, next_c)
+        np.add(f * prev_c, i * g, out=next_c)
         np.tanh(next_c, out=tanh_next_c)
-        _cifg_lstm_forward_step3(o, tanh_next_c, next_h)
+        np.multiply(tanh_next_c, o, out=next_h)
     h = np.ascontiguousarray(h_all[1:].transpose(1, 0, 2))
     cache = CifgLstmCache(x_all=x_all, h_all=h_all, c_all=c_all, a_all=a_all, i_all=i_all, Wx=Wx, Wh=Wh)
     return h, cache
@@ -342,6 +303,7 @@ def cifg_lstm_backward(dh, cache):
     da_all = np.empty((T, N, 3 * H), dtype=dtype)
     dprev_h = np.zeros((N, H), dtype=dtype)
     dprev_c = np.zeros((N, H), dtype=dtype)
+    Wh_T = np.ascontiguousarray(Wh.T)  # transposed once: faster products in the loop
     tanh_next_c = np.empty((N, H), dtype=dtype)
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
@@ -353,7 +315,7 @@ def cifg_lstm_backward(dh, cache):
         df, do, dg = _blocks(da, 3)
         np.tanh(next_c, out=tanh_next_c)
         _cifg_lstm_backward_step(dnext_c, dnext_h, o, tanh_next_c, f, g, prev_c, i, df, do, dg, dprev_c)
-        dprev_h = da @ Wh.T
+        dprev_h = da @ Wh_T
 
     # Every step's deltas are stored: each weight's gradient is one matrix product over all T * N rows.
     prev_h_rows = h_all[:-1].reshape(T * N, H)

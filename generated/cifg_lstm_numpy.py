@@ -270,6 +270,7 @@ def cifg_lstm_backward(dh, cache):
     da_all = np.empty((T, N, 3 * H), dtype=dtype)
     dprev_h = np.zeros((N, H), dtype=dtype)
     dprev_c = np.zeros((N, H), dtype=dtype)
+    Wh_T = np.ascontiguousarray(Wh.T)  # transposed once: faster products in the loop
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
@@ -282,7 +283,7 @@ def cifg_lstm_backward(dh, cache):
         np.multiply(dnext_c_total * prev_c - dnext_c_total * g, f * (1 - f), out=df)
         np.multiply(dnext_h * np.tanh(next_c), o * (1 - o), out=do)
         np.multiply(dnext_c_total * i, 1 - g**2, out=dg)
-        dprev_h = da @ Wh.T
+        dprev_h = da @ Wh_T
         dprev_c = dnext_c_total * f
 
     # Every step's deltas are stored: each weight's gradient is one matrix product over all T * N rows.

@@ -53,12 +53,6 @@ def _blocks(v, count):
 
 
 @numba.njit
-def _sigmoid_scalar(z):
-    """sigmoid of one number, inside the compiled loops."""
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
-
-
-@numba.njit
 def _gru_forward_step(gh_r_, gx_r_, gh_z_, gx_z_, r_, z_):
     """One step of gru_forward, entry by entry: r, z."""
     for row in range(gh_r_.shape[0]):
@@ -86,20 +80,9 @@ def _gru_forward_step2(gh_n_, gx_n_, r_, n_):
 
 
 @numba.njit
-def _gru_forward_step3(n_, prev_h_, z_, next_h_):
-    """One step of gru_forward, entry by entry: next_h."""
-    for row in range(n_.shape[0]):
-        for col in range(n_.shape[1]):
-            n = n_[row, col]
-            prev_h = prev_h_[row, col]
-            z = z_[row, col]
-            next_h = (1 - z) * n + z * prev_h
-            next_h_[row, col] = next_h
-
-
-@numba.njit
 def _gru_backward_step(dnext_h_, n_, prev_h_, z_, gh_n_, r_, dz_, dn_, dr_):
     """One step of gru_backward, entry by entry: dz, dn, dr."""
+    real = dnext_h_.dtype.type  # constants as real(1): float32 arrays stay float32 math
     for row in range(dnext_h_.shape[0]):
         for col in range(dnext_h_.shape[1]):
             dnext_h = dnext_h_[row, col]
@@ -108,9 +91,9 @@ def _gru_backward_step(dnext_h_, n_, prev_h_, z_, gh_n_, r_, dz_, dn_, dr_):
             z = z_[row, col]
             gh_n = gh_n_[row, col]
             r = r_[row, col]
-            dz = dnext_h * (prev_h - n) * (z * (1 - z))
-            dn = dnext_h * (1 - z) * (1 - n**2)
-            dr = dn * gh_n * (r * (1 - r))
+            dz = dnext_h * (prev_h - n) * (z * (real(1) - z))
+            dn = dnext_h * (real(1) - z) * (real(1) - n**2)
+            dr = dn * gh_n * (r * (real(1) - r))
             dz_[row, col] = dz
             dn_[row, col] = dn
             dr_[row, col] = dr
@@ -309,7 +292,7 @@ def gru_forward(x, h0, Wx, Wh, bx, bh):
         _gru_forward_step2(gh_n, gx_n, r, n)
         sigmoid(z, out=z)
         np.tanh(n, out=n)
-        _gru_forward_step3(n, prev_h, z, next_h)
+        np.add((1 - z) * n, z * prev_h, out=next_h)
     h = np.ascontiguousarray(h_all[1:].transpose(1, 0, 2))
     cache = GruCache(x_all=x_all, h_all=h_all, gh_all=gh_all, r_all=r_all, z_all=z_all, n_all=n_all, Wx=Wx, Wh=Wh)
     return h, cache
@@ -341,6 +324,7 @@ def gru_backward(dh, cache):
     dgx_all = np.empty((T, N, 3 * H), dtype=dtype)
     dgh_all = np.empty((T, N, 3 * H), dtype=dtype)
     dprev_h = np.zeros((N, H), dtype=dtype)
+    Wh_T = np.ascontiguousarray(Wh.T)  # transposed once: faster products in the loop
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
@@ -350,7 +334,7 @@ def gru_backward(dh, cache):
         dr, dz, dn = _blocks(dgx, 3)
         _gru_backward_step(dnext_h, n, prev_h, z, gh_n, r, dz, dn, dr)
         np.concatenate([dr, dz, r * dn], axis=1, out=dgh)
-        dprev_h = dgh @ Wh.T + dnext_h * z
+        dprev_h = dgh @ Wh_T + dnext_h * z
 
     # Every step's deltas are stored: each weight's gradient is one matrix product over all T * N rows.
     prev_h_rows = h_all[:-1].reshape(T * N, H)

@@ -270,6 +270,7 @@ def gru_backward(dh, cache):
     dgx_all = np.empty((T, N, 3 * H), dtype=dtype)
     dgh_all = np.empty((T, N, 3 * H), dtype=dtype)
     dprev_h = np.zeros((N, H), dtype=dtype)
+    Wh_T = np.ascontiguousarray(Wh.T)  # transposed once: faster products in the loop
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
@@ -281,7 +282,7 @@ def gru_backward(dh, cache):
         np.multiply(dnext_h * (1 - z), 1 - n**2, out=dn)
         np.multiply(dn * gh_n, r * (1 - r), out=dr)
         np.concatenate([dr, dz, r * dn], axis=1, out=dgh)
-        dprev_h = dgh @ Wh.T + dnext_h * z
+        dprev_h = dgh @ Wh_T + dnext_h * z
 
     # Every step's deltas are stored: each weight's gradient is one matrix product over all T * N rows.
     prev_h_rows = h_all[:-1].reshape(T * N, H)

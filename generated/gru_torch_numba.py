@@ -55,12 +55,6 @@ def _blocks(v, count):
 
 
 @numba.njit
-def _sigmoid_scalar(z):
-    """sigmoid of one number, inside the compiled loops."""
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
-
-
-@numba.njit
 def _gru_forward_step(gh_r_, gx_r_, gh_z_, gx_z_, r_, z_):
     """One step of gru_forward, entry by entry: r, z."""
     for row in range(gh_r_.shape[0]):
@@ -88,20 +82,9 @@ def _gru_forward_step2(gh_n_, gx_n_, r_, n_):
 
 
 @numba.njit
-def _gru_forward_step3(n_, prev_h_, z_, next_h_):
-    """One step of gru_forward, entry by entry: next_h."""
-    for row in range(n_.shape[0]):
-        for col in range(n_.shape[1]):
-            n = n_[row, col]
-            prev_h = prev_h_[row, col]
-            z = z_[row, col]
-            next_h = (1 - z) * n + z * prev_h
-            next_h_[row, col] = next_h
-
-
-@numba.njit
 def _gru_backward_step(dnext_h_, n_, prev_h_, z_, gh_n_, r_, dz_, dn_, dr_):
     """One step of gru_backward, entry by entry: dz, dn, dr."""
+    real = dnext_h_.dtype.type  # constants as real(1): float32 arrays stay float32 math
     for row in range(dnext_h_.shape[0]):
         for col in range(dnext_h_.shape[1]):
             dnext_h = dnext_h_[row, col]
@@ -110,9 +93,9 @@ def _gru_backward_step(dnext_h_, n_, prev_h_, z_, gh_n_, r_, dz_, dn_, dr_):
             z = z_[row, col]
             gh_n = gh_n_[row, col]
             r = r_[row, col]
-            dz = dnext_h * (prev_h - n) * (z * (1 - z))
-            dn = dnext_h * (1 - z) * (1 - n**2)
-            dr = dn * gh_n * (r * (1 - r))
+            dz = dnext_h * (prev_h - n) * (z * (real(1) - z))
+            dn = dnext_h * (real(1) - z) * (real(1) - n**2)
+            dr = dn * gh_n * (r * (real(1) - r))
             dz_[row, col] = dz
             dn_[row, col] = dn
             dr_[row, col] = dr
@@ -300,18 +283,20 @@ def gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
     np.matmul(x_rows, weight_ih.T, out=gx_all.reshape(T * N, 3 * H))
     gx_all += bias_ih
 
+    weight_hh_T = np.ascontiguousarray(weight_hh.T)  # transposed once: faster products in the loop
+
     for t in range(T):
         prev_h, next_h, gh, r, z, n = h_all[t], h_all[t + 1], gh_all[t], r_all[t], z_all[t], n_all[t]
         gx = gx_all[t]
         gx_r, gx_z, gx_n = _blocks(gx, 3)
-        np.add(prev_h @ weight_hh.T, bias_hh, out=gh)
+        np.add(prev_h @ weight_hh_T, bias_hh, out=gh)
         gh_r, gh_z, gh_n = _blocks(gh, 3)
         _gru_forward_step(gh_r, gx_r, gh_z, gx_z, r, z)
         sigmoid(r, out=r)
         _gru_forward_step2(gh_n, gx_n, r, n)
         sigmoid(z, out=z)
         np.tanh(n, out=n)
-        _gru_forward_step3(n, prev_h, z, next_h)
+        np.add((1 - z) * n, z * prev_h, out=next_h)
     h = np.ascontiguousarray(h_all[1:].transpose(1, 0, 2))
     cache = GruCache(
         x_all=x_all,

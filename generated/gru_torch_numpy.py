@@ -231,11 +231,13 @@ def gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
     np.matmul(x_rows, weight_ih.T, out=gx_all.reshape(T * N, 3 * H))
     gx_all += bias_ih
 
+    weight_hh_T = np.ascontiguousarray(weight_hh.T)  # transposed once: faster products in the loop
+
     for t in range(T):
         prev_h, next_h, gh, r, z, n = h_all[t], h_all[t + 1], gh_all[t], r_all[t], z_all[t], n_all[t]
         gx = gx_all[t]
         gx_r, gx_z, gx_n = _blocks(gx, 3)
-        np.add(prev_h @ weight_hh.T, bias_hh, out=gh)
+        np.add(prev_h @ weight_hh_T, bias_hh, out=gh)
         gh_r, gh_z, gh_n = _blocks(gh, 3)
         sigmoid(gx_r + gh_r, out=r)
         sigmoid(gx_z + gh_z, out=z)

@@ -52,38 +52,9 @@ def _blocks(v, count):
 
 
 @numba.njit
-def _sigmoid_scalar(z):
-    """sigmoid of one number, inside the compiled loops."""
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
-
-
-@numba.njit
-def _lstm_forward_step(f_, g_, i_, prev_c_, next_c_):
-    """One step of lstm_forward, entry by entry: next_c."""
-    for row in range(f_.shape[0]):
-        for col in range(f_.shape[1]):
-            f = f_[row, col]
-            g = g_[row, col]
-            i = i_[row, col]
-            prev_c = prev_c_[row, col]
-            next_c = f * prev_c + i * g
-            next_c_[row, col] = next_c
-
-
-@numba.njit
-def _lstm_forward_step2(o_, tanh_next_c_, next_h_):
-    """One step of lstm_forward, entry by entry: next_h."""
-    for row in range(o_.shape[0]):
-        for col in range(o_.shape[1]):
-            o = o_[row, col]
-            tanh_next_c = tanh_next_c_[row, col]
-            next_h = tanh_next_c * o
-            next_h_[row, col] = next_h
-
-
-@numba.njit
 def _lstm_backward_step(dnext_c_, dnext_h_, o_, tanh_next_c_, g_, i_, f_, prev_c_, di_, df_, do_, dg_, dprev_c_):
     """One step of lstm_backward, entry by entry: di, df, do, dg, dprev_c."""
+    real = dnext_c_.dtype.type  # constants as real(1): float32 arrays stay float32 math
     for row in range(dnext_c_.shape[0]):
         for col in range(dnext_c_.shape[1]):
             dnext_c = dnext_c_[row, col]
@@ -94,11 +65,11 @@ def _lstm_backward_step(dnext_c_, dnext_h_, o_, tanh_next_c_, g_, i_, f_, prev_c
             i = i_[row, col]
             f = f_[row, col]
             prev_c = prev_c_[row, col]
-            dnext_c_total = dnext_c + dnext_h * o * (1 - tanh_next_c**2)
-            di = dnext_c_total * g * (i * (1 - i))
-            df = dnext_c_total * prev_c * (f * (1 - f))
-            do = tanh_next_c * dnext_h * o * (1 - o)
-            dg = dnext_c_total * i * (1 - g**2)
+            dnext_c_total = dnext_c + dnext_h * o * (real(1) - tanh_next_c**2)
+            di = dnext_c_total * g * (i * (real(1) - i))
+            df = dnext_c_total * prev_c * (f * (real(1) - f))
+            do = tanh_next_c * dnext_h * o * (real(1) - o)
+            dg = dnext_c_total * i * (real(1) - g**2)
             dprev_c = dnext_c_total * f
             di_[row, col] = di
             df_[row, col] = df
@@ -302,9 +273,9 @@ def lstm_forward(x, h0, Wx, Wh, b):
         sigmoid(a_sigmoid, out=a_sigmoid)
         i, f, o = a_i, a_f, a_o
         g = np.tanh(a_g, out=a_g)
-        _lstm_forward_step(f, g, i, prev_c, next_c)
+        np.add(f * prev_c, i * g, out=next_c)
         np.tanh(next_c, out=tanh_next_c)
-        _lstm_forward_step2(o, tanh_next_c, next_h)
+        np.multiply(tanh_next_c, o, out=next_h)
     h = np.ascontiguousarray(h_all[1:].transpose(1, 0, 2))
     cache = LstmCache(x_all=x_all, h_all=h_all, c_all=c_all, a_all=a_all, Wx=Wx, Wh=Wh)
     return h, cache
@@ -335,6 +306,7 @@ def lstm_backward(dh, cache):
     da_all = np.empty((T, N, 4 * H), dtype=dtype)
     dprev_h = np.zeros((N, H), dtype=dtype)
     dprev_c = np.zeros((N, H), dtype=dtype)
+    Wh_T = np.ascontiguousarray(Wh.T)  # transposed once: faster products in the loop
     tanh_next_c = np.empty((N, H), dtype=dtype)
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
@@ -346,7 +318,7 @@ def lstm_backward(dh, cache):
         di, df, do, dg = _blocks(da, 4)
         np.tanh(next_c, out=tanh_next_c)
         _lstm_backward_step(dnext_c, dnext_h, o, tanh_next_c, g, i, f, prev_c, di, df, do, dg, dprev_c)
-        dprev_h = da @ Wh.T
+        dprev_h = da @ Wh_T
 
     # Every step's deltas are stored: each weight's gradient is one matrix product over all T * N rows.
     prev_h_rows = h_all[:-1].reshape(T * N, H)

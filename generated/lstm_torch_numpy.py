@@ -247,10 +247,12 @@ def lstm_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
     np.matmul(x_rows, weight_ih.T, out=a_all.reshape(T * N, 4 * H))
     a_all += b
 
+    weight_hh_T = np.ascontiguousarray(weight_hh.T)  # transposed once: faster products in the loop
+
     for t in range(T):
         prev_h, next_h, prev_c, next_c = h_all[t], h_all[t + 1], c_all[t], c_all[t + 1]
         a = a_all[t]
-        a += prev_h @ weight_hh.T
+        a += prev_h @ weight_hh_T
         a_i, a_f, a_g, a_o = _blocks(a, 4)
         f = sigmoid(a_f, out=a_f)
         i = sigmoid(a_i, out=a_i)

@@ -53,12 +53,6 @@ def _blocks(v, count):
 
 
 @numba.njit
-def _sigmoid_scalar(z):
-    """sigmoid of one number, inside the compiled loops."""
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
-
-
-@numba.njit
 def _mgu_forward_step(gh_f_, gx_f_, f_):
     """One step of mgu_forward, entry by entry: f."""
     for row in range(gh_f_.shape[0]):
@@ -70,18 +64,7 @@ def _mgu_forward_step(gh_f_, gx_f_, f_):
 
 
 @numba.njit
-def _mgu_forward_step2(f_, prev_h_, r_):
-    """One step of mgu_forward, entry by entry: r."""
-    for row in range(f_.shape[0]):
-        for col in range(f_.shape[1]):
-            f = f_[row, col]
-            prev_h = prev_h_[row, col]
-            r = f * prev_h
-            r_[row, col] = r
-
-
-@numba.njit
-def _mgu_forward_step3(gr_n_, gx_n_, n_):
+def _mgu_forward_step2(gr_n_, gx_n_, n_):
     """One step of mgu_forward, entry by entry: n."""
     for row in range(gr_n_.shape[0]):
         for col in range(gr_n_.shape[1]):
@@ -89,44 +72,6 @@ def _mgu_forward_step3(gr_n_, gx_n_, n_):
             gx_n = gx_n_[row, col]
             n = gx_n + gr_n
             n_[row, col] = n
-
-
-@numba.njit
-def _mgu_forward_step4(f_, n_, prev_h_, next_h_):
-    """One step of mgu_forward, entry by entry: next_h."""
-    for row in range(f_.shape[0]):
-        for col in range(f_.shape[1]):
-            f = f_[row, col]
-            n = n_[row, col]
-            prev_h = prev_h_[row, col]
-            next_h = (1 - f) * prev_h + f * n
-            next_h_[row, col] = next_h
-
-
-@numba.njit
-def _mgu_backward_step(dnext_h_, f_, n_, dn_):
-    """One step of mgu_backward, entry by entry: dn."""
-    for row in range(dnext_h_.shape[0]):
-        for col in range(dnext_h_.shape[1]):
-            dnext_h = dnext_h_[row, col]
-            f = f_[row, col]
-            n = n_[row, col]
-            dn = dnext_h * f * (1 - n**2)
-            dn_[row, col] = dn
-
-
-@numba.njit
-def _mgu_backward_step2(dnext_h_, dr_, f_, n_, prev_h_, df_):
-    """One step of mgu_backward, entry by entry: df."""
-    for row in range(dnext_h_.shape[0]):
-        for col in range(dnext_h_.shape[1]):
-            dnext_h = dnext_h_[row, col]
-            dr = dr_[row, col]
-            f = f_[row, col]
-            n = n_[row, col]
-            prev_h = prev_h_[row, col]
-            df = (dnext_h * (n - prev_h) + dr * prev_h) * (f * (1 - f))
-            df_[row, col] = df
 
 
 def _checked(name, value, ndim):
@@ -318,11 +263,11 @@ def mgu_forward(x, h0, Wx, Wh, Wr, b):
         gh_f = prev_h @ Wh
         _mgu_forward_step(gh_f, gx_f, f)
         sigmoid(f, out=f)
-        _mgu_forward_step2(f, prev_h, r)
+        np.multiply(f, prev_h, out=r)
         gr_n = r @ Wr
-        _mgu_forward_step3(gr_n, gx_n, n)
+        _mgu_forward_step2(gr_n, gx_n, n)
         np.tanh(n, out=n)
-        _mgu_forward_step4(f, n, prev_h, next_h)
+        np.add((1 - f) * prev_h, f * n, out=next_h)
     h = np.ascontiguousarray(h_all[1:].transpose(1, 0, 2))
     cache = MguCache(x_all=x_all, h_all=h_all, f_all=f_all, r_all=r_all, n_all=n_all, Wx=Wx, Wh=Wh, Wr=Wr)
     return h, cache
@@ -353,16 +298,18 @@ def mgu_backward(dh, cache):
     dtype = np.result_type(dh, *cache)
     dgx_all = np.empty((T, N, 2 * H), dtype=dtype)
     dprev_h = np.zeros((N, H), dtype=dtype)
+    Wr_T = np.ascontiguousarray(Wr.T)  # transposed once: faster products in the loop
+    Wh_T = np.ascontiguousarray(Wh.T)  # transposed once: faster products in the loop
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
         prev_h, f, n = h_all[t], f_all[t], n_all[t]
         dgx = dgx_all[t]
         df, dn = _blocks(dgx, 2)
-        _mgu_backward_step(dnext_h, f, n, dn)
-        dr = dn @ Wr.T
-        _mgu_backward_step2(dnext_h, dr, f, n, prev_h, df)
-        dprev_h = dr * f + dnext_h * (1 - f) + df @ Wh.T
+        np.multiply(dnext_h * f, 1 - n**2, out=dn)
+        dr = dn @ Wr_T
+        np.multiply(dnext_h * (n - prev_h) + dr * prev_h, f * (1 - f), out=df)
+        dprev_h = dr * f + dnext_h * (1 - f) + df @ Wh_T
 
     # Every step's deltas are stored: each weight's gradient is one matrix product over all T * N rows.
     prev_h_rows = h_all[:-1].reshape(T * N, H)

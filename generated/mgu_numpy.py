@@ -269,6 +269,8 @@ def mgu_backward(dh, cache):
     dtype = np.result_type(dh, *cache)
     dgx_all = np.empty((T, N, 2 * H), dtype=dtype)
     dprev_h = np.zeros((N, H), dtype=dtype)
+    Wr_T = np.ascontiguousarray(Wr.T)  # transposed once: faster products in the loop
+    Wh_T = np.ascontiguousarray(Wh.T)  # transposed once: faster products in the loop
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
@@ -276,9 +278,9 @@ def mgu_backward(dh, cache):
         dgx = dgx_all[t]
         df, dn = _blocks(dgx, 2)
         np.multiply(dnext_h * f, 1 - n**2, out=dn)
-        dr = dn @ Wr.T
+        dr = dn @ Wr_T
         np.multiply(dnext_h * (n - prev_h) + dr * prev_h, f * (1 - f), out=df)
-        dprev_h = dr * f + dnext_h * (1 - f) + df @ Wh.T
+        dprev_h = dr * f + dnext_h * (1 - f) + df @ Wh_T
 
     # Every step's deltas are stored: each weight's gradient is one matrix product over all T * N rows.
     prev_h_rows = h_all[:-1].reshape(T * N, H)

@@ -54,12 +54,6 @@ def _blocks(v, count):
 
 
 @numba.njit
-def _sigmoid_scalar(z):
-    """sigmoid of one number, inside the compiled loops."""
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
-
-
-@numba.njit
 def _peephole_lstm_forward_step(a_f_, p_f_, prev_c_, a_i_, p_i_, f_, i_):
     """One step of peephole_lstm_forward, entry by entry: f, i."""
     for row in range(a_f_.shape[0]):
@@ -93,21 +87,11 @@ def _peephole_lstm_forward_step2(f_, g_, i_, prev_c_, a_o_, p_o_, next_c_, o_):
 
 
 @numba.njit
-def _peephole_lstm_forward_step3(o_, tanh_next_c_, next_h_):
-    """One step of peephole_lstm_forward, entry by entry: next_h."""
-    for row in range(o_.shape[0]):
-        for col in range(o_.shape[1]):
-            o = o_[row, col]
-            tanh_next_c = tanh_next_c_[row, col]
-            next_h = tanh_next_c * o
-            next_h_[row, col] = next_h
-
-
-@numba.njit
 def _peephole_lstm_backward_step(
     dnext_h_, o_, tanh_next_c_, dnext_c_, p_o_, g_, i_, f_, prev_c_, p_f_, p_i_, do_, di_, df_, dg_, dprev_c_
 ):
     """One step of peephole_lstm_backward, entry by entry: do, di, df, dg, dprev_c."""
+    real = dnext_h_.dtype.type  # constants as real(1): float32 arrays stay float32 math
     for row in range(dnext_h_.shape[0]):
         for col in range(dnext_h_.shape[1]):
             dnext_h = dnext_h_[row, col]
@@ -121,11 +105,11 @@ def _peephole_lstm_backward_step(
             prev_c = prev_c_[row, col]
             p_f = p_f_[col]
             p_i = p_i_[col]
-            do = tanh_next_c * dnext_h * o * (1 - o)
-            dnext_c_total = dnext_c + do * p_o + dnext_h * o * (1 - tanh_next_c**2)
-            di = dnext_c_total * g * (i * (1 - i))
-            df = dnext_c_total * prev_c * (f * (1 - f))
-            dg = dnext_c_total * i * (1 - g**2)
+            do = tanh_next_c * dnext_h * o * (real(1) - o)
+            dnext_c_total = dnext_c + do * p_o + dnext_h * o * (real(1) - tanh_next_c**2)
+            di = dnext_c_total * g * (i * (real(1) - i))
+            df = dnext_c_total * prev_c * (f * (real(1) - f))
+            dg = dnext_c_total * i * (real(1) - g**2)
             dprev_c = df * p_f + di * p_i + dnext_c_total * f
             do_[row, col] = do
             di_[row, col] = di
@@ -364,7 +348,7 @@ def peephole_lstm_forward(x, h0, Wx, Wh, b, p):
         _peephole_lstm_forward_step2(f, g, i, prev_c, a_o, p_o, next_c, o)
         sigmoid(o, out=o)
         np.tanh(next_c, out=tanh_next_c)
-        _peephole_lstm_forward_step3(o, tanh_next_c, next_h)
+        np.multiply(tanh_next_c, o, out=next_h)
     h = np.ascontiguousarray(h_all[1:].transpose(1, 0, 2))
     cache = PeepholeLstmCache(
         x_all=x_all,
@@ -410,6 +394,7 @@ def peephole_lstm_backward(dh, cache):
     dp = np.zeros((3 * H,), dtype=dtype)
     dprev_h = np.zeros((N, H), dtype=dtype)
     dprev_c = np.zeros((N, H), dtype=dtype)
+    Wh_T = np.ascontiguousarray(Wh.T)  # transposed once: faster products in the loop
     tanh_next_c = np.empty((N, H), dtype=dtype)
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
@@ -423,7 +408,7 @@ def peephole_lstm_backward(dh, cache):
         _peephole_lstm_backward_step(
             dnext_h, o, tanh_next_c, dnext_c, p_o, g, i, f, prev_c, p_f, p_i, do, di, df, dg, dprev_c
         )
-        dprev_h = da @ Wh.T
+        dprev_h = da @ Wh_T
         dp += np.concatenate([di * prev_c, df * prev_c, do * next_c], axis=1).sum(axis=0)
 
     # Every step's deltas are stored: each weight's gradient is one matrix product over all T * N rows.

@@ -320,6 +320,7 @@ def peephole_lstm_backward(dh, cache):
     dp = np.zeros((3 * H,), dtype=dtype)
     dprev_h = np.zeros((N, H), dtype=dtype)
     dprev_c = np.zeros((N, H), dtype=dtype)
+    Wh_T = np.ascontiguousarray(Wh.T)  # transposed once: faster products in the loop
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
@@ -333,7 +334,7 @@ def peephole_lstm_backward(dh, cache):
         np.multiply(dnext_c_total * g, i * (1 - i), out=di)
         np.multiply(dnext_c_total * prev_c, f * (1 - f), out=df)
         np.multiply(dnext_c_total * i, 1 - g**2, out=dg)
-        dprev_h = da @ Wh.T
+        dprev_h = da @ Wh_T
         dprev_c = df * p_f + di * p_i + dnext_c_total * f
         dp += np.concatenate([di * prev_c, df * prev_c, do * next_c], axis=1).sum(axis=0)
 

@@ -15,11 +15,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-try:
-    import numba
-except ImportError as exc:  # the fused target is an optional extra
-    raise ImportError("this module's fused loops need Numba: pip install 'lstmgen[fast]'") from exc
-
 
 def sigmoid(z, out=None):
     """The logistic function 1 / (1 + exp(-z)) as (1 + tanh(z / 2)) / 2: no overflow for any |z|, one
@@ -36,23 +31,6 @@ def _blocks(v, count):
     blocks of a stacked array inside the time loops (np.split does the same, several times slower)."""
     width = v.shape[1] // count
     return [v[:, k * width : (k + 1) * width] for k in range(count)]
-
-
-@numba.njit
-def _sigmoid_scalar(z):
-    """sigmoid of one number, inside the compiled loops."""
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
-
-
-@numba.njit
-def _rnn_backward_step(dnext_h_, next_h_, da_):
-    """One step of rnn_backward, entry by entry: da."""
-    for row in range(dnext_h_.shape[0]):
-        for col in range(dnext_h_.shape[1]):
-            dnext_h = dnext_h_[row, col]
-            next_h = next_h_[row, col]
-            da = dnext_h * (1 - next_h**2)
-            da_[row, col] = da
 
 
 def _checked(name, value, ndim):
@@ -234,13 +212,14 @@ def rnn_backward(dh, cache):
     dtype = np.result_type(dh, *cache)
     da_all = np.empty((T, N, H), dtype=dtype)
     dprev_h = np.zeros((N, H), dtype=dtype)
+    Wh_T = np.ascontiguousarray(Wh.T)  # transposed once: faster products in the loop
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
         next_h = h_all[t + 1]
         da = da_all[t]
-        _rnn_backward_step(dnext_h, next_h, da)
-        dprev_h = da @ Wh.T
+        np.multiply(dnext_h, 1 - next_h**2, out=da)
+        dprev_h = da @ Wh_T
 
     # Every step's deltas are stored: each weight's gradient is one matrix product over all T * N rows.
     da_rows = da_all.reshape(T * N, H)

@@ -212,13 +212,14 @@ def rnn_backward(dh, cache):
     dtype = np.result_type(dh, *cache)
     da_all = np.empty((T, N, H), dtype=dtype)
     dprev_h = np.zeros((N, H), dtype=dtype)
+    Wh_T = np.ascontiguousarray(Wh.T)  # transposed once: faster products in the loop
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
         next_h = h_all[t + 1]
         da = da_all[t]
         np.multiply(dnext_h, 1 - next_h**2, out=da)
-        dprev_h = da @ Wh.T
+        dprev_h = da @ Wh_T
 
     # Every step's deltas are stored: each weight's gradient is one matrix product over all T * N rows.
     da_rows = da_all.reshape(T * N, H)

@@ -33,6 +33,8 @@ def module_context(program: Program) -> dict:
     context = numpy_target.module_context(program, fusion=fusion)
     context["kernels"] = fusion.kernels
     context["scalar_helpers"] = fusion.scalar_helpers(program)
+    context["sigmoid_scalar"] = any("_sigmoid_scalar(" in line for k in fusion.kernels for line in k.lines) or any(
+        "_sigmoid_scalar(" in h["body"] for h in context["scalar_helpers"])
     context["target_title"] = "NumPy with fused Numba loops"
     return context
 
@@ -68,6 +70,9 @@ class Fusion:
         for k, group in enumerate(groups):
             if not isinstance(group, list):
                 items.extend(group.items)
+                continue
+            if len(group) == 1 and len(group[0].items) == 1 and isinstance(group[0].items[0], _Into):
+                items.extend(group[0].items)  # one ufunc call into its array: a kernel would only add a call
                 continue
             later = set().union(*[g.reads for g in _flatten(groups[k + 1:])]) if k + 1 < len(groups) else set()
             items.append(self._kernel(plan, group, direction, later, carried))
@@ -126,8 +131,9 @@ class Fusion:
                 continue
             if computed:
                 expr = expr.xreplace(computed)
+                items = [plan._into(expr, entry.stored)] if entry.stored else []
                 entry = dataclasses.replace(entry, statement=dataclasses.replace(entry.statement, expr=expr),
-                                            reads=plan._reads(expr))
+                                            reads=plan._reads(expr), items=items)
             out.append(entry)
         return out
 
@@ -161,7 +167,7 @@ class Fusion:
                             self.program.layout.prefix, direction, ", ".join(name for name, _ in outputs)),
                         [n + "_" for n in inputs] + [n + "_" for n, _ in outputs], direction)
         scalars = set(inputs) | {n for n, _ in outputs} | written
-        clash = sorted(scalars & ({n + "_" for n in scalars} | {"row", "col"}))
+        clash = sorted(scalars & ({n + "_" for n in scalars} | {"row", "col", "real"}))
         if clash:
             self.program.layout.fail(f"the Numba kernel uses the name {clash[0]} for its own (an array of the "
                                      "step, or an index), and so does the cell: rename it in the cell file")
@@ -174,6 +180,8 @@ class Fusion:
             body += fmt.statement(inner, next(iter(entry.writes)), print_scalar(entry.statement.expr, plan.names))
         for name, _ in outputs:
             body.append(f"{inner}{name}_[row, col] = {name}")
+        if any("real(" in line for line in body):
+            body.insert(0, f"    real = {shape_of}_.dtype.type  # constants as real(1): float32 arrays stay float32 math")
         kernel.lines = body
         self.kernels.append(kernel)
         return _Into(None, kernel.name, inputs + [array for _, array in outputs])

@@ -76,10 +76,11 @@ class NumPyPrinter(StrPrinter):
 
     printmethod = "_numpycode"
 
-    def __init__(self, names: dict[str, str], transposed=(), settings=None):
+    def __init__(self, names: dict[str, str], transposed=(), settings=None, copies=None):
         super().__init__(settings)
         self.names = dict(names)
         self.transposed = frozenset(transposed)  # symbol names of matrices stored as (out, in)
+        self.copies = dict(copies or {})  # symbol name of a matrix -> Python name of its contiguous transpose
 
     # ---- precedence ------------------------------------------------------------------
     @staticmethod
@@ -239,6 +240,8 @@ class NumPyPrinter(StrPrinter):
     def _print_Dot(self, expr):
         """W v -> v @ W: a batch of row vectors times the (in, out) weight (v @ W.T for an (out, in) one)."""
         matrix, vec = expr.args
+        if matrix.name in self.transposed and matrix.name in self.copies:
+            return "{} @ {}".format(self._group(vec, PRECEDENCE["Mul"]), self.copies[matrix.name])
         if matrix.name in self.transposed:
             return "{} @ {}.T".format(self._group(vec, PRECEDENCE["Mul"]), self._group(matrix, PRECEDENCE["Func"]))
         return "{} @ {}".format(self._group(vec, PRECEDENCE["Mul"]), self._group(matrix, PRECEDENCE["Mul"]))
@@ -248,6 +251,8 @@ class NumPyPrinter(StrPrinter):
         matrix, delta = expr.args
         if matrix.name in self.transposed:
             return "{} @ {}".format(self._group(delta, PRECEDENCE["Mul"]), self._group(matrix, PRECEDENCE["Mul"]))
+        if matrix.name in self.copies:
+            return "{} @ {}".format(self._group(delta, PRECEDENCE["Mul"]), self.copies[matrix.name])
         return "{} @ {}.T".format(self._group(delta, PRECEDENCE["Mul"]), self._group(matrix, PRECEDENCE["Func"]))
 
     def _print_Outer(self, expr):
@@ -283,10 +288,11 @@ class NumPyPrinter(StrPrinter):
         return "{}.sum(axis=0)".format(self._group(expr.args[0], PRECEDENCE["Func"]))
 
 
-def print_numpy(expr: sympy.Expr, names: dict[str, str], transposed=()) -> str:
+def print_numpy(expr: sympy.Expr, names: dict[str, str], transposed=(), copies=None) -> str:
     """`expr` as one NumPy expression, its symbols named by `names` (symbol name -> Python name);
-    the matrices named in `transposed` are stored (out, in)."""
-    return NumPyPrinter(names, transposed).doprint(expr)
+    the matrices named in `transposed` are stored (out, in); `copies` names contiguous copies of
+    matrices' transposes, which products with the transpose use instead."""
+    return NumPyPrinter(names, transposed, copies=copies).doprint(expr)
 
 
 def identifier(name: str) -> str:
@@ -299,11 +305,11 @@ _UFUNCS = {"sigmoid": "sigmoid", "tanh": "np.tanh", "exp": "np.exp", "log": "np.
            "sign": "np.sign"}
 
 
-def numpy_call_into(expr: sympy.Expr, out: str, names: dict[str, str], transposed=()):
+def numpy_call_into(expr: sympy.Expr, out: str, names: dict[str, str], transposed=(), copies=None):
     """`expr` evaluated into the existing array `out`: its outermost operation as a ufunc call with
     ``out=``, as (function, [arguments]) -- ``("np.multiply", ["a", "b * c", "out=di"])`` -- so no new
     array is allocated for the result; None when that operation has no ufunc."""
-    printer = NumPyPrinter(names, transposed)
+    printer = NumPyPrinter(names, transposed, copies=copies)
     p = printer.doprint
     target = f"out={out}"
     if isinstance(expr, sympy.Add) and len(expr.args) > 1:
@@ -333,13 +339,35 @@ class ScalarPrinter(NumPyPrinter):
     the module's sigmoid and the cell file's functions are their scalar helpers ``_sigmoid_scalar``,
     ``_gelu_scalar``; the step function is a conditional expression (NumPy's heaviside does not compile)."""
 
+    # Constants print as real(c), `real` being the arrays' float type: a Python number would make Numba
+    # compute float32 entries in float64 (integer powers stay literals: float32 ** 2 is float32).
+    def _print_Integer(self, expr):
+        return f"real({int(expr)})"
+
+    def _print_Rational(self, expr):
+        return f"real({expr.p} / {expr.q})"
+
+    def _print_Half(self, expr):
+        return "real(0.5)"
+
+    def _print_Float(self, expr):
+        return f"real({float(expr)!r})"
+
+    def _print_Pow(self, expr):
+        base, exp = expr.args
+        if exp.is_Integer and exp > 0:
+            return "{}**{}".format(self._group(base, PRECEDENCE["Pow"]), int(exp))
+        if exp.is_number and exp.is_negative:
+            return "real(1) / {}".format(self._group(self._reciprocal(expr), PRECEDENCE["Mul"]))
+        return super()._print_Pow(expr)
+
     def _print_sigmoid(self, expr):
         return self._call("_sigmoid_scalar", expr)
 
     def _print_Heaviside(self, expr):
         z = self._print(expr.args[0])
         at_zero = self._print(expr.args[1] if len(expr.args) > 1 else sympy.S.Half)
-        return f"(0.0 if {z} < 0 else ({at_zero} if {z} == 0 else 1.0))"
+        return f"(real(0) if {z} < 0 else ({at_zero} if {z} == 0 else real(1)))"
 
     def _print_Function(self, expr):
         if isinstance(expr, UserFunction):
