@@ -300,7 +300,11 @@ def cifg_lstm_backward(dh, cache):
     _check_shape("dh", dh, (N, T, H))
 
     dtype = np.result_type(dh, *cache)
-    da_all = np.empty((T, N, 3 * H), dtype=dtype)
+    if not a_all.flags.writeable:
+        raise ValueError("cache: already used by a backward pass (a_all holds its deltas); run cifg_lstm_forward again")
+    # da_all reuses the cache's a_all (block [t] is free once step t has read it)
+    da_all = a_all if a_all.dtype == dtype else np.empty((T, N, 3 * H), dtype=dtype)
+    da = np.empty((N, 3 * H), dtype=dtype)
     dprev_h = np.zeros((N, H), dtype=dtype)
     dprev_c = np.zeros((N, H), dtype=dtype)
     Wh_T = np.ascontiguousarray(Wh.T)  # transposed once: faster products in the loop
@@ -311,11 +315,12 @@ def cifg_lstm_backward(dh, cache):
         dnext_c = dprev_c
         prev_c, next_c, i = c_all[t], c_all[t + 1], i_all[t]
         f, o, g = _blocks(a_all[t], 3)
-        da = da_all[t]
         df, do, dg = _blocks(da, 3)
         np.tanh(next_c, out=tanh_next_c)
         _cifg_lstm_backward_step(dnext_c, dnext_h, o, tanh_next_c, f, g, prev_c, i, df, do, dg, dprev_c)
         dprev_h = da @ Wh_T
+        da_all[t] = da
+    a_all.flags.writeable = False  # it holds deltas now: a cache serves one backward
 
     # Every step's deltas are stored: each weight's gradient is one matrix product over all T * N rows.
     prev_h_rows = h_all[:-1].reshape(T * N, H)

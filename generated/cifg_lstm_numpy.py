@@ -267,7 +267,11 @@ def cifg_lstm_backward(dh, cache):
     _check_shape("dh", dh, (N, T, H))
 
     dtype = np.result_type(dh, *cache)
-    da_all = np.empty((T, N, 3 * H), dtype=dtype)
+    if not a_all.flags.writeable:
+        raise ValueError("cache: already used by a backward pass (a_all holds its deltas); run cifg_lstm_forward again")
+    # da_all reuses the cache's a_all (block [t] is free once step t has read it)
+    da_all = a_all if a_all.dtype == dtype else np.empty((T, N, 3 * H), dtype=dtype)
+    da = np.empty((N, 3 * H), dtype=dtype)
     dprev_h = np.zeros((N, H), dtype=dtype)
     dprev_c = np.zeros((N, H), dtype=dtype)
     Wh_T = np.ascontiguousarray(Wh.T)  # transposed once: faster products in the loop
@@ -277,7 +281,6 @@ def cifg_lstm_backward(dh, cache):
         dnext_c = dprev_c
         prev_c, next_c, i = c_all[t], c_all[t + 1], i_all[t]
         f, o, g = _blocks(a_all[t], 3)
-        da = da_all[t]
         df, do, dg = _blocks(da, 3)
         dnext_c_total = dnext_c + dnext_h * (o * (1 - np.tanh(next_c) ** 2))
         np.multiply(dnext_c_total * prev_c - dnext_c_total * g, f * (1 - f), out=df)
@@ -285,6 +288,8 @@ def cifg_lstm_backward(dh, cache):
         np.multiply(dnext_c_total * i, 1 - g**2, out=dg)
         dprev_h = da @ Wh_T
         dprev_c = dnext_c_total * f
+        da_all[t] = da
+    a_all.flags.writeable = False  # it holds deltas now: a cache serves one backward
 
     # Every step's deltas are stored: each weight's gradient is one matrix product over all T * N rows.
     prev_h_rows = h_all[:-1].reshape(T * N, H)

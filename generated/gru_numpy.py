@@ -267,7 +267,11 @@ def gru_backward(dh, cache):
     _check_shape("dh", dh, (N, T, H))
 
     dtype = np.result_type(dh, *cache)
-    dgx_all = np.empty((T, N, 3 * H), dtype=dtype)
+    if not gh_all.flags.writeable:
+        raise ValueError("cache: already used by a backward pass (gh_all holds its deltas); run gru_forward again")
+    # dgx_all reuses the cache's gh_all (block [t] is free once step t has read it)
+    dgx_all = gh_all if gh_all.dtype == dtype else np.empty((T, N, 3 * H), dtype=dtype)
+    dgx = np.empty((N, 3 * H), dtype=dtype)
     dgh_all = np.empty((T, N, 3 * H), dtype=dtype)
     dprev_h = np.zeros((N, H), dtype=dtype)
     Wh_T = np.ascontiguousarray(Wh.T)  # transposed once: faster products in the loop
@@ -276,13 +280,15 @@ def gru_backward(dh, cache):
         dnext_h = dh[:, t, :] + dprev_h
         prev_h, r, z, n = h_all[t], r_all[t], z_all[t], n_all[t]
         _, _, gh_n = _blocks(gh_all[t], 3)
-        dgx, dgh = dgx_all[t], dgh_all[t]
+        dgh = dgh_all[t]
         dr, dz, dn = _blocks(dgx, 3)
         np.multiply(dnext_h * (prev_h - n), z * (1 - z), out=dz)
         np.multiply(dnext_h * (1 - z), 1 - n**2, out=dn)
         np.multiply(dn * gh_n, r * (1 - r), out=dr)
         np.concatenate([dr, dz, r * dn], axis=1, out=dgh)
         dprev_h = dgh @ Wh_T + dnext_h * z
+        dgx_all[t] = dgx
+    gh_all.flags.writeable = False  # it holds deltas now: a cache serves one backward
 
     # Every step's deltas are stored: each weight's gradient is one matrix product over all T * N rows.
     prev_h_rows = h_all[:-1].reshape(T * N, H)

@@ -303,7 +303,11 @@ def lstm_backward(dh, cache):
     _check_shape("dh", dh, (N, T, H))
 
     dtype = np.result_type(dh, *cache)
-    da_all = np.empty((T, N, 4 * H), dtype=dtype)
+    if not a_all.flags.writeable:
+        raise ValueError("cache: already used by a backward pass (a_all holds its deltas); run lstm_forward again")
+    # da_all reuses the cache's a_all (block [t] is free once step t has read it)
+    da_all = a_all if a_all.dtype == dtype else np.empty((T, N, 4 * H), dtype=dtype)
+    da = np.empty((N, 4 * H), dtype=dtype)
     dprev_h = np.zeros((N, H), dtype=dtype)
     dprev_c = np.zeros((N, H), dtype=dtype)
     Wh_T = np.ascontiguousarray(Wh.T)  # transposed once: faster products in the loop
@@ -314,11 +318,12 @@ def lstm_backward(dh, cache):
         dnext_c = dprev_c
         prev_c, next_c = c_all[t], c_all[t + 1]
         i, f, o, g = _blocks(a_all[t], 4)
-        da = da_all[t]
         di, df, do, dg = _blocks(da, 4)
         np.tanh(next_c, out=tanh_next_c)
         _lstm_backward_step(dnext_c, dnext_h, o, tanh_next_c, g, i, f, prev_c, di, df, do, dg, dprev_c)
         dprev_h = da @ Wh_T
+        da_all[t] = da
+    a_all.flags.writeable = False  # it holds deltas now: a cache serves one backward
 
     # Every step's deltas are stored: each weight's gradient is one matrix product over all T * N rows.
     prev_h_rows = h_all[:-1].reshape(T * N, H)

@@ -390,7 +390,13 @@ def peephole_lstm_backward(dh, cache):
     _check_shape("dh", dh, (N, T, H))
 
     dtype = np.result_type(dh, *cache)
-    da_all = np.empty((T, N, 4 * H), dtype=dtype)
+    if not a_all.flags.writeable:
+        raise ValueError(
+            "cache: already used by a backward pass (a_all holds its deltas); run peephole_lstm_forward again"
+        )
+    # da_all reuses the cache's a_all (block [t] is free once step t has read it)
+    da_all = a_all if a_all.dtype == dtype else np.empty((T, N, 4 * H), dtype=dtype)
+    da = np.empty((N, 4 * H), dtype=dtype)
     dp = np.zeros((3 * H,), dtype=dtype)
     dprev_h = np.zeros((N, H), dtype=dtype)
     dprev_c = np.zeros((N, H), dtype=dtype)
@@ -402,7 +408,6 @@ def peephole_lstm_backward(dh, cache):
         dnext_c = dprev_c
         prev_c, next_c, f, i, o = c_all[t], c_all[t + 1], f_all[t], i_all[t], o_all[t]
         _, _, _, g = _blocks(a_all[t], 4)
-        da = da_all[t]
         di, df, do, dg = _blocks(da, 4)
         np.tanh(next_c, out=tanh_next_c)
         _peephole_lstm_backward_step(
@@ -410,6 +415,8 @@ def peephole_lstm_backward(dh, cache):
         )
         dprev_h = da @ Wh_T
         dp += np.concatenate([di * prev_c, df * prev_c, do * next_c], axis=1).sum(axis=0)
+        da_all[t] = da
+    a_all.flags.writeable = False  # it holds deltas now: a cache serves one backward
 
     # Every step's deltas are stored: each weight's gradient is one matrix product over all T * N rows.
     prev_h_rows = h_all[:-1].reshape(T * N, H)

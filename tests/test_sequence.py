@@ -80,6 +80,35 @@ def test_two_forwards_then_their_backwards_in_either_order(module, layout, cell,
                 np.testing.assert_array_equal(ours, theirs)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("layout,cell", LAYOUT_CELLS, ids=lambda v: v)
+def test_a_second_backward_of_one_cache_is_refused(module, layout, cell, target, dtype):
+    """The backward may keep its deltas in the cache's gate buffers: then the cache serves one backward,
+    and a second one is a ValueError naming the cache, never gradients computed from deltas.  With an
+    upstream gradient of a wider dtype than the cache the backward cannot reuse them and still agrees."""
+    mod = module(cell, layout, target)
+    forward, backward = getattr(mod, cell + "_forward"), getattr(mod, cell + "_backward")
+    rng = np.random.RandomState(10)
+    args = [a.astype(dtype) for a in make_args(cell, layout, "sequence", 2, 3, 4, 3, rng)]
+    dh = rng.randn(2, 3, 3)
+    h, cache = forward(*args)
+    first = backward(dh.astype(dtype), cache)
+    try:
+        second = backward(dh.astype(dtype), cache)
+    except ValueError as error:
+        assert str(error).startswith("cache: already used by a backward pass")
+    else:  # a cell whose backward keeps nothing in the cache may run twice, with the same result
+        assert cell not in ("lstm", "gru"), "the LSTM's and GRU's deltas reuse their gate buffers"
+        for ours, theirs in zip(second, first):
+            np.testing.assert_array_equal(ours, theirs)
+    h, cache = forward(*args)
+    wide = backward(dh, cache)  # float64 upstream gradient: float64 gradients, for a float32 cache too
+    tolerance = 1e-12 if dtype == np.float64 else 1e-5
+    for ours, theirs in zip(wide, first):
+        np.testing.assert_allclose(ours, theirs, rtol=tolerance * 10, atol=tolerance)
+
+
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("layout,cell", LAYOUT_CELLS, ids=lambda v: v)
 def test_the_cache_owns_the_inputs_and_states_it_keeps(module, layout, cell, target):

@@ -448,8 +448,20 @@ class SequencePlan:
         are the lines that form dnext_s at step t, `zeros` the initial dprev_s, `shapes` those of the
         parameter gradients."""
         out = []
-        for buffer in self.delta_buffers.values():
-            out.append(f"{buffer.name} = np.empty({buffer.shape}, dtype=dtype)")
+        donors = self._donors()
+        for name, donor in donors.items():
+            message = (f'"cache: already used by a backward pass ({donor.name} holds its deltas); '
+                       f'run {self.m.prefix}_forward again"')
+            out += [f"if not {donor.name}.flags.writeable:"]
+            out += [_Rendered(line) for line in fmt.bracketed("        ", "raise ValueError(", [message], ")")]
+        for name, buffer in self.delta_buffers.items():
+            if name in donors:  # step t's deltas go into the donor's block [t] once step t has read it
+                donor = donors[name].name
+                out += [f"# {buffer.name} reuses the cache's {donor} (block [t] is free once step t has read it)",
+                        f"{buffer.name} = {donor} if {donor}.dtype == dtype else np.empty({buffer.shape}, dtype=dtype)",
+                        f"{name} = np.empty((N, {buffer.width}), dtype=dtype)"]
+            else:
+                out.append(f"{buffer.name} = np.empty({buffer.shape}, dtype=dtype)")
         if self.dx_in_loop:
             out.append(f"d{self.x}_all = np.empty((T, N, {self.width_of_input}), dtype=dtype)")
         for st in self.accumulated:
@@ -459,7 +471,8 @@ class SequencePlan:
         body = ["# The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back."]
         body += recurrence
         body += self._bindings(forward=False)
-        body += _bind(list(self.delta_buffers), [f"{b.name}[t]" for b in self.delta_buffers.values()])
+        body += _bind([n for n in self.delta_buffers if n not in donors],
+                      [f"{b.name}[t]" for n, b in self.delta_buffers.items() if n not in donors])
         if self.primary is not None:
             stack = self.name(self.primary.target)
             body.append("{} = _blocks({}, {})".format(
@@ -468,11 +481,36 @@ class SequencePlan:
         entries = [self._entry(st, self._backward_statement(st), accumulated=st in self.accumulated)
                    for st in self.in_loop if st is not self.primary]
         body += self._fused(entries, "backward", carried={z.split(" = ")[0] for z in zeros})
+        for name in donors:
+            body.append(f"{self.delta_buffers[name].name}[t] = {name}")
         self.copies = {}
         out += copy_lines + (self.fusion.workspaces["backward"] if self.fusion else []) + loop
         out += [_Rendered(line) for line in _render(body, "        ")]
+        for name, donor in donors.items():
+            out.append(f"{donor.name}.flags.writeable = False  # it holds deltas now: a cache serves one backward")
         out += self._after_lines()
         return _render(out, "    ")
+
+    def _donors(self) -> dict[str, Buffer]:
+        """{stacked delta: the cached gate buffer of its width that the backward overwrites with it}.
+
+        A gate buffer (T, N, W) is read at step t only (its block [t]) and not after the loop, so once
+        step t has read it, its block can take step t's deltas: the backward needs no (T, N, W) buffer of
+        its own, which is the largest it would allocate (the LSTM's (T, N, 4H)).  The buffer is marked
+        read-only after the loop, so that a second backward of the same cache fails instead of reading
+        deltas as gates."""
+        after = {b.name for n, b in self.buffers.items() if n in self.after_names()}
+        after |= {b.name for n, (b, _, _) in self.blocks.items() if n in self.after_names()}
+        cached = {f["name"] for f in self.cache_fields([])}
+        candidates = [b for n, b in self.buffers.items() if not n.startswith("state:") and not b.state
+                      and b.name in cached and b.name not in after]
+        out = {}
+        for name, buffer in self.delta_buffers.items():
+            used = {b.name for b in out.values()}
+            donor = next((b for b in candidates if b.width == buffer.width and b.name not in used), None)
+            if donor is not None:
+                out[name] = donor
+        return out
 
     def _backward_statement(self, st: Statement) -> list[str]:
         name = self.name(st.target)
