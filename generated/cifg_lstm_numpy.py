@@ -62,6 +62,12 @@ def _check_shape(name, array, shape):
         raise ValueError(f"{name}: expected shape {shape}, got {array.shape}")
 
 
+def _check_cache(cache, kind, forward):
+    """A ValueError naming the cache argument unless it is the `kind` that `forward` returns."""
+    if not isinstance(cache, kind):
+        raise ValueError(f"cache: expected the {kind.__name__} that {forward} returns, got {type(cache).__name__}")
+
+
 class CifgLstmStepCache(NamedTuple):
     """What cifg_lstm_step_backward reads from one step of the forward pass."""
 
@@ -130,7 +136,18 @@ def cifg_lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
     next_c = f * prev_c + i * g
     next_h = o * np.tanh(next_c)
 
-    cache = CifgLstmStepCache(x=x, prev_h=prev_h, prev_c=prev_c, Wx=Wx, Wh=Wh, f=f, i=i, o=o, g=g, next_c=next_c)
+    cache = CifgLstmStepCache(
+        x=x.copy(),
+        prev_h=prev_h.copy(),
+        prev_c=prev_c.copy(),
+        Wx=Wx.copy(),
+        Wh=Wh.copy(),
+        f=f,
+        i=i,
+        o=o,
+        g=g,
+        next_c=next_c.copy(),
+    )
     return next_h, next_c, cache
 
 
@@ -150,6 +167,7 @@ def cifg_lstm_step_backward(dnext_h, dnext_c, cache):
         dWh: (H, 3 * H) dL/dWh
         db: (3 * H,) dL/db
     """
+    _check_cache(cache, CifgLstmStepCache, "cifg_lstm_step_forward")
     N = cache.x.shape[0]
     H = cache.Wx.shape[1] // 3
     dnext_h = _checked("dnext_h", dnext_h, 2)
@@ -216,7 +234,7 @@ def cifg_lstm_forward(x, h0, Wx, Wh, b):
 
     dtype = np.result_type(x, h0, Wx, Wh, b)
     # Time-major copies and buffers: step t's arrays are contiguous blocks [t] (the cache owns them).
-    x_all = np.ascontiguousarray(x.transpose(1, 0, 2), dtype=dtype)
+    x_all = np.array(x.transpose(1, 0, 2), dtype=dtype, order="C")
     h_all = np.empty((T + 1, N, H), dtype=dtype)
     h_all[0] = h0
     c_all = np.empty((T + 1, N, H), dtype=dtype)
@@ -240,8 +258,8 @@ def cifg_lstm_forward(x, h0, Wx, Wh, b):
         g = np.tanh(a_g, out=a_g)
         np.add(f * prev_c, i * g, out=next_c)
         np.multiply(o, np.tanh(next_c), out=next_h)
-    h = np.ascontiguousarray(h_all[1:].transpose(1, 0, 2))
-    cache = CifgLstmCache(x_all=x_all, h_all=h_all, c_all=c_all, a_all=a_all, i_all=i_all, Wx=Wx, Wh=Wh)
+    h = np.array(h_all[1:].transpose(1, 0, 2), order="C")  # a copy: the cache keeps its own
+    cache = CifgLstmCache(x_all=x_all, h_all=h_all, c_all=c_all, a_all=a_all, i_all=i_all, Wx=Wx.copy(), Wh=Wh.copy())
     return h, cache
 
 
@@ -259,6 +277,7 @@ def cifg_lstm_backward(dh, cache):
         dWh: (H, 3 * H) dL/dWh, summed over the steps
         db: (3 * H,) dL/db, summed over the steps
     """
+    _check_cache(cache, CifgLstmCache, "cifg_lstm_forward")
     x_all, h_all, c_all, a_all, i_all, Wx, Wh = cache
     T, N = x_all.shape[:2]
     D = x_all.shape[2]

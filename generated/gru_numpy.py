@@ -63,6 +63,12 @@ def _check_shape(name, array, shape):
         raise ValueError(f"{name}: expected shape {shape}, got {array.shape}")
 
 
+def _check_cache(cache, kind, forward):
+    """A ValueError naming the cache argument unless it is the `kind` that `forward` returns."""
+    if not isinstance(cache, kind):
+        raise ValueError(f"cache: expected the {kind.__name__} that {forward} returns, got {type(cache).__name__}")
+
+
 class GruStepCache(NamedTuple):
     """What gru_step_backward reads from one step of the forward pass."""
 
@@ -129,7 +135,7 @@ def gru_step_forward(x, prev_h, Wx, Wh, bx, bh):
     n = np.tanh(gx_n + r * gh_n)
     next_h = (1 - z) * n + z * prev_h
 
-    cache = GruStepCache(x=x, prev_h=prev_h, Wx=Wx, Wh=Wh, gh_n=gh_n, r=r, z=z, n=n)
+    cache = GruStepCache(x=x.copy(), prev_h=prev_h.copy(), Wx=Wx.copy(), Wh=Wh.copy(), gh_n=gh_n, r=r, z=z, n=n)
     return next_h, cache
 
 
@@ -148,6 +154,7 @@ def gru_step_backward(dnext_h, cache):
         dbx: (3 * H,) dL/dbx
         dbh: (3 * H,) dL/dbh
     """
+    _check_cache(cache, GruStepCache, "gru_step_forward")
     N = cache.x.shape[0]
     H = cache.Wx.shape[1] // 3
     dnext_h = _checked("dnext_h", dnext_h, 2)
@@ -215,7 +222,7 @@ def gru_forward(x, h0, Wx, Wh, bx, bh):
 
     dtype = np.result_type(x, h0, Wx, Wh, bx, bh)
     # Time-major copies and buffers: step t's arrays are contiguous blocks [t] (the cache owns them).
-    x_all = np.ascontiguousarray(x.transpose(1, 0, 2), dtype=dtype)
+    x_all = np.array(x.transpose(1, 0, 2), dtype=dtype, order="C")
     h_all = np.empty((T + 1, N, H), dtype=dtype)
     h_all[0] = h0
     gh_all = np.empty((T, N, 3 * H), dtype=dtype)
@@ -239,8 +246,10 @@ def gru_forward(x, h0, Wx, Wh, bx, bh):
         sigmoid(gx_z + gh_z, out=z)
         np.tanh(gx_n + r * gh_n, out=n)
         np.add((1 - z) * n, z * prev_h, out=next_h)
-    h = np.ascontiguousarray(h_all[1:].transpose(1, 0, 2))
-    cache = GruCache(x_all=x_all, h_all=h_all, gh_all=gh_all, r_all=r_all, z_all=z_all, n_all=n_all, Wx=Wx, Wh=Wh)
+    h = np.array(h_all[1:].transpose(1, 0, 2), order="C")  # a copy: the cache keeps its own
+    cache = GruCache(
+        x_all=x_all, h_all=h_all, gh_all=gh_all, r_all=r_all, z_all=z_all, n_all=n_all, Wx=Wx.copy(), Wh=Wh.copy()
+    )
     return h, cache
 
 
@@ -259,6 +268,7 @@ def gru_backward(dh, cache):
         dbx: (3 * H,) dL/dbx, summed over the steps
         dbh: (3 * H,) dL/dbh, summed over the steps
     """
+    _check_cache(cache, GruCache, "gru_forward")
     x_all, h_all, gh_all, r_all, z_all, n_all, Wx, Wh = cache
     T, N = x_all.shape[:2]
     D = x_all.shape[2]

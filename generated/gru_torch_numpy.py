@@ -65,6 +65,12 @@ def _check_shape(name, array, shape):
         raise ValueError(f"{name}: expected shape {shape}, got {array.shape}")
 
 
+def _check_cache(cache, kind, forward):
+    """A ValueError naming the cache argument unless it is the `kind` that `forward` returns."""
+    if not isinstance(cache, kind):
+        raise ValueError(f"cache: expected the {kind.__name__} that {forward} returns, got {type(cache).__name__}")
+
+
 class GruStepCache(NamedTuple):
     """What gru_step_backward reads from one step of the forward pass."""
 
@@ -131,7 +137,16 @@ def gru_step_forward(x, prev_h, weight_ih, weight_hh, bias_ih, bias_hh):
     n = np.tanh(gx_n + r * gh_n)
     next_h = (1 - z) * n + z * prev_h
 
-    cache = GruStepCache(x=x, prev_h=prev_h, weight_ih=weight_ih, weight_hh=weight_hh, gh_n=gh_n, r=r, z=z, n=n)
+    cache = GruStepCache(
+        x=x.copy(),
+        prev_h=prev_h.copy(),
+        weight_ih=weight_ih.copy(),
+        weight_hh=weight_hh.copy(),
+        gh_n=gh_n,
+        r=r,
+        z=z,
+        n=n,
+    )
     return next_h, cache
 
 
@@ -150,6 +165,7 @@ def gru_step_backward(dnext_h, cache):
         dbias_ih: (3 * H,) dL/dbias_ih
         dbias_hh: (3 * H,) dL/dbias_hh
     """
+    _check_cache(cache, GruStepCache, "gru_step_forward")
     N = cache.x.shape[0]
     H = cache.weight_ih.shape[0] // 3
     dnext_h = _checked("dnext_h", dnext_h, 2)
@@ -217,7 +233,7 @@ def gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
 
     dtype = np.result_type(x, h0, weight_ih, weight_hh, bias_ih, bias_hh)
     # Time-major copies and buffers: step t's arrays are contiguous blocks [t] (the cache owns them).
-    x_all = np.ascontiguousarray(x.transpose(1, 0, 2), dtype=dtype)
+    x_all = np.array(x.transpose(1, 0, 2), dtype=dtype, order="C")
     h_all = np.empty((T + 1, N, H), dtype=dtype)
     h_all[0] = h0
     gh_all = np.empty((T, N, 3 * H), dtype=dtype)
@@ -243,7 +259,7 @@ def gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
         sigmoid(gx_z + gh_z, out=z)
         np.tanh(gx_n + r * gh_n, out=n)
         np.add((1 - z) * n, z * prev_h, out=next_h)
-    h = np.ascontiguousarray(h_all[1:].transpose(1, 0, 2))
+    h = np.array(h_all[1:].transpose(1, 0, 2), order="C")  # a copy: the cache keeps its own
     cache = GruCache(
         x_all=x_all,
         h_all=h_all,
@@ -251,8 +267,8 @@ def gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
         r_all=r_all,
         z_all=z_all,
         n_all=n_all,
-        weight_ih=weight_ih,
-        weight_hh=weight_hh,
+        weight_ih=weight_ih.copy(),
+        weight_hh=weight_hh.copy(),
     )
     return h, cache
 
@@ -272,6 +288,7 @@ def gru_backward(dh, cache):
         dbias_ih: (3 * H,) dL/dbias_ih, summed over the steps
         dbias_hh: (3 * H,) dL/dbias_hh, summed over the steps
     """
+    _check_cache(cache, GruCache, "gru_forward")
     x_all, h_all, gh_all, r_all, z_all, n_all, weight_ih, weight_hh = cache
     T, N = x_all.shape[:2]
     D = x_all.shape[2]

@@ -63,6 +63,12 @@ def _check_shape(name, array, shape):
         raise ValueError(f"{name}: expected shape {shape}, got {array.shape}")
 
 
+def _check_cache(cache, kind, forward):
+    """A ValueError naming the cache argument unless it is the `kind` that `forward` returns."""
+    if not isinstance(cache, kind):
+        raise ValueError(f"cache: expected the {kind.__name__} that {forward} returns, got {type(cache).__name__}")
+
+
 class MguStepCache(NamedTuple):
     """What mgu_step_backward reads from one step of the forward pass."""
 
@@ -129,7 +135,7 @@ def mgu_step_forward(x, prev_h, Wx, Wh, Wr, b):
     n = np.tanh(gx_n + gr_n)
     next_h = (1 - f) * prev_h + f * n
 
-    cache = MguStepCache(x=x, prev_h=prev_h, Wx=Wx, Wh=Wh, Wr=Wr, f=f, r=r, n=n)
+    cache = MguStepCache(x=x.copy(), prev_h=prev_h.copy(), Wx=Wx.copy(), Wh=Wh.copy(), Wr=Wr.copy(), f=f, r=r, n=n)
     return next_h, cache
 
 
@@ -148,6 +154,7 @@ def mgu_step_backward(dnext_h, cache):
         dWr: (H, H) dL/dWr
         db: (2 * H,) dL/db
     """
+    _check_cache(cache, MguStepCache, "mgu_step_forward")
     N = cache.x.shape[0]
     H = cache.Wx.shape[1] // 2
     dnext_h = _checked("dnext_h", dnext_h, 2)
@@ -216,7 +223,7 @@ def mgu_forward(x, h0, Wx, Wh, Wr, b):
 
     dtype = np.result_type(x, h0, Wx, Wh, Wr, b)
     # Time-major copies and buffers: step t's arrays are contiguous blocks [t] (the cache owns them).
-    x_all = np.ascontiguousarray(x.transpose(1, 0, 2), dtype=dtype)
+    x_all = np.array(x.transpose(1, 0, 2), dtype=dtype, order="C")
     h_all = np.empty((T + 1, N, H), dtype=dtype)
     h_all[0] = h0
     f_all = np.empty((T, N, H), dtype=dtype)
@@ -239,8 +246,10 @@ def mgu_forward(x, h0, Wx, Wh, Wr, b):
         gr_n = r @ Wr
         np.tanh(gx_n + gr_n, out=n)
         np.add((1 - f) * prev_h, f * n, out=next_h)
-    h = np.ascontiguousarray(h_all[1:].transpose(1, 0, 2))
-    cache = MguCache(x_all=x_all, h_all=h_all, f_all=f_all, r_all=r_all, n_all=n_all, Wx=Wx, Wh=Wh, Wr=Wr)
+    h = np.array(h_all[1:].transpose(1, 0, 2), order="C")  # a copy: the cache keeps its own
+    cache = MguCache(
+        x_all=x_all, h_all=h_all, f_all=f_all, r_all=r_all, n_all=n_all, Wx=Wx.copy(), Wh=Wh.copy(), Wr=Wr.copy()
+    )
     return h, cache
 
 
@@ -259,6 +268,7 @@ def mgu_backward(dh, cache):
         dWr: (H, H) dL/dWr, summed over the steps
         db: (2 * H,) dL/db, summed over the steps
     """
+    _check_cache(cache, MguCache, "mgu_forward")
     x_all, h_all, f_all, r_all, n_all, Wx, Wh, Wr = cache
     T, N = x_all.shape[:2]
     D = x_all.shape[2]

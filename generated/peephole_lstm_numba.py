@@ -134,6 +134,12 @@ def _check_shape(name, array, shape):
         raise ValueError(f"{name}: expected shape {shape}, got {array.shape}")
 
 
+def _check_cache(cache, kind, forward):
+    """A ValueError naming the cache argument unless it is the `kind` that `forward` returns."""
+    if not isinstance(cache, kind):
+        raise ValueError(f"cache: expected the {kind.__name__} that {forward} returns, got {type(cache).__name__}")
+
+
 class PeepholeLstmStepCache(NamedTuple):
     """What peephole_lstm_step_backward reads from one step of the forward pass."""
 
@@ -215,7 +221,19 @@ def peephole_lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b, p):
     next_h = o * np.tanh(next_c)
 
     cache = PeepholeLstmStepCache(
-        x=x, prev_h=prev_h, prev_c=prev_c, Wx=Wx, Wh=Wh, p_i=p_i, p_f=p_f, p_o=p_o, f=f, i=i, g=g, next_c=next_c, o=o
+        x=x.copy(),
+        prev_h=prev_h.copy(),
+        prev_c=prev_c.copy(),
+        Wx=Wx.copy(),
+        Wh=Wh.copy(),
+        p_i=p_i.copy(),
+        p_f=p_f.copy(),
+        p_o=p_o.copy(),
+        f=f,
+        i=i,
+        g=g,
+        next_c=next_c.copy(),
+        o=o,
     )
     return next_h, next_c, cache
 
@@ -237,6 +255,7 @@ def peephole_lstm_step_backward(dnext_h, dnext_c, cache):
         db: (4 * H,) dL/db
         dp: (3 * H,) dL/dp
     """
+    _check_cache(cache, PeepholeLstmStepCache, "peephole_lstm_step_forward")
     N = cache.x.shape[0]
     H = cache.Wx.shape[1] // 4
     dnext_h = _checked("dnext_h", dnext_h, 2)
@@ -312,7 +331,7 @@ def peephole_lstm_forward(x, h0, Wx, Wh, b, p):
 
     dtype = np.result_type(x, h0, Wx, Wh, b, p)
     # Time-major copies and buffers: step t's arrays are contiguous blocks [t] (the cache owns them).
-    x_all = np.ascontiguousarray(x.transpose(1, 0, 2), dtype=dtype)
+    x_all = np.array(x.transpose(1, 0, 2), dtype=dtype, order="C")
     h_all = np.empty((T + 1, N, H), dtype=dtype)
     h_all[0] = h0
     c_all = np.empty((T + 1, N, H), dtype=dtype)
@@ -349,7 +368,7 @@ def peephole_lstm_forward(x, h0, Wx, Wh, b, p):
         sigmoid(o, out=o)
         np.tanh(next_c, out=tanh_next_c)
         np.multiply(tanh_next_c, o, out=next_h)
-    h = np.ascontiguousarray(h_all[1:].transpose(1, 0, 2))
+    h = np.array(h_all[1:].transpose(1, 0, 2), order="C")  # a copy: the cache keeps its own
     cache = PeepholeLstmCache(
         x_all=x_all,
         h_all=h_all,
@@ -358,11 +377,11 @@ def peephole_lstm_forward(x, h0, Wx, Wh, b, p):
         f_all=f_all,
         i_all=i_all,
         o_all=o_all,
-        Wx=Wx,
-        Wh=Wh,
-        p_i=p_i,
-        p_f=p_f,
-        p_o=p_o,
+        Wx=Wx.copy(),
+        Wh=Wh.copy(),
+        p_i=p_i.copy(),
+        p_f=p_f.copy(),
+        p_o=p_o.copy(),
     )
     return h, cache
 
@@ -382,6 +401,7 @@ def peephole_lstm_backward(dh, cache):
         db: (4 * H,) dL/db, summed over the steps
         dp: (3 * H,) dL/dp, summed over the steps
     """
+    _check_cache(cache, PeepholeLstmCache, "peephole_lstm_forward")
     x_all, h_all, c_all, a_all, f_all, i_all, o_all, Wx, Wh, p_i, p_f, p_o = cache
     T, N = x_all.shape[:2]
     D = x_all.shape[2]

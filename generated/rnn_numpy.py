@@ -49,6 +49,12 @@ def _check_shape(name, array, shape):
         raise ValueError(f"{name}: expected shape {shape}, got {array.shape}")
 
 
+def _check_cache(cache, kind, forward):
+    """A ValueError naming the cache argument unless it is the `kind` that `forward` returns."""
+    if not isinstance(cache, kind):
+        raise ValueError(f"cache: expected the {kind.__name__} that {forward} returns, got {type(cache).__name__}")
+
+
 class RnnStepCache(NamedTuple):
     """What rnn_step_backward reads from one step of the forward pass."""
 
@@ -99,7 +105,7 @@ def rnn_step_forward(x, prev_h, Wx, Wh, b):
     a = x @ Wx + prev_h @ Wh + b
     next_h = np.tanh(a)
 
-    cache = RnnStepCache(x=x, prev_h=prev_h, Wx=Wx, Wh=Wh, next_h=next_h)
+    cache = RnnStepCache(x=x.copy(), prev_h=prev_h.copy(), Wx=Wx.copy(), Wh=Wh.copy(), next_h=next_h.copy())
     return next_h, cache
 
 
@@ -117,6 +123,7 @@ def rnn_step_backward(dnext_h, cache):
         dWh: (H, H) dL/dWh
         db: (H,) dL/db
     """
+    _check_cache(cache, RnnStepCache, "rnn_step_forward")
     N = cache.x.shape[0]
     H = cache.Wx.shape[1]
     dnext_h = _checked("dnext_h", dnext_h, 2)
@@ -168,7 +175,7 @@ def rnn_forward(x, h0, Wx, Wh, b):
 
     dtype = np.result_type(x, h0, Wx, Wh, b)
     # Time-major copies and buffers: step t's arrays are contiguous blocks [t] (the cache owns them).
-    x_all = np.ascontiguousarray(x.transpose(1, 0, 2), dtype=dtype)
+    x_all = np.array(x.transpose(1, 0, 2), dtype=dtype, order="C")
     h_all = np.empty((T + 1, N, H), dtype=dtype)
     h_all[0] = h0
 
@@ -183,8 +190,8 @@ def rnn_forward(x, h0, Wx, Wh, b):
         a = a_all[t]
         a += prev_h @ Wh
         np.tanh(a, out=next_h)
-    h = np.ascontiguousarray(h_all[1:].transpose(1, 0, 2))
-    cache = RnnCache(x_all=x_all, h_all=h_all, Wx=Wx, Wh=Wh)
+    h = np.array(h_all[1:].transpose(1, 0, 2), order="C")  # a copy: the cache keeps its own
+    cache = RnnCache(x_all=x_all, h_all=h_all, Wx=Wx.copy(), Wh=Wh.copy())
     return h, cache
 
 
@@ -202,6 +209,7 @@ def rnn_backward(dh, cache):
         dWh: (H, H) dL/dWh, summed over the steps
         db: (H,) dL/db, summed over the steps
     """
+    _check_cache(cache, RnnCache, "rnn_forward")
     x_all, h_all, Wx, Wh = cache
     T, N = x_all.shape[:2]
     D = x_all.shape[2]

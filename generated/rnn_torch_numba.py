@@ -50,6 +50,12 @@ def _check_shape(name, array, shape):
         raise ValueError(f"{name}: expected shape {shape}, got {array.shape}")
 
 
+def _check_cache(cache, kind, forward):
+    """A ValueError naming the cache argument unless it is the `kind` that `forward` returns."""
+    if not isinstance(cache, kind):
+        raise ValueError(f"cache: expected the {kind.__name__} that {forward} returns, got {type(cache).__name__}")
+
+
 class RnnStepCache(NamedTuple):
     """What rnn_step_backward reads from one step of the forward pass."""
 
@@ -104,7 +110,9 @@ def rnn_step_forward(x, prev_h, weight_ih, weight_hh, bias_ih, bias_hh):
     a = x @ weight_ih.T + prev_h @ weight_hh.T + b
     next_h = np.tanh(a)
 
-    cache = RnnStepCache(x=x, prev_h=prev_h, weight_ih=weight_ih, weight_hh=weight_hh, next_h=next_h)
+    cache = RnnStepCache(
+        x=x.copy(), prev_h=prev_h.copy(), weight_ih=weight_ih.copy(), weight_hh=weight_hh.copy(), next_h=next_h.copy()
+    )
     return next_h, cache
 
 
@@ -123,6 +131,7 @@ def rnn_step_backward(dnext_h, cache):
         dbias_ih: (H,) dL/dbias_ih
         dbias_hh: (H,) dL/dbias_hh
     """
+    _check_cache(cache, RnnStepCache, "rnn_step_forward")
     N = cache.x.shape[0]
     H = cache.weight_ih.shape[0]
     dnext_h = _checked("dnext_h", dnext_h, 2)
@@ -178,7 +187,7 @@ def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
 
     dtype = np.result_type(x, h0, weight_ih, weight_hh, bias_ih, bias_hh)
     # Time-major copies and buffers: step t's arrays are contiguous blocks [t] (the cache owns them).
-    x_all = np.ascontiguousarray(x.transpose(1, 0, 2), dtype=dtype)
+    x_all = np.array(x.transpose(1, 0, 2), dtype=dtype, order="C")
     h_all = np.empty((T + 1, N, H), dtype=dtype)
     h_all[0] = h0
     b = bias_ih + bias_hh
@@ -196,8 +205,8 @@ def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
         a = a_all[t]
         a += prev_h @ weight_hh_T
         np.tanh(a, out=next_h)
-    h = np.ascontiguousarray(h_all[1:].transpose(1, 0, 2))
-    cache = RnnCache(x_all=x_all, h_all=h_all, weight_ih=weight_ih, weight_hh=weight_hh)
+    h = np.array(h_all[1:].transpose(1, 0, 2), order="C")  # a copy: the cache keeps its own
+    cache = RnnCache(x_all=x_all, h_all=h_all, weight_ih=weight_ih.copy(), weight_hh=weight_hh.copy())
     return h, cache
 
 
@@ -216,6 +225,7 @@ def rnn_backward(dh, cache):
         dbias_ih: (H,) dL/dbias_ih, summed over the steps
         dbias_hh: (H,) dL/dbias_hh, summed over the steps
     """
+    _check_cache(cache, RnnCache, "rnn_forward")
     x_all, h_all, weight_ih, weight_hh = cache
     T, N = x_all.shape[:2]
     D = x_all.shape[2]

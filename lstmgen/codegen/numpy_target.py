@@ -10,7 +10,7 @@ import sympy
 
 from .. import symbols
 from ..ir import total
-from ..printing.numpy import print_numpy
+from ..printing.numpy import Split, print_numpy
 from . import format as fmt
 from .layout import Group
 from .naming import python_names, transposed_matrices, user_functions
@@ -190,14 +190,19 @@ def module_context(program: Program, fusion=None) -> dict:
     seq_backward_dims = [f"T, N = {x}_all.shape[:2]"] + ([f"D = {x}_all.shape[2]"] if width == "D" else []) + [
         f"H = {first_state}.shape[2]"]
     seq_names = [a["name"] for a in seq_args]
+    # arrays the caller holds too (its arguments, the step's returned states): the cache keeps copies, so that
+    # refilling an input buffer or scaling a returned state in place cannot change the gradients
+    caller_owned = _with_views(program, p.names, {a["name"] for a in step_args} | {r["name"] for r in step_returns})
+    seq_owned = _with_views(program, p.names, set(seq_names))
     code = {  # the lines whose length decides their layout
         "step_forward_def": fmt.bracketed("", f"def {m.prefix}_step_forward(", [a["name"] for a in step_args], "):"),
-        "cache": fmt.bracketed("    ", f"cache = {camel}StepCache(", [f"{f['name']}={f['name']}" for f in fields], ")"),
+        "cache": fmt.bracketed("    ", f"cache = {camel}StepCache(", [_owned(f["name"], caller_owned) for f in fields],
+                               ")"),
         "unpack": fmt.unpack("    ", [f["name"] for f in fields], "cache"),
         "step_backward_return": fmt.return_values("    ", [r["name"] for r in gradient_returns]),
         "forward_def": fmt.bracketed("", f"def {m.prefix}_forward(", seq_names, "):"),
         "dtype": fmt.bracketed("    ", "dtype = np.result_type(", seq_names, ")"),
-        "seq_cache": fmt.bracketed("    ", f"cache = {camel}Cache(", [f"{f['name']}={f['name']}" for f in seq_fields],
+        "seq_cache": fmt.bracketed("    ", f"cache = {camel}Cache(", [_owned(f["name"], seq_owned) for f in seq_fields],
                                    ")"),
         "seq_unpack": fmt.unpack("    ", [f["name"] for f in seq_fields], "cache"),
         "backward_return": fmt.return_values("    ", [results[0], "d" + output + "0"] + ["d" + n for n in param_names]),
@@ -302,4 +307,18 @@ def _helpers(cell) -> list[dict]:
         formula = found[name].formula
         variable = formula.variables[0]
         out.append({"name": name, "arg": variable.name, "body": print_numpy(formula.expr, {variable.name: variable.name})})
+    return out
+
+
+def _owned(name: str, caller_owned) -> str:
+    """A cache field's keyword argument: the array itself, or a copy of one the caller holds too."""
+    return f"{name}={name}.copy()" if name in caller_owned else f"{name}={name}"
+
+
+def _with_views(program: Program, names: dict[str, str], owned: set[str]) -> set[str]:
+    """`owned` and the blocks the forward splits off them (p_i of a peephole vector p): views of them."""
+    out = set(owned)
+    for statement in program.forward:
+        if isinstance(statement.expr, Split) and names.get(statement.expr.args[0].name) in out:
+            out |= {names[t.name] for t in statement.targets}
     return out

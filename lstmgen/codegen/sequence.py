@@ -172,7 +172,7 @@ class SequencePlan:
         """The body of the sequence forward after its argument checks (dtype known), 4 spaces in."""
         cell, py = self.m.cell, self.m.py
         out = ["# Time-major copies and buffers: step t's arrays are contiguous blocks [t] (the cache owns them).",
-               f"{self.x}_all = np.ascontiguousarray({self.x}.transpose(1, 0, 2), dtype=dtype)"]
+               f"{self.x}_all = np.array({self.x}.transpose(1, 0, 2), dtype=dtype, order=\"C\")"]
         for state in cell.states:
             buffer = self._state_buffer(state)
             out.append(f"{buffer.name} = np.empty({buffer.shape}, dtype=dtype)")
@@ -219,7 +219,7 @@ class SequencePlan:
         out += [""] + before if before else []
         out += ["", "for t in range(T):"]
         out += [_Rendered(line) for line in _render(body, "        ")]
-        out.append("{} = np.ascontiguousarray({}[1:].transpose(1, 0, 2))".format(
+        out.append("{} = np.array({}[1:].transpose(1, 0, 2), order=\"C\")  # a copy: the cache keeps its own".format(
             py[cell.output], self._state_buffer(cell.output).name))
         return _render(out, "    ")
 
@@ -449,7 +449,7 @@ class SequencePlan:
         parameter gradients."""
         out = []
         donors = self._donors()
-        for name, donor in donors.items():
+        for donor in donors.values():
             message = (f'"cache: already used by a backward pass ({donor.name} holds its deltas); '
                        f'run {self.m.prefix}_forward again"')
             out += [f"if not {donor.name}.flags.writeable:"]
@@ -486,7 +486,7 @@ class SequencePlan:
         self.copies = {}
         out += copy_lines + (self.fusion.workspaces["backward"] if self.fusion else []) + loop
         out += [_Rendered(line) for line in _render(body, "        ")]
-        for name, donor in donors.items():
+        for donor in donors.values():
             out.append(f"{donor.name}.flags.writeable = False  # it holds deltas now: a cache serves one backward")
         out += self._after_lines()
         return _render(out, "    ")
