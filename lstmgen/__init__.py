@@ -1,6 +1,34 @@
-"""lstmgen: derive, document, generate and check the backward pass of recurrent cells."""
+"""lstmgen: derive, document, generate and check the backward pass of recurrent cells.
+
+The API (see `lstmgen.api`): `derive(cell)` returns a `Derivation` whose formulas you read by name;
+`document`, `codegen` and `check` do what the commands of the same names do, and return text or a
+report object.  Imports are lazy, so that the command line starts fast.
+"""
+from __future__ import annotations
 
 __version__ = "0.1.0"
+__all__ = ["check", "codegen", "derive", "document"]
+
+
+def derive(cell, hadamard="*"):
+    """The `lstmgen.api.Derivation` of a built-in cell (its name) or a cell file (its path)."""
+    from .api import derive as _derive
+
+    return _derive(cell, hadamard=hadamard)
+
+
+def document(cell, format="tex", hadamard="*"):  # noqa: A002 - the command line's option name
+    """The derivation document of `cell` as LaTeX ('tex') or Markdown ('md') source."""
+    from .api import document as _document
+
+    return _document(cell, format=format, hadamard=hadamard)
+
+
+def codegen(cell, layout="cs231n", target="numpy"):
+    """The source of the generated forward/backward module of `cell`."""
+    from .api import codegen as _codegen
+
+    return _codegen(cell, layout=layout, target=target)
 
 
 def check(text, cell=None, source="<text>"):

@@ -44,7 +44,7 @@ def render_document(cell: str, fmt: str = "tex", hadamard: str = "*") -> str:
     if hadamard not in HADAMARD:
         raise LstmgenError("unknown --hadamard %r: use one of %s" % (hadamard, ", ".join(HADAMARD)))
     derivation = reverse.derive(cell)
-    from .document import document_context
+    from .documenter import document_context
 
     context = document_context(derivation, fmt=fmt, hadamard=hadamard)
     return environment().get_template("derivation.%s.j2" % fmt).render(**context)
@@ -58,7 +58,7 @@ def render_module(cell: str, layout: str = "cs231n", target: str = "numpy") -> s
     if target not in TARGETS:
         raise LstmgenError("unknown target %r: use one of %s" % (target, ", ".join(TARGETS)))
     derivation = reverse.derive(cell)
-    from .codegen import module_context
+    from .generator import module_context
 
     context = module_context(derivation, layout=layout, target=target)
     return environment().get_template(context["template"]).render(**context)

@@ -12,7 +12,7 @@ import pytest
 import sympy
 from conftest import ROOT, assert_gradients, assert_one_line_error, functions, load_module, run_all, run_cli
 
-from lstmgen import cells, cli, codegen, render, reverse, symbols
+from lstmgen import cells, cli, generator, render, reverse, symbols
 from lstmgen.errors import LstmgenError
 from lstmgen.functions import sigmoid
 from lstmgen.ir import Dot, Outer, TDot
@@ -94,7 +94,7 @@ def mgu_module(tmp_path_factory):
     cell = cells.parse(MGU, default_name="mgu")
     path = tmp_path_factory.mktemp("mgu") / "mgu_numpy.py"
     derivation = reverse.derive_cell(cell)
-    context = codegen.module_context(derivation)
+    context = generator.module_context(derivation)
     path.write_text(render.environment().get_template(context["template"]).render(**context), encoding="utf-8")
     return load_module(path, "lstmgen_test_mgu")
 
@@ -329,7 +329,7 @@ f = sigmoid(W @ x + b)
 h = f * tanh(W @ x + U @ h[t-1])
 """, default_name="shared")
     with pytest.raises(LstmgenError, match="does not fit the cs231n layout: a parameter of"):
-        codegen.module_context(reverse.derive_cell(shared))
+        generator.module_context(reverse.derive_cell(shared))
     clash = cells.parse("""
 cell clash
 input x
@@ -338,11 +338,11 @@ b = sigmoid(W_x^b @ x + W_h^b @ h[t-1])
 h = tanh(W_x^n @ x + W_h^n @ h[t-1] + b^n + b)
 """, default_name="clash")
     with pytest.raises(LstmgenError, match="would share the Python name b"):
-        codegen.module_context(reverse.derive_cell(clash))
+        generator.module_context(reverse.derive_cell(clash))
     with pytest.raises(LstmgenError, match="no torch gate order"):
-        codegen.module_context(reverse.derive("mgu"), layout="torch")
+        generator.module_context(reverse.derive("mgu"), layout="torch")
     with pytest.raises(LstmgenError, match="unknown layout"):
-        codegen.module_context(reverse.derive("lstm"), layout="fortran")
+        generator.module_context(reverse.derive("lstm"), layout="fortran")
 
 
 RESERVED = {  # cell file -> the name it takes from the generated module (each generated code that crashed or
@@ -357,14 +357,14 @@ RESERVED = {  # cell file -> the name it takes from the generated module (each g
 }
 
 
-@pytest.mark.parametrize("layout", codegen.LAYOUTS)
+@pytest.mark.parametrize("layout", generator.LAYOUTS)
 @pytest.mark.parametrize("case", sorted(RESERVED))
 def test_a_name_the_generated_module_uses_itself_is_refused(case, layout):
     body, name = RESERVED[case]
     uses = "N" if case == "input_N" else "x"
     cell = cells.parse(f"cell c\ninput {uses}\nstate h output\n{body}\n", default_name="c")
     with pytest.raises(LstmgenError, match=rf"the Python name {name} is already used by the generated code"):
-        codegen.module_context(reverse.derive_cell(cell), layout=layout)
+        generator.module_context(reverse.derive_cell(cell), layout=layout)
 
 
 def test_codegen_command_refuses_a_reserved_name_in_one_line(tmp_path):
@@ -384,7 +384,7 @@ f = sigmoid(W_xf @ x + W_hf @ h[t-1] + p_f * c[t-1] + b_f)
 c = f * c[t-1] + (1 - f) * tanh(W_xc @ x + W_hc @ h[t-1] + b_c)
 h = tanh(c)
 """, default_name="peep")
-    context = codegen.module_context(reverse.derive_cell(peephole))
+    context = generator.module_context(reverse.derive_cell(peephole))
     assert [arg["name"] for arg in context["step_args"]] == ["x", "prev_h", "prev_c", "Wx", "Wh", "b", "p"]
     assert context["forward_lines"][0] == "a = x @ Wx + prev_h @ Wh + b"
     assert "f = sigmoid(a_f + p * prev_c)" in context["forward_lines"]

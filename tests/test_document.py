@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lstmgen import cells, render, reverse
-from lstmgen.document import document_context
+from lstmgen.documenter import document_context
 from lstmgen.printing.latex import latex
 
 ROOT = Path(__file__).resolve().parent.parent

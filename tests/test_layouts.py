@@ -379,14 +379,14 @@ UNUSUAL_CASES = [(name, layout) for name in UNUSUAL for layout in ("cs231n", "pe
 @pytest.mark.parametrize("level,target", LEVEL_TARGETS, ids=lambda v: v)
 @pytest.mark.parametrize("name,layout", UNUSUAL_CASES, ids=lambda v: v)
 def test_an_unusual_cell_has_correct_gradients(tmp_path, name, layout, level, target):
-    from lstmgen import cells, codegen, reverse
+    from lstmgen import cells, generator, reverse
 
     needs(target)
     body = UNUSUAL[name]
     head = [line for line in body.splitlines() if line.startswith("state ")]
     equations = [line for line in body.splitlines() if not line.startswith("state ")]
     cell = cells.parse("\n".join(["cell u", "input x", "state h output", *head, *equations]) + "\n", default_name="u")
-    context = codegen.module_context(reverse.derive_cell(cell), layout=layout, target=target)
+    context = generator.module_context(reverse.derive_cell(cell), layout=layout, target=target)
     path = tmp_path / "u.py"
     path.write_text(render.environment().get_template(context["template"]).render(**context), encoding="utf-8")
     mod = load_module(path, "lstmgen_unusual_{}_{}_{}".format(name, layout.replace("-", "_"), target))

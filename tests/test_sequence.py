@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from test_layouts import LAYOUT_CELLS, STATES, make_args
 
-from lstmgen import codegen, render, reverse, symbols
+from lstmgen import generator, render, reverse, symbols
 
 TARGETS = render.TARGETS
 
@@ -133,7 +133,7 @@ def test_the_cache_owns_the_inputs_and_states_it_keeps(module, layout, cell, tar
 def test_only_the_recurrent_products_stay_in_the_time_loops(cell, target):
     """The checked-in module's sequence functions: one matrix product per recurrent weight in each time
     loop (none with the input's weights), and every weight gradient one product after the loop."""
-    program = codegen.program(reverse.derive(cell))
+    program = generator.program(reverse.derive(cell))
     matrices = [g for g in program.layout.groups if g.kind == "matrix"]
     recurrent = [g for g in matrices if symbols.read(g.vector).name != program.layout.cell.input]
     tree = ast.parse(_generated(cell, target).read_text())
