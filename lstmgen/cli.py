@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
                             description="Derive a cell's backward pass and write it as LaTeX or Markdown.")
     derive.add_argument("--cell", default="lstm", help="built-in cell name or .cell file (default: lstm)")
     derive.add_argument("--format", default="tex", help="tex (standalone LaTeX) or md (Markdown)")
-    derive.add_argument("--hadamard", default="*", help="symbol of the elementwise product: * or odot")
+    derive.add_argument("--hadamard", default="*", choices=render.HADAMARD, help="symbol of the elementwise product (default: *)")
     derive.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
 
     codegen = sub.add_parser("codegen", help="write the NumPy forward/backward module of a cell",

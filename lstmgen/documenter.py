@@ -137,8 +137,13 @@ class _Document:
         return self.equation(derivative(LOSS, gradient.wrt, self.cell), [self.terms(gradient.expr())])
 
     def summed(self, name: str) -> dict:
-        wrt = self.d.step[name].wrt
-        return self.equation(derivative(LOSS, wrt, self.cell), [self.terms(self.d.summed(name))])
+        """dL/dparam = sum over t of the step gradient; a long one as one sum per term, each a row
+        (a bracket around a sum cannot be broken across lines)."""
+        gradient = self.d.step[name]
+        whole = self.terms(self.d.summed(name))
+        if len(" ".join(whole)) > LONG_SUM and len(gradient.terms) > 1:
+            whole = self.terms(ir.total(ir.SumOverTime(term.expr()) for term in gradient.terms))
+        return self.equation(derivative(LOSS, gradient.wrt, self.cell), [whole])
 
     def recurrence(self, state: str) -> dict:
         lhs = self.symbol(symbols.vector(state, "t", "adjoint"))

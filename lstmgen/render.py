@@ -10,7 +10,7 @@ from . import cells, reverse
 from .errors import LstmgenError, OutputError
 
 FORMATS = ("tex", "md")
-HADAMARD = ("*", "odot")
+HADAMARD = ("*", "odot", "circ")
 LAYOUTS = ("cs231n", "torch", "per-gate")
 TARGETS = ("numpy", "numba")
 BUILD_CELLS = tuple(cells.builtin_names())  # every built-in cell: documents and cs231n module

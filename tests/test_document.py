@@ -13,7 +13,7 @@ import pytest
 
 from lstmgen import cells, render, reverse
 from lstmgen.documenter import document_context
-from lstmgen.printing.latex import latex
+from lstmgen.printing.latex import HADAMARD, latex
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -198,9 +198,10 @@ def test_no_block_starts_with_a_continuation(lstm_md, lstm_tex, rnn_docs):
             assert "=" in eq, eq
 
 
-def test_tex_is_article_with_amsmath_only(lstm_tex):
+def test_tex_is_article_with_packages_of_texlive_latex_base_only(lstm_tex):
+    """geometry (wider text, so that long rows fit) and amsmath: both in Debian's texlive-latex-base."""
     assert r"\documentclass{article}" in lstm_tex
-    assert re.findall(r"\\usepackage(?:\[[^]]*\])?\{([^}]*)\}", lstm_tex) == ["amsmath"]
+    assert re.findall(r"\\usepackage(?:\[[^]]*\])?\{([^}]*)\}", lstm_tex) == ["geometry", "amsmath"]
     assert lstm_tex.count(r"\[") == lstm_tex.count(r"\]")
     assert lstm_tex.rstrip().endswith(r"\end{document}")
 
@@ -257,8 +258,9 @@ def _pdflatex():
     return exe
 
 
-@pytest.mark.parametrize("cell,hadamard", [("lstm", "*"), ("rnn", "*"), ("lstm", "odot")])
-def test_tex_compiles_with_pdflatex(tmp_path, cell, hadamard):
+@pytest.mark.parametrize("hadamard", sorted(HADAMARD))
+@pytest.mark.parametrize("cell", cells.builtin_names())
+def test_tex_compiles_with_pdflatex_and_no_line_is_wider_than_the_text(tmp_path, cell, hadamard):
     exe = _pdflatex()
     source = tmp_path / "doc.tex"
     source.write_text(render.render_document(cell, "tex", hadamard), encoding="utf-8")
@@ -268,12 +270,12 @@ def test_tex_compiles_with_pdflatex(tmp_path, cell, hadamard):
     assert proc.returncode == 0, log[-3000:]
     assert (tmp_path / "doc.pdf").stat().st_size > 0
     overfull = re.findall(r"Overfull \\hbox \((\d+\.\d+)pt too wide\)", log)
-    assert not [width for width in overfull if float(width) > 20], overfull
+    assert not [width for width in overfull if float(width) > 1], overfull
 
 
 # ----------------------------------------------------------------------------- round trip
-@pytest.mark.parametrize("cell,fmt,hadamard", [(cell, fmt, "*") for cell in cells.builtin_names() for fmt in ("tex", "md")]
-                         + [("lstm", "md", "odot")])
+@pytest.mark.parametrize("cell,fmt,hadamard", [(cell, fmt, hadamard) for cell in cells.builtin_names()
+                                                for fmt in ("tex", "md") for hadamard in sorted(HADAMARD)])
 def test_document_checks_clean(cell, fmt, hadamard):
     """`lstmgen check`, reading the text back with its own grammar, accepts every equation."""
     import lstmgen
