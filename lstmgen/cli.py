@@ -31,7 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     derive = sub.add_parser("derive", help="write the derivation document of a cell",
                             description="Derive a cell's backward pass and write it as LaTeX or Markdown.")
     derive.add_argument("--cell", default="lstm", help="built-in cell name or .cell file (default: lstm)")
-    derive.add_argument("--format", default="tex", help="tex (standalone LaTeX) or md (Markdown)")
+    derive.add_argument("--format", default="tex", choices=render.FORMATS,
+                        help="tex (standalone LaTeX, the default), md (Markdown) or html (one page, MathML)")
     derive.add_argument("--hadamard", default="*", choices=render.HADAMARD, help="symbol of the elementwise product (default: *)")
     derive.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
 

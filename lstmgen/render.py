@@ -9,7 +9,7 @@ import jinja2
 from . import cells, reverse
 from .errors import LstmgenError, OutputError
 
-FORMATS = ("tex", "md")
+FORMATS = ("tex", "md", "html")
 HADAMARD = ("*", "odot", "circ")
 LAYOUTS = ("cs231n", "torch", "per-gate")
 TARGETS = ("numpy", "numba")
@@ -46,8 +46,38 @@ def render_document(cell: str, fmt: str = "tex", hadamard: str = "*") -> str:
     derivation = reverse.derive(cell)
     from .documenter import document_context
 
+    if fmt == "html":
+        markdown = render_document(cell, "md", hadamard)
+        return _html_page(markdown, "Backward pass of the %s cell" % derivation.cell.title,
+                          _command(cell, fmt, hadamard))
     context = document_context(derivation, fmt=fmt, hadamard=hadamard)
+    context["command"] = _command(cell, fmt, hadamard)
     return environment().get_template("derivation.%s.j2" % fmt).render(**context)
+
+
+def _command(cell: str, fmt: str, hadamard: str) -> str:
+    """The command that regenerates a document, for its provenance line: the cell as it was given
+    (a built-in name, or the cell file's path as the caller wrote it)."""
+    cell_arg = cell if not isinstance(cell, cells.Cell) else cell.name
+    quoted = cell_arg if all(ch.isalnum() or ch in "._-/" for ch in cell_arg) else "'%s'" % cell_arg.replace("'", "")
+    return "lstmgen derive --cell %s --format %s%s" % (quoted, fmt, "" if hadamard == "*" else " --hadamard " + hadamard)
+
+
+def _html_page(markdown: str, title: str, command: str) -> str:
+    """The Markdown document as a self-contained HTML page, its $$ formulas as MathML."""
+    import html
+
+    from latex2mathml.converter import convert
+    from markdown_it import MarkdownIt
+    from mdit_py_plugins.dollarmath import dollarmath_plugin
+
+    def mathml(latex: str, options: dict) -> str:
+        return convert(latex, display="block" if options.get("display_mode") else "inline")
+
+    text = markdown.split("-->", 1)[1] if markdown.startswith("<!--") else markdown  # our provenance comment
+    parser = MarkdownIt("commonmark", {"html": False}).use(dollarmath_plugin, renderer=mathml)
+    return environment().get_template("derivation.html.j2").render(
+        body=parser.render(text).rstrip("\n"), title=html.escape(title), command=command)
 
 
 def render_module(cell: str, layout: str = "cs231n", target: str = "numpy") -> str:

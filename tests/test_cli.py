@@ -14,7 +14,7 @@ def test_help_on_every_command(command):
     (["frobnicate"], "invalid choice"),
     (["derive", "--cell", "nosuchcell"], "unknown cell 'nosuchcell'"),
     (["codegen", "--cell", "nosuchcell"], "unknown cell"),
-    (["derive", "--format", "docx"], "unknown format 'docx'"),
+    (["derive", "--format", "docx"], "invalid choice: 'docx' (choose from 'tex', 'md', 'html')"),
     (["derive", "--hadamard", "x"], "--hadamard"),
     (["codegen", "--layout", "fortran"], "unknown layout 'fortran'"),
     (["derive", "--cell", "missing.cell"], "no such file"),
@@ -47,4 +47,4 @@ def test_build_a_cell_file(tmp_path):
     proc = run("build", "--cell", cell, "--out", out)
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in out.iterdir()) == [
-        "tiny_derivation.md", "tiny_derivation.tex", "tiny_numba.py", "tiny_numpy.py"]
+        "tiny_derivation.html", "tiny_derivation.md", "tiny_derivation.tex", "tiny_numba.py", "tiny_numpy.py"]
