@@ -30,8 +30,9 @@ from .evaluation import BrokenChain, agree, lower, truth as truth_values, values
 from .expected import to_latex
 from .notation import Notation
 from .nodes import Chain, Unsupported
-from .parse import parse_equation
-from .targets import Target, definition_readings, preactivation_gradient, target_of, terms as _terms
+from .parse import parse_equation, spelling
+from .targets import (Target, definition_readings, preactivation_gradient, read_like_left, target_of,
+                      terms as _terms)
 
 
 @dataclass
@@ -110,6 +111,9 @@ def _judge(text: str, notation: Notation, lhs_text: str, definition: str) -> Ver
     warnings = []
     for side in sides:
         warnings.extend(w for w in side.warnings if w not in warnings)
+    if all(_repeats_left(side, sides) for side in sides[1:]):
+        return Verdict("unrecognized", lhs_text, message="a tautology: the right side is the left side written again, "
+                       "so the equation states nothing to check", warnings=warnings)
     if definition:
         return dataclasses.replace(_judge_definition(sides, definition, notation, lhs_text, warnings), claim=True)
     free = set().union(*(side.free for side in sides))
@@ -123,10 +127,16 @@ def _judge(text: str, notation: Notation, lhs_text: str, definition: str) -> Ver
             raise Unsupported(_unknown(notation, sorted(free - {target.name})))
     except Unsupported as exc:
         return Verdict("unrecognized", lhs_text, message=str(exc), warnings=warnings)
+    sides = read_like_left(sides, target, notation)
     verdict = _judge_links(sides, target, notation, lhs_text, warnings)
     if verdict.status == "incorrect":
         verdict = _other_reading(text, sides, target, notation, lhs_text, warnings) or verdict
     return dataclasses.replace(verdict, claim=target.kind in CLAIMS)
+
+
+def _repeats_left(side, sides) -> bool:
+    """The side is the left side written again: the same spelling (spacing, sizing and brackets aside)."""
+    return side.tree is not None and sides[0].tree is not None and spelling(side.tree) == spelling(sides[0].tree)
 
 
 def _at_last_step(target: Target) -> Target:
@@ -175,6 +185,7 @@ def _other_reading(text, sides, target, notation, lhs_text, warnings) -> Verdict
             return None
         if [side.expr for side in resides] == [side.expr for side in sides]:
             return None  # every * joins equal shapes: both readings are one
+        resides = read_like_left(resides, retarget, other)
         note = "warning: * read as a matrix product here (read as elementwise the equation would be wrong)"
         verdict = _judge_links(resides, retarget, other, lhs_text, warnings + [note])
         if verdict.status == "correct":

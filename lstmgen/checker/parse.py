@@ -137,6 +137,22 @@ def sides_of(text: str) -> list:
     return sides
 
 
+_WRAPPERS = {"paren", "bracket", "brace", "group", "decorated"}  # (X), [X], \\{X\\}, {X}, \\boxed{X}: X
+
+
+def spelling(tree):
+    """A side's parse without the brackets around its parts: two sides with one spelling write the
+    same thing the same way, (∂L/∂h_t) and ∂L/∂h_t alike (dh_t and ∂L/∂h_t are two spellings)."""
+    if not isinstance(tree, lark.Tree):
+        return tree
+    rule = tree.data.rsplit("__", 1)[-1]
+    parts = [spelling(c) for c in tree.children]
+    inner = [c for c in parts if isinstance(c, lark.Tree)]
+    if rule in _WRAPPERS and len(inner) == 1:
+        return inner[0]
+    return lark.Tree(rule, parts)
+
+
 def parse_equation(text: str, notation: Notation) -> list:
     """Parse and read one equation in the document's notation: its sides with expressions."""
     sides = sides_of(text)
