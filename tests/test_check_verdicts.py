@@ -155,3 +155,114 @@ def test_a_tautology_in_a_document_is_not_counted_correct():
     report = check_text("$$%s = %s$$\n" % (d("L", "W_x^f"), d("L", "W_x^f")), cell="lstm")
     assert [e.status for e in report.equations] == ["unrecognized"]
     assert report.exit_code == 1
+
+
+# ----------------------------------------------------------------------------- a power after a function
+# F(a)^2 is (F(a))^2, as in \tanh(c_t)^2 and \tanh^2(c_t); F a^2 with no bracket is F(a^2).  For every
+# function a notation knows, however it is spelled and bracketed.  The reference is the product
+# F(a) ⊙ F(a), which reads no power at all.
+CUSTOM = {
+    "gelu": "input x\nstate h output\nfunction gelu(z) = z * sigmoid(1.702 * z)\nh = gelu(W_x @ x + W_h @ h[t-1] + b)\n",
+    "softsign": "input x\nstate h output\nh = softsign(W_x @ x + W_h @ h[t-1] + b)\n",
+    "relu": "input x\nstate h output\nh = relu(W_x @ x + W_h @ h[t-1] + b)\n",
+}
+# (cell, spelled function, argument): log and ln of a gate (positive), the rest of anything
+FUNCTIONS = [("lstm", f, a) for f in (r"\sigma", r"\tanh", r"\exp", r"\operatorname{sigmoid}", r"\mathrm{tanh}",
+                                      r"\text{tanh}", r"\textrm{sigmoid}", r"\operatorname{sigm}", r"\text{exp}")
+             for a in ("c_t", r"W_x^f x_t + b^f", r"\theta")] \
+    + [("lstm", f, a) for f in (r"\log", r"\ln", r"\operatorname{log}") for a in ("f_t", r"\sigma(c_t)")] \
+    + [(cell, w % cell, a) for cell in CUSTOM for w in (r"\operatorname{%s}", r"\mathrm{%s}", r"\text{%s}", r"\textrm{%s}")
+       for a in ("x_t", "W_x x_t + b")]  # x_t: of either sign (relu(h_t)^2 = relu(h_t^2), h_t >= 0)
+BRACKETS = [("(", ")"), (r"\left(", r"\right)"), ("[", "]"), (r"\left[", r"\right]"), (r"\{", r"\}"),
+            (r"\left\{", r"\right\}"), (r"\bigl(", r"\bigr)"), (r"\Big[", r"\Big]"), (r"\left\lbrace ", r"\right\rbrace "),
+            ("{(", ")}"), (r"\!\left(", r"\right)")]
+POWERS = [("^2", 2), ("^{2}", 2), ("^ 2", 2), ("^{ 2 }", 2), ("^3", 3)]
+
+
+@pytest.fixture(scope="module")
+def notations(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cells")
+    out = {"lstm": notation_of("lstm")}
+    for name, text in CUSTOM.items():
+        path = folder / (name + ".cell")
+        path.write_text(text)
+        out[name] = notation_of(str(path))
+    return out
+
+
+def _applied(function, argument, brackets):
+    return "%s%s %s %s" % (function, brackets[0], argument, brackets[1])
+
+
+def _ids(value):
+    return value if isinstance(value, str) else None
+
+
+@pytest.mark.parametrize("cell, function, argument", FUNCTIONS, ids=_ids)
+def test_a_power_after_a_functions_bracket_is_the_functions_power(cell, function, argument, notations):
+    notation = notations[cell]
+    failures = []
+    for index, (brackets, (written, k)) in enumerate(itertools.product(BRACKETS, POWERS)):
+        applied = _applied(function, argument, brackets)
+        product = r" \odot ".join([applied] * k)
+        forms = ("%s%s = %s" % (applied, written, product), "%s = %s%s" % (product, applied, written),
+                 "%s%s %s = %s" % (function, written, _applied("", argument, brackets), product))
+        equation = forms[index % len(forms)]  # every form meets every bracket, in turn
+        verdict = judge(equation, notation)
+        if verdict.status != "correct":
+            failures.append((equation, verdict.message))
+    for brackets in BRACKETS:
+        applied = _applied(function, argument, brackets)
+        squared_inside = _applied(function, "(%s)^2" % argument, brackets)
+        verdict = judge("%s^2 = %s" % (applied, squared_inside), notation)
+        if verdict.status != "incorrect":
+            failures.append(("F(a)^2 = F(a^2)", applied, verdict.status, verdict.message))
+    assert not failures, failures[:5]
+
+
+@pytest.mark.parametrize("cell, function", sorted({(c, f) for c, f, _ in FUNCTIONS}), ids=_ids)
+def test_a_power_on_an_unbracketed_argument_is_the_arguments(cell, function, notations):
+    """\\tanh c_t^2 is \\tanh(c_t^2), not (\\tanh c_t)^2."""
+    argument = "f_t" if "log" in function or "ln" in function else ("x_t" if cell != "lstm" else "c_t")
+    notation = notations[cell]
+    inside = judge(r"%s %s^2 = %s(%s \odot %s)" % (function, argument, function, argument, argument), notation)
+    outside = judge(r"%s %s^2 = %s(%s) \odot %s(%s)" % (function, argument, function, argument, function, argument),
+                    notation)
+    assert (inside.status, outside.status) == ("correct", "incorrect"), (inside.message, outside.message)
+
+
+TANH_SQUARED = [r"\tanh(c_t)^2", r"\tanh\left(c_t\right)^2", r"\tanh^2(c_t)", r"\tanh^{2} c_t", r"\tanh[c_t]^2",
+                r"\tanh\left[c_t\right]^{2}", r"\tanh\{c_t\}^2", r"(\tanh c_t)^2", r"\tanh\bigl(c_t\bigr)^2",
+                r"\text{tanh}(c_t)^2", r"\operatorname{tanh}(c_t)^2", r"\mathrm{tanh}\left(c_t\right)^2",
+                r"\tanh(\mathbf{c}_t)^2"]
+
+
+@pytest.mark.parametrize("square", TANH_SQUARED)
+@pytest.mark.parametrize("sign", [" * ", r" \odot ", " "], ids=["star", "odot", "juxt"])
+def test_the_state_gradient_with_a_squared_tanh_is_correct(square, sign):
+    rest = sign.join([d("L", "h_t"), "o_t", "(1 - %s)" % square])
+    verdict = judge(r"%s = %s + %s" % (d("L", "c_t"), rest, sign.join([d("L", "c_{t+1}"), "f_{t+1}"])),
+                    notation_of("lstm"))
+    assert verdict.status == "correct", verdict.message
+
+
+@pytest.mark.parametrize("spelled", [r"\sigma(a_f)^2", r"\sigma\left(a_f\right)^2", r"\sigma^2(a_f)", r"\sigma[a_f]^{2}"])
+def test_a_squared_sigma_of_a_named_preactivation(spelled):
+    """σ(a)^2 in a document that names the gate's pre-activation a_f (learned from its forward equations)."""
+    document = "\n".join([
+        "$$a_f = W_f x_t + U_f h_{t-1} + b_f$$", "$$f_t = \\sigma(a_f)$$",
+        "$$i_t = \\sigma(W_i x_t + U_i h_{t-1} + b_i)$$", "$$o_t = \\sigma(W_o x_t + U_o h_{t-1} + b_o)$$",
+        "$$\\tilde{c}_t = \\tanh(W_c x_t + U_c h_{t-1} + b_c)$$", "$$c_t = f_t \\odot c_{t-1} + i_t \\odot \\tilde{c}_t$$",
+        "$$h_t = o_t \\odot \\tanh(c_t)$$", "",
+        "$$%s = %s \\odot c_{t-1} \\odot (\\sigma(a_f) - %s)$$" % (d("L", "b_f"), d("L", "c_t"), spelled), ""])
+    report = check_text(document)
+    backward = [e for e in report.equations if e.kind == "backward"]
+    assert [e.status for e in backward] == ["correct"], [(e.line, e.message) for e in backward]
+
+
+def test_an_unknown_text_function_is_not_dropped_as_a_remark():
+    """\\text{foo}(c_t) is a function application the notation does not know, not a remark before (c_t)."""
+    verdict = judge(r"\text{foo}(c_t) = c_t", notation_of("lstm"))
+    assert verdict.status == "unrecognized" and "unknown function" in verdict.message
+    assert judge(r"%s = %s \quad \text{(one step)}" % (d("L", "b^o"), r"\frac{\partial L}{\partial h_t} * \tanh(c_t) "
+                                                       r"* o_t * (1 - o_t)"), notation_of("lstm")).status == "correct"

@@ -135,8 +135,11 @@ def _judge(text: str, notation: Notation, lhs_text: str, definition: str) -> Ver
 
 
 def _repeats_left(side, sides) -> bool:
-    """The side is the left side written again: the same spelling (spacing, sizing and brackets aside)."""
-    return side.tree is not None and sides[0].tree is not None and spelling(side.tree) == spelling(sides[0].tree)
+    """The side is the left side written again: read alike and spelled alike (spacing, sizing and
+    brackets aside; dh_t for ∂L/∂h_t is a change of notation, not a repetition)."""
+    left = sides[0]
+    return side.expr == left.expr and side.tree is not None and left.tree is not None \
+        and spelling(side.tree) == spelling(left.tree)
 
 
 def _at_last_step(target: Target) -> Target:

@@ -12,7 +12,7 @@ import sympy
 
 from .nodes import Unsupported
 from .notation import Notation
-from .reader import AuthorsToIR
+from .reader import ELEMENTWISE_FUNCTIONS, AuthorsToIR
 
 GRAMMAR = Path(__file__).resolve().parent.parent / "grammars" / "authors.lark"  # extends latex.lark
 MAX_EQUATION_CHARS = 20_000
@@ -153,9 +153,21 @@ def spelling(tree):
     return lark.Tree(rule, parts)
 
 
+_TEXT_WORD = re.compile(r"\\(?:text|textrm)\{\s*([A-Za-z][A-Za-z0-9]*)\s*\}")
+
+
+def _functions_in_text(text: str, notation: Notation) -> str:
+    """\\text{gelu} z: a function of the notation written upright with \\text, as \\mathrm{gelu} (the
+    grammar drops a \\text{...} remark, which would leave z alone)."""
+    if r"\text" not in text:
+        return text
+    known = set(ELEMENTWISE_FUNCTIONS) | set(notation.functions)
+    return _TEXT_WORD.sub(lambda m: r"\mathrm{%s}" % m.group(1) if m.group(1) in known else m.group(0), text)
+
+
 def parse_equation(text: str, notation: Notation) -> list:
     """Parse and read one equation in the document's notation: its sides with expressions."""
-    sides = sides_of(text)
+    sides = sides_of(_functions_in_text(text, notation))
     for side in sides:
         build_side(side, notation)
     return sides
