@@ -102,9 +102,8 @@ def test_another_parameters_gradient_is_still_incorrect(cell):
     """∂L/∂W of another gate's parameter (the GRU's b_x^r and b_h^r have one gradient: other gates only)."""
     notation = notation_of(cell)
     params = _parameters(cell)
-    for p, q in itertools.product(params, params):
-        if p.split("^")[-1] == q.split("^")[-1]:
-            continue
+    for p in params:
+        q = next(q for q in params[::-1] if q.split("^")[-1] != p.split("^")[-1])
         verdict = judge("d%s = %s" % (p, d("L", q)), notation)
         assert verdict.status == "incorrect", (p, q, verdict.message)
 
@@ -266,3 +265,106 @@ def test_an_unknown_text_function_is_not_dropped_as_a_remark():
     assert verdict.status == "unrecognized" and "unknown function" in verdict.message
     assert judge(r"%s = %s \quad \text{(one step)}" % (d("L", "b^o"), r"\frac{\partial L}{\partial h_t} * \tanh(c_t) "
                                                        r"* o_t * (1 - o_t)"), notation_of("lstm")).status == "correct"
+
+
+# ----------------------------------------------------------------------------- what the witness points see
+# Correct equations of several kinds; a term added to (or multiplying) one of them that is 0, or one
+# branch of a step, at every witness point must not leave it "correct": the numbers never saw it.
+# (cell, the variable v of the extra terms, the equation with a slot @ where they go)
+CORRECT = [
+    ("lstm", "c", d("L", "b^f") + r" = %s * c_{t-1} * f_t * (1 - f_t)@" % d("L", "c_t")),
+    ("lstm", "c", d("L", "c_t") + r" = %s * o_t * (1 - \tanh^2 c_t) + %s * f_{t+1}@" % (d("L", "h_t"), d("L", "c_{t+1}"))),
+    ("lstm", "c", d("L", "W_x^f") + r" = \left[%s * c_{t-1} * f_t * (1 - f_t)@\right] x_t^T" % d("L", "c_t")),
+    ("lstm", "c", d("f_t", "b^f") + " = f_t * (1 - f_t)@"),
+    ("lstm", "c", r"c_t = f_t * c_{t-1} + i_t * \tilde{c}_t@"),
+    ("lstm", "z", r"\sigma'(z) = \sigma(z) (1 - \sigma(z))@"),
+    ("rnn", "h", d("L", "b") + r" = %s \odot (1 - h_t^2)@" % d("L", "h_t")),
+    ("gru", "h", d("L", "b_h^z") + r" = %s \odot (h_{t-1} - n_t) \odot z_t \odot (1 - z_t)@" % d("L", "h_t")),
+]
+# what is added or multiplied, in the variable v (the state, or the identity's z); FAR is far
+# beyond any witness point, even the wide ones (1000 times larger inputs and states)
+FAR = "1000000"
+UNSEEN = [
+    ("added_step", r" + \operatorname{step}(v - %s)" % FAR),
+    ("added_mathrm_step", r" + \mathrm{step}(v - %s)" % FAR),
+    ("added_abs", r" + \left| v + %s \right| - %s - v" % (FAR, FAR)),
+    ("added_tiny", r" + \exp(-1000) v"),
+    ("times_step", r" * \operatorname{step}(v + %s)" % FAR),
+    ("times_sign", r" * \operatorname{sign}(v + %s)" % FAR),
+    ("times_sign_of_positive", r" * \operatorname{sign}(\sigma(v))"),
+]
+
+
+@pytest.mark.parametrize("cell, v, equation", CORRECT, ids=lambda x: x if len(x) < 12 else None)
+def test_the_plain_equations_are_correct(cell, v, equation):
+    assert judge(equation.replace("@", ""), notation_of(cell)).status == "correct"
+
+
+@pytest.mark.parametrize("name, extra", UNSEEN, ids=[u[0] for u in UNSEEN])
+@pytest.mark.parametrize("cell, v, equation", CORRECT, ids=range(len(CORRECT)))
+def test_agreement_the_witness_points_cannot_see_is_never_correct(cell, v, equation, name, extra):
+    variable = {"c": "c_t", "h": "h_t", "z": "z"}[v]
+    verdict = judge(equation.replace("@", extra.replace("v", variable)), notation_of(cell))
+    assert verdict.status != "correct", verdict.message
+    assert "shapes" not in verdict.message, verdict.message  # wrong for the right reason
+    if verdict.status == "unrecognized":
+        assert "cannot decide" in verdict.message and "every witness point" in verdict.message, verdict.message
+
+
+@pytest.mark.parametrize("cell, v, equation", CORRECT[:5], ids=range(5))
+@pytest.mark.parametrize("extra", [r" + \operatorname{step}(c_t - 100)", r" + \left| c_t + 100 \right| - 100 - c_t",
+                                   r" + \operatorname{step}(c_{t-1} - 150)"], ids=["step", "abs", "step_previous"])
+def test_a_term_the_wide_points_see_makes_the_equation_incorrect(cell, v, equation, extra):
+    """c_t passes 100 at the wide draws (initial states 1000 times larger): the term is seen to be
+    no 0 there, so the equation is wrong, and the verdict says where the agreement came from."""
+    verdict = judge(equation.replace("@", extra), notation_of(cell))
+    assert verdict.status == "incorrect", verdict.message
+    assert "only because" in verdict.message and "larger values" in verdict.message
+
+
+@pytest.mark.parametrize("extra", [
+    r" + (\sigma(W_x^f x_t + W_h^f h_{t-1} + b^f) - f_t) * c_t",    # 0 by the forward equation: SymPy shows it
+    r" + (c_t - f_t * c_{t-1} - i_t * \tilde{c}_t) * o_t",
+    r" + (h_{t-1} - o_{t-1} * \tanh(c_{t-1}))",
+], ids=["gate", "state", "previous_output"])
+def test_a_term_that_is_zero_by_the_cell_keeps_the_equation_correct(extra):
+    verdict = judge(CORRECT[0][2].replace("@", extra), notation_of("lstm"))
+    assert verdict.status == "correct", verdict.message
+
+
+def test_terms_past_the_last_step_keep_the_equation_correct():
+    """At t = T, ∂L/∂c_{T+1} is 0 by definition (nothing comes after T): no blind spot."""
+    verdict = judge(d("L", "c_T") + r" = %s * o_T * (1 - \tanh^2 c_T) + %s * f_{T+1}" % (d("L", "h_T"), d("L", "c_{T+1}")),
+                    notation_of("lstm"))
+    assert verdict.status == "correct", verdict.message
+
+
+# A cell whose own derivative takes one branch at every ordinary witness point: relu of a
+# pre-activation shifted by +20 (positive unless the inputs are large).
+SHIFTED_RELU = "input x\nstate h output\nh = relu(W_x @ x + b + 20) + p * h[t-1]\n"
+
+
+@pytest.fixture(scope="module")
+def shifted_relu(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cells") / "shifted_relu.cell"
+    path.write_text(SHIFTED_RELU)
+    return notation_of(str(path))
+
+
+@pytest.mark.parametrize("lhs, right, wrong", [
+    (d("L", "b"), r"%s * \operatorname{step}(a^{h}_t)" % d("L", "h_t"), d("L", "h_t")),
+    (d("L", "W_x"), r"\left(%s * \operatorname{step}(a^{h}_t)\right) x_t^T" % d("L", "h_t"), r"%s x_t^T" % d("L", "h_t")),
+], ids=["bias", "weight"])
+def test_an_expected_formula_on_one_branch_is_no_evidence_either(lhs, right, wrong, shifted_relu):
+    """Leaving out the step of the relu's derivative agrees at every ordinary point (the step is 1
+    there); the wide draws take the pre-activation below 0, and show it wrong."""
+    assert judge("%s = %s" % (lhs, right), shifted_relu).status == "correct"
+    verdict = judge("%s = %s" % (lhs, wrong), shifted_relu)
+    assert verdict.status == "incorrect" and "expected formula's" in verdict.message, verdict.message
+
+
+def test_an_unseen_term_in_a_document_is_reported_and_not_counted_correct():
+    equation = CORRECT[0][2].replace("@", r" + \operatorname{step}(c_t - %s)" % FAR)
+    report = check_text("$$%s$$\n\n$$%s$$\n" % (CORRECT[0][2].replace("@", ""), equation), cell="lstm")
+    assert [e.status for e in report.equations] == ["correct", "unrecognized"]
+    assert "numbers cannot decide" in report.equations[1].message and report.exit_code == 1

@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import cells, ir, symbols
 from ..evaluate import EvaluationError, ShapeError
-from . import symbolic
+from . import evidence, symbolic
 from .diagnose import _transpose_repair, diagnose
 from .environment import LAST_POINTS
 from .evaluation import BrokenChain, agree, lower, truth as truth_values, values
@@ -255,7 +255,9 @@ def _judge_links(sides, target, notation, lhs_text, warnings) -> Verdict:
         return Verdict("unrecognized", lhs_text, expected_latex,
                        "the left side is not finite at the random witness points (NaN or overflow)", warnings)
     problems, by_sympy = [], 0
-    unreadable = []
+    unreadable, weak, seen = [], [], []
+    show = lambda e: to_latex(e, notation, target.points == LAST_POINTS)  # noqa: E731
+    left = lower(sides[0].expr) if target.expr is None else None
     for index in range(1, len(sides)):
         side = sides[index]
         expr = lower(side.expr)
@@ -274,6 +276,9 @@ def _judge_links(sides, target, notation, lhs_text, warnings) -> Verdict:
         if agree(got, truth):
             if target.expr is not None and notation.layout == "column" and symbolic.equal(expr, target.expr, notation.cell):
                 by_sympy += 1
+                continue
+            worth, why = evidence.weigh(expr, notation, target, show, left)  # numbers alone: what did they see?
+            {"incorrect": problems, "weak": weak, "seen": seen}.get(worth, []).append((index, why))
             continue
         problems.append((index, diagnose(expr, target, notation, got, truth, side)))
     links = len(sides) - 1
@@ -289,9 +294,13 @@ def _judge_links(sides, target, notation, lhs_text, warnings) -> Verdict:
         return Verdict("incorrect", lhs_text, expected_latex, message, warnings)
     if unreadable:
         return Verdict("unrecognized", lhs_text, expected_latex, "cannot evaluate " + "; ".join(unreadable), warnings)
+    if weak:  # agreement the witness points could not help: never a 'correct'
+        message = "; ".join("%s: %s" % (_link_label(index, links, sides[index].expr), why) for index, why in weak)
+        return Verdict("unrecognized", lhs_text, expected_latex, message + (" (" + note + ")" if note else ""), warnings)
     how = "SymPy and numerically" if by_sympy == links else "numerically only: SymPy could not show it"
-    message = "%s checked (%s, at %d random points)" % (
-        "all %d links" % links if links > 1 else "the right side", how, len(truth))
+    message = "%s checked (%s, at %d random points%s)" % (
+        "all %d links" % links if links > 1 else "the right side", how, len(truth),
+        "".join(" " + why for _, why in seen[:1]))
     if note:
         message += "; " + note
     return Verdict("correct", lhs_text, expected_latex, message, warnings)
