@@ -368,3 +368,30 @@ def test_an_unseen_term_in_a_document_is_reported_and_not_counted_correct():
     report = check_text("$$%s$$\n\n$$%s$$\n" % (CORRECT[0][2].replace("@", ""), equation), cell="lstm")
     assert [e.status for e in report.equations] == ["correct", "unrecognized"]
     assert "numbers cannot decide" in report.equations[1].message and report.exit_code == 1
+
+
+# ----------------------------------------------------------------------------- in the row layout
+def test_the_classes_hold_in_a_row_layout_document():
+    """x_t U_f + h_{t-1} W_f (row vectors, tests/notation_corpus/row_layout_uw.tex's forward step):
+    dU_f = ∂L/∂U_f, a chain right to left, a squared tanh and unseen terms, as in the column layout."""
+    from pathlib import Path
+    source = (Path(__file__).parent / "notation_corpus" / "row_layout_uw.tex").read_text()
+    forward = source[:source.index(r"\section*{Backward step}")]
+    fhat = d("L", r"\hat{f}_t")
+    cases = [
+        (r"dU_f = %s" % d("L", "U_f"), "correct"),
+        (r"%s = dU_f" % d("L", "U_f"), "correct"),
+        (r"%s = %s" % (d("L", "U_f"), d("L", "U_f")), "unrecognized"),
+        (r"%s = %s %s" % (d("L", "b_f"), d(r"\hat{f}_t", "b_f"), fhat), "correct"),
+        (r"%s = %s %s" % (d("L", "U_f"), d(r"\hat{f}_t", "U_f"), fhat), "correct"),
+        (r"%s = %s \odot o_t \odot (1 - \tanh(c_t)^2) + %s \odot f_{t+1}" % (d("L", "c_t"), d("L", "h_t"), d("L", "c_{t+1}")),
+         "correct"),
+        (r"%s = x_t^\top %s + x_t^\top (\operatorname{step}(c_t - 100) \odot %s)" % (d("L", "U_f"), fhat, fhat), "incorrect"),
+        (r"%s = x_t^\top %s + x_t^\top (\operatorname{step}(c_t - %s) \odot %s)" % (d("L", "U_f"), fhat, FAR, fhat),
+         "unrecognized"),
+    ]
+    body = "\n".join(r"\[ %s \]" % equation for equation, _ in cases)
+    report = check_text(forward + body + "\n\\end{document}\n", source="row.tex")
+    backward = [e for e in report.equations if e.kind != "forward"]
+    assert report.notation.layout == "row"
+    assert [e.status for e in backward] == [status for _, status in cases], [(e.line, e.message) for e in backward]

@@ -72,9 +72,10 @@ class _Watching(DocEvaluator):
     it came through a zero the cell itself makes (a gradient past the last step, a factor that does
     not depend on what it is taken with respect to), and the signs of branch arguments."""
 
-    def __init__(self, witness, t, cell, watched, free=None, row=False):
+    def __init__(self, witness, t, cell, watched, free=None, row=False, stand_ins=None):
         super().__init__(witness, t, cell, free, row)
         self.watched = watched
+        self.stand_ins = stand_ins or {}  # node -> what to evaluate in its place (shaped like it)
         self.memo: dict = {}      # (expr, t) -> (value, through a cell's zero)
         self.frames: list = []    # one flag per expression being evaluated: a cell's zero was met
         self.values: dict = {}    # watched node -> [(value, through a cell's zero)]
@@ -87,7 +88,7 @@ class _Watching(DocEvaluator):
         else:
             self.frames.append(False)
             try:
-                value = super().__call__(expr)
+                value = self._stand_in(expr) if expr in self.stand_ins else super().__call__(expr)
             finally:
                 structural = self.frames.pop()
             self.memo[key] = (value, structural)
@@ -98,6 +99,12 @@ class _Watching(DocEvaluator):
         if structural and self.frames:
             self.frames[-1] = True
         return value
+
+    def _stand_in(self, node):
+        """The stand-in's value in the node's place, in the node's shape (0 stands for a zero array)."""
+        actual = np.asarray(super().__call__(node), dtype=float)
+        stand = np.asarray(super().__call__(self.stand_ins[node]), dtype=float)
+        return np.broadcast_to(stand, actual.shape).copy() if actual.shape else float(stand)
 
     def _switch(self, node):
         """The value whose sign picks the branch: the argument, or a - b of max(a, b)."""
@@ -169,11 +176,12 @@ def _truth(notation: Notation, target, left, setting):
     return evaluator.truth(target.expr) if target.expr is not None else evaluator(left)
 
 
-def _value(expr, notation: Notation, setting, watched=frozenset(), expected=False):
+def _value(expr, notation: Notation, setting, watched=frozenset(), expected=False, stand_ins=None):
     """The value of a written side (or, `expected`, of one of the derivation's formulas, in the
-    column layout, as `DocEvaluator.truth` reads them) at one point, and its watcher."""
+    column layout, as `DocEvaluator.truth` reads them) at one point, and its watcher; `stand_ins`
+    puts other values in the place of some nodes."""
     witness, t, free = setting
-    watcher = _Watching(witness, t, notation.cell, watched, free, notation.layout == "row" and not expected)
+    watcher = _Watching(witness, t, notation.cell, watched, free, notation.layout == "row" and not expected, stand_ins)
     value = watcher(expr)
     return (np.transpose(value) if expected and notation.layout == "row" and np.shape(value) else value), watcher
 
@@ -226,6 +234,8 @@ def blind_spots(expr, notation: Notation, target, left=None, expected=False) -> 
         if shown is not None:  # relu(h_t - 100): the max in its formula stands for the application
             stand_in = shown.expand_formula(shown.args[0]).xreplace({node: stand_in})
             node = shown
+        elif stand_in == 0:
+            stand_in = sympy.Integer(0)
         if all(spot.node != node for spot in out):
             out.append(BlindSpot(node, how, stand_in, expected))
     return tuple(out)
@@ -248,14 +258,14 @@ def _branch(node, sign: int):
 def second_look(expr, notation: Notation, target, spots: tuple, left=None) -> SecondLook:
     """The side judged again at the wide draws: wrong there, or do they see its blind spots (the
     side, or the expected formula, with a stand-in differing from itself there)?"""
-    stood_in = {spot: (target.expr if spot.expected else expr).xreplace({spot.node: spot.stand_in}) for spot in spots}
     rows = []
     with np.errstate(all="ignore"):
         for setting in _settings(notation, target, wide=True):
             try:
                 got, _ = _value(expr, notation, setting)
                 truth = _truth(notation, target, left, setting)
-                others = {spot: _value(e, notation, setting, expected=spot.expected)[0] for spot, e in stood_in.items()}
+                others = {spot: _value(target.expr if spot.expected else expr, notation, setting, expected=spot.expected,
+                                       stand_ins={spot.node: spot.stand_in})[0] for spot in spots}
             except (EvaluationError, ArithmeticError, ValueError, TypeError):
                 continue
             if _finite(got) and _finite(truth):
