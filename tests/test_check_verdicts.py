@@ -9,6 +9,8 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lstmgen import cells
 from lstmgen.checker import check_text
@@ -217,6 +219,33 @@ def test_a_power_after_a_functions_bracket_is_the_functions_power(cell, function
         if verdict.status != "incorrect":
             failures.append(("F(a)^2 = F(a^2)", applied, verdict.status, verdict.message))
     assert not failures, failures[:5]
+
+
+SPACES = ["", " ", r"\,", r"\!", r"\;", "~"]
+
+
+@st.composite
+def spelled_powers(draw):
+    """(cell, F(a)^k spelled at random, F(a) ⊙ ... ⊙ F(a) spelled plainly)."""
+    cell, function, argument = draw(st.sampled_from(FUNCTIONS))
+    opening, closing = draw(st.sampled_from(BRACKETS))
+    written, k = draw(st.sampled_from(POWERS))
+    gap = lambda: draw(st.sampled_from(SPACES))  # noqa: E731
+    power_first = draw(st.booleans())
+    bracketed = "%s%s%s%s%s" % (opening, gap(), argument, gap(), closing)
+    spelled = (function + written + gap() + bracketed) if power_first else (function + gap() + bracketed + gap() + written)
+    plain = r" \odot ".join(["%s(%s)" % (function, argument)] * k)
+    return cell, spelled, plain
+
+
+@settings(max_examples=80, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow,
+                                                                                     HealthCheck.function_scoped_fixture])
+@given(spelled_powers())
+def test_any_spelling_of_a_functions_power_is_the_functions_power(notations, case):
+    cell, spelled, plain = case
+    for equation in ("%s = %s" % (spelled, plain), "%s = %s" % (plain, spelled)):
+        verdict = judge(equation, notations[cell])
+        assert verdict.status == "correct", (equation, verdict.message)
 
 
 @pytest.mark.parametrize("cell, function", sorted({(c, f) for c, f, _ in FUNCTIONS}), ids=_ids)
