@@ -155,6 +155,12 @@ class Witness:
         return Evaluator(self.lookup, t, self.T)
 
 
+# (initial states, inputs) of the wide draws are this many times larger, one pair per draw: a
+# second look where a term vanishes at the ordinary draws (a step far from 0, see evidence.py).
+# Large states reach the next steps' states (c_t in the hundreds); large inputs saturate the gates.
+WIDE_SCALES = ((1000.0, 1.0), (1000.0, 10.0), (100.0, 100.0))
+
+
 @cell_cache
 def witnesses(cell: str) -> tuple:
     """The random draws of `DRAWS` for a cell (seeded, so verdicts are reproducible)."""
@@ -162,7 +168,15 @@ def witnesses(cell: str) -> tuple:
         return tuple(_draw(cell, D, H, T, seed) for seed, (D, H, T) in enumerate(DRAWS))
 
 
-def _draw(cell: str, D: int, H: int, T: int, seed: int) -> Witness:
+@cell_cache
+def wide_witnesses(cell: str) -> tuple:
+    """The draws of `DRAWS` again with initial states and inputs scaled by `WIDE_SCALES` (other seeds)."""
+    with np.errstate(all="ignore"):
+        return tuple(_draw(cell, D, H, T, 100 + seed, *scales)
+                     for seed, ((D, H, T), scales) in enumerate(zip(DRAWS, WIDE_SCALES)))
+
+
+def _draw(cell: str, D: int, H: int, T: int, seed: int, state_scale: float = 1.0, input_scale: float = 1.0) -> Witness:
     d: Derivation = derive(cell)
     cell = d.cell
     rng = np.random.RandomState(1234 + seed)
@@ -173,9 +187,9 @@ def _draw(cell: str, D: int, H: int, T: int, seed: int) -> Witness:
         w.params[q.name] = rng.randn(w.dim(rows), w.dim(cols)) / np.sqrt(fan_in)
     last = T + 1  # one extra step, so that formulas at t = T can read values at t+1
     for step in range(1, last + 1):
-        w.vectors[("value", cell.input, step)] = rng.randn(D, 1)
+        w.vectors[("value", cell.input, step)] = input_scale * rng.randn(D, 1)
     for state in cell.states:
-        w.vectors[("value", state, 0)] = rng.randn(H, 1)
+        w.vectors[("value", state, 0)] = state_scale * rng.randn(H, 1)
     for step in range(1, last + 1):
         ev = w.evaluator(step)
         for eq in cell.equations:

@@ -183,15 +183,27 @@ class DocEvaluator(Evaluator):
 
 def chain_links(chain: Chain) -> list:
     """The factors (numerator, denominator) of a chain-rule product, checked to connect: each
-    factor's numerator is the previous one's denominator (∂L/∂c_t · ∂c_t/∂f_t).  The one rule for
-    when factors connect, shared by the numeric walk here and the symbolic one (`symbolic`)."""
+    factor's numerator is the previous one's denominator (∂L/∂c_t · ∂c_t/∂f_t).  Written right to
+    left (∂f_t/∂b · ∂c_t/∂f_t · ∂L/∂c_t, the denominator layout's order) it is the same product,
+    read in the order that connects.  The one rule for when factors connect, shared by the numeric
+    walk here and the symbolic one (`symbolic`)."""
     links = [part.args for part in chain.args]
+    broken = _break_in(links)
+    if broken is None:
+        return links
+    if len(links) > 1 and _break_in(links[::-1]) is None:
+        return links[::-1]
+    previous, num = broken
+    raise BrokenChain("the chain breaks: a factor ∂…/∂%s is followed by ∂%s/∂…" % (_plain(previous), _plain(num)))
+
+
+def _break_in(links: list):
+    """(denominator, next numerator) of the first pair of factors that do not connect, or None."""
     for (_, previous), (num, _) in zip(links, links[1:]):
         ra, rb = ref_of(previous), ref_of(num)
         if previous != num and not (ra and rb and ra.name == rb.name and ra.time == rb.time):
-            raise BrokenChain("the chain breaks: a factor ∂…/∂%s is followed by ∂%s/∂…"
-                              % (_plain(previous), _plain(num)))
-    return links
+            return previous, num
+    return None
 
 
 def _plain(sym) -> str:

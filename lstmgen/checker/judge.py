@@ -23,15 +23,16 @@ import numpy as np
 
 from .. import cells, ir, symbols
 from ..evaluate import EvaluationError, ShapeError
-from . import symbolic
+from . import evidence, symbolic
 from .diagnose import _transpose_repair, diagnose
 from .environment import LAST_POINTS
 from .evaluation import BrokenChain, agree, lower, truth as truth_values, values
 from .expected import to_latex
 from .notation import Notation
 from .nodes import Chain, Unsupported
-from .parse import parse_equation
-from .targets import Target, definition_readings, preactivation_gradient, target_of, terms as _terms
+from .parse import parse_equation, spelling
+from .targets import (Target, definition_readings, preactivation_gradient, read_like_left, target_of,
+                      terms as _terms)
 
 
 @dataclass
@@ -110,6 +111,9 @@ def _judge(text: str, notation: Notation, lhs_text: str, definition: str) -> Ver
     warnings = []
     for side in sides:
         warnings.extend(w for w in side.warnings if w not in warnings)
+    if all(_repeats_left(side, sides) for side in sides[1:]):
+        return Verdict("unrecognized", lhs_text, message="a tautology: the right side is the left side written again, "
+                       "so the equation states nothing to check", warnings=warnings)
     if definition:
         return dataclasses.replace(_judge_definition(sides, definition, notation, lhs_text, warnings), claim=True)
     free = set().union(*(side.free for side in sides))
@@ -123,10 +127,19 @@ def _judge(text: str, notation: Notation, lhs_text: str, definition: str) -> Ver
             raise Unsupported(_unknown(notation, sorted(free - {target.name})))
     except Unsupported as exc:
         return Verdict("unrecognized", lhs_text, message=str(exc), warnings=warnings)
+    sides = read_like_left(sides, target, notation)
     verdict = _judge_links(sides, target, notation, lhs_text, warnings)
     if verdict.status == "incorrect":
         verdict = _other_reading(text, sides, target, notation, lhs_text, warnings) or verdict
     return dataclasses.replace(verdict, claim=target.kind in CLAIMS)
+
+
+def _repeats_left(side, sides) -> bool:
+    """The side is the left side written again: read alike and spelled alike (spacing, sizing and
+    brackets aside; dh_t for ∂L/∂h_t is a change of notation, not a repetition)."""
+    left = sides[0]
+    return side.expr == left.expr and side.tree is not None and left.tree is not None \
+        and spelling(side.tree) == spelling(left.tree)
 
 
 def _at_last_step(target: Target) -> Target:
@@ -175,6 +188,7 @@ def _other_reading(text, sides, target, notation, lhs_text, warnings) -> Verdict
             return None
         if [side.expr for side in resides] == [side.expr for side in sides]:
             return None  # every * joins equal shapes: both readings are one
+        resides = read_like_left(resides, retarget, other)
         note = "warning: * read as a matrix product here (read as elementwise the equation would be wrong)"
         verdict = _judge_links(resides, retarget, other, lhs_text, warnings + [note])
         if verdict.status == "correct":
@@ -241,7 +255,9 @@ def _judge_links(sides, target, notation, lhs_text, warnings) -> Verdict:
         return Verdict("unrecognized", lhs_text, expected_latex,
                        "the left side is not finite at the random witness points (NaN or overflow)", warnings)
     problems, by_sympy = [], 0
-    unreadable = []
+    unreadable, weak, seen = [], [], []
+    show = lambda e: to_latex(e, notation, target.points == LAST_POINTS)  # noqa: E731
+    left = lower(sides[0].expr) if target.expr is None else None
     for index in range(1, len(sides)):
         side = sides[index]
         expr = lower(side.expr)
@@ -260,6 +276,9 @@ def _judge_links(sides, target, notation, lhs_text, warnings) -> Verdict:
         if agree(got, truth):
             if target.expr is not None and notation.layout == "column" and symbolic.equal(expr, target.expr, notation.cell):
                 by_sympy += 1
+                continue
+            worth, why = evidence.weigh(expr, notation, target, show, left)  # numbers alone: what did they see?
+            {"incorrect": problems, "weak": weak, "seen": seen}.get(worth, []).append((index, why))
             continue
         problems.append((index, diagnose(expr, target, notation, got, truth, side)))
     links = len(sides) - 1
@@ -275,9 +294,13 @@ def _judge_links(sides, target, notation, lhs_text, warnings) -> Verdict:
         return Verdict("incorrect", lhs_text, expected_latex, message, warnings)
     if unreadable:
         return Verdict("unrecognized", lhs_text, expected_latex, "cannot evaluate " + "; ".join(unreadable), warnings)
+    if weak:  # agreement the witness points could not help: never a 'correct'
+        message = "; ".join("%s: %s" % (_link_label(index, links, sides[index].expr), why) for index, why in weak)
+        return Verdict("unrecognized", lhs_text, expected_latex, message + (" (" + note + ")" if note else ""), warnings)
     how = "SymPy and numerically" if by_sympy == links else "numerically only: SymPy could not show it"
-    message = "%s checked (%s, at %d random points)" % (
-        "all %d links" % links if links > 1 else "the right side", how, len(truth))
+    message = "%s checked (%s, at %d random points%s)" % (
+        "all %d links" % links if links > 1 else "the right side", how, len(truth),
+        "".join(" " + why for _, why in seen[:1]))
     if note:
         message += "; " + note
     return Verdict("correct", lhs_text, expected_latex, message, warnings)

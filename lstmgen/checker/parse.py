@@ -12,7 +12,7 @@ import sympy
 
 from .nodes import Unsupported
 from .notation import Notation
-from .reader import AuthorsToIR
+from .reader import ELEMENTWISE_FUNCTIONS, AuthorsToIR
 
 GRAMMAR = Path(__file__).resolve().parent.parent / "grammars" / "authors.lark"  # extends latex.lark
 MAX_EQUATION_CHARS = 20_000
@@ -137,9 +137,37 @@ def sides_of(text: str) -> list:
     return sides
 
 
+_WRAPPERS = {"paren", "bracket", "brace", "group", "decorated"}  # (X), [X], \\{X\\}, {X}, \\boxed{X}: X
+
+
+def spelling(tree):
+    """A side's parse without the brackets around its parts: two sides with one spelling write the
+    same thing the same way, (∂L/∂h_t) and ∂L/∂h_t alike (dh_t and ∂L/∂h_t are two spellings)."""
+    if not isinstance(tree, lark.Tree):
+        return tree
+    rule = tree.data.rsplit("__", 1)[-1]
+    parts = [spelling(c) for c in tree.children]
+    inner = [c for c in parts if isinstance(c, lark.Tree)]
+    if rule in _WRAPPERS and len(inner) == 1:
+        return inner[0]
+    return lark.Tree(rule, parts)
+
+
+_TEXT_WORD = re.compile(r"\\(?:text|textrm)\{\s*([A-Za-z][A-Za-z0-9]*)\s*\}")
+
+
+def _functions_in_text(text: str, notation: Notation) -> str:
+    """\\text{gelu} z: a function of the notation written upright with \\text, as \\mathrm{gelu} (the
+    grammar drops a \\text{...} remark, which would leave z alone)."""
+    if r"\text" not in text:
+        return text
+    known = set(ELEMENTWISE_FUNCTIONS) | set(notation.functions)
+    return _TEXT_WORD.sub(lambda m: r"\mathrm{%s}" % m.group(1) if m.group(1) in known else m.group(0), text)
+
+
 def parse_equation(text: str, notation: Notation) -> list:
     """Parse and read one equation in the document's notation: its sides with expressions."""
-    sides = sides_of(text)
+    sides = sides_of(_functions_in_text(text, notation))
     for side in sides:
         build_side(side, notation)
     return sides

@@ -207,3 +207,42 @@ def equal(a, b, cell: str):
         return True
     except (NotCanonical, TypeError, ValueError, AttributeError, RecursionError):
         return None
+
+
+def is_zero(expr, cell: str) -> bool:
+    """True when SymPy shows expr is 0 once the cell's forward equations are written in (σ(z_f) - f_t
+    is 0; step(c_t - 100) is not); False when it cannot."""
+    try:
+        if sympy.count_ops(expr) > MAX_OPS:
+            return False
+        return all(_forward_written_in(c, cell) == 0 for c in canonical(expr, cell).values())
+    except (NotCanonical, TypeError, ValueError, AttributeError, RecursionError):
+        return False
+
+
+def _forward_written_in(expr, cell: str):
+    """expr with the quantities of its latest step written as their equations (until none of that
+    step is left), then those of the step before, expanded; None when it grows too large."""
+    cell = derive(cell).cell
+    targets = env.equation_targets(cell)
+
+    def computed(e):
+        return {sym: symbols.read(sym) for sym in e.free_symbols
+                if symbols.read(sym) is not None and symbols.read(sym).role == "value" and symbols.read(sym).name in targets}
+
+    for _ in range(2):
+        if sympy.expand(expr) == 0:
+            return sympy.Integer(0)
+        found = computed(expr)
+        if not found:
+            break
+        latest = max(int(symbols.fix_time(ref.time, 100)) for ref in found.values())
+        for _ in range(len(cell.equations) + 1):  # within one step the equations are acyclic
+            mapping = {sym: env.at_time(cell.equation(ref.name).rhs, ref.time) for sym, ref in computed(expr).items()
+                       if int(symbols.fix_time(ref.time, 100)) == latest}
+            if not mapping:
+                break
+            expr = expr.xreplace(mapping)
+            if sympy.count_ops(expr) > 10 * MAX_OPS:
+                return None
+    return sympy.expand(expr)

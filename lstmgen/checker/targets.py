@@ -6,7 +6,7 @@ and the cell's own equations, with its terms labelled by the gate family they co
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import sympy
 
@@ -15,8 +15,9 @@ from ..reverse import derive
 from ..rules import local_derivative
 from . import environment as env
 from .evaluation import MATRIX_NODES, lower
+from .expected import to_row
 from .notation import Notation, split_key
-from .nodes import LOSS, STEP_LOSS, Blocks, FreeSymbol, Partial, Stack, Unsupported, ref_of
+from .nodes import LOSS, STEP_LOSS, Blocks, Chain, FreeSymbol, Partial, Stack, Unsupported, ref_of
 
 @dataclass
 class Target:
@@ -131,6 +132,35 @@ def target_of(lhs, sides, notation: Notation) -> Target:
     return Target(None, "plain")
 
 
+
+
+def read_like_left(sides, target: Target, notation: Notation) -> list:
+    """The right sides with ∂L/∂W read as the left side reads it.  An equation with no \\sum on
+    its right is about one step, so its left ∂L/∂W is that step's gradient, and so is every
+    ∂L/∂W (a parameter or a block of them) standing on its right; elsewhere it is the gradient
+    over the sequence.  Without this, dW_x^f = ∂L/∂W_x^f would compare a step with the sum."""
+    quantity = notation.cell.quantities.get(target.name)
+    if target.kind != "gradient" or quantity is None or not quantity.is_parameter:
+        return sides
+    d = derive(notation.cell)
+    layout = to_row if notation.layout == "row" else (lambda expr: expr)
+
+    def is_parameter(p):
+        return isinstance(p, sympy.Symbol) and ref_of(p) is None and not isinstance(p, FreeSymbol) and p.name in d.step
+
+    def per_step(expr):
+        if isinstance(expr, Partial) and expr.args[0] == LOSS:
+            den = expr.args[1]
+            if is_parameter(den):
+                return layout(d.step_gradient(den.name))
+            if isinstance(den, (Blocks, ir.RowBlocks)) and all(is_parameter(p) for p in den.args):
+                return layout(den.func(*[d.step_gradient(p.name) for p in den.args]))
+            return expr
+        if isinstance(expr, (Chain, ir.SumOverTime)) or not expr.args:
+            return expr
+        return ir.rebuild(expr, [per_step(a) for a in expr.args])
+
+    return [sides[0]] + [replace(side, expr=per_step(side.expr)) for side in sides[1:]]
 
 
 def _blocks_target(d, den, num, summed) -> Target:
