@@ -31,8 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     derive = sub.add_parser("derive", help="write the derivation document of a cell",
                             description="Derive a cell's backward pass and write it as LaTeX or Markdown.")
     derive.add_argument("--cell", default="lstm", help="built-in cell name or .cell file (default: lstm)")
-    derive.add_argument("--format", default="tex", choices=render.FORMATS,
-                        help="tex (standalone LaTeX, the default), md (Markdown) or html (one page, MathML)")
+    derive.add_argument("--format", default=None, choices=render.FORMATS,
+                        help="tex (standalone LaTeX), md (Markdown), html (one page, MathML) or pdf (LaTeX "
+                             "compiled by pdflatex); default: from the -o file's suffix, else tex")
     derive.add_argument("--hadamard", default="*", choices=render.HADAMARD, help="symbol of the elementwise product (default: *)")
     derive.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
 
@@ -74,7 +75,12 @@ def main(argv=None) -> int:
             print("wrote %d files to %s" % (len(written), args.out))
             return 0
         if args.command == "derive":
-            _emit(render.render_document(args.cell, args.format, args.hadamard), args.output)
+            fmt = render.format_of(args.output, args.format)
+            if fmt == "pdf" and not args.output:
+                raise UsageError("--format pdf writes a file: give -o FILE.pdf")
+            document = render.pdf_document(args.cell, args.hadamard) if fmt == "pdf" else \
+                render.render_document(args.cell, fmt, args.hadamard)
+            _emit(document, args.output)
             return 0
         if args.command == "codegen":
             _emit(render.render_module(args.cell, args.layout, args.target), args.output)

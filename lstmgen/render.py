@@ -1,15 +1,20 @@
 """Rendering: finished strings from the printers go through the Jinja templates in templates/."""
 from __future__ import annotations
 
+import os
+import shutil
 from functools import lru_cache
 from pathlib import Path
 
 import jinja2
 
 from . import cells, reverse
-from .errors import LstmgenError, OutputError
+from .errors import LstmgenError, OutputError, UsageError
 
-FORMATS = ("tex", "md", "html")
+FORMATS = ("tex", "md", "html", "pdf")
+TEXT_FORMATS = ("tex", "md", "html")
+PDF_CELLS = ("lstm",)  # generated/ carries the PDF of these (lstmgen build, where pdflatex is installed)
+TEX_SECONDS = 60  # pdflatex's time limit for one document
 HADAMARD = ("*", "odot", "circ")
 LAYOUTS = ("cs231n", "torch", "per-gate")
 TARGETS = ("numpy", "numba")
@@ -37,8 +42,65 @@ def environment() -> jinja2.Environment:
     )
 
 
+def format_of(path: str | None, fmt: str | None) -> str:
+    """The document format: `fmt` if given, else the output file's suffix, else tex."""
+    if fmt is not None:
+        return fmt
+    suffix = Path(path).suffix.lstrip(".").lower() if path else ""
+    if path and suffix not in FORMATS:
+        raise UsageError("cannot tell the format of %s from its suffix: use --format %s" % (path, "|".join(FORMATS)))
+    return suffix or "tex"
+
+
+def pdf_document(cell: str, hadamard: str = "*") -> bytes:
+    """The LaTeX document compiled by pdflatex (no shell escape, halting at the first error); a TeX
+    error is an LstmgenError quoting TeX's message and the offending source line."""
+    import subprocess
+    import tempfile
+
+    exe = shutil.which("pdflatex")
+    if exe is None:
+        raise LstmgenError("--format pdf needs pdflatex (TeX Live; Debian: apt-get install texlive-latex-base "
+                           "texlive-latex-recommended)")
+    source = render_document(cell, "tex", hadamard)
+    with tempfile.TemporaryDirectory(prefix="lstmgen-tex-") as folder:
+        tex = Path(folder) / "derivation.tex"
+        tex.write_text(source, encoding="utf-8")
+        try:
+            # a fixed date in the PDF, so that the same document gives the same bytes
+            env = dict(os.environ, SOURCE_DATE_EPOCH="0", FORCE_SOURCE_DATE="1")
+            proc = subprocess.run([exe, "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape",
+                                   tex.name], cwd=folder, env=env, capture_output=True, timeout=TEX_SECONDS,
+                                  check=False)
+        except subprocess.TimeoutExpired:
+            raise LstmgenError("pdflatex did not finish in %d s" % TEX_SECONDS) from None
+        pdf = Path(folder) / "derivation.pdf"
+        if proc.returncode != 0 or not pdf.exists():
+            log = (Path(folder) / "derivation.log").read_text(encoding="utf-8", errors="replace") \
+                if (Path(folder) / "derivation.log").exists() else proc.stdout.decode(errors="replace")
+            raise LstmgenError(_tex_error(log, source))
+        return pdf.read_bytes()
+
+
+def _tex_error(log: str, source: str) -> str:
+    """TeX's first error message and the source line it names, on one line."""
+    import re
+
+    message = next((line[2:].strip() for line in log.splitlines() if line.startswith("! ")), "unknown error")
+    where = re.search(r"^l\.(\d+)", log, re.M)
+    if not where:
+        return "pdflatex failed: %s" % message
+    number = int(where.group(1))
+    lines = source.splitlines()
+    text = lines[number - 1].strip() if 0 < number <= len(lines) else ""
+    return "pdflatex failed at line %d of the document: %s, in: %s" % (number, message, text[:200])
+
+
 def render_document(cell: str, fmt: str = "tex", hadamard: str = "*") -> str:
-    """The derivation document of `cell` (a name or .cell path) as LaTeX or Markdown."""
+    """The derivation document of `cell` (a name or .cell path) as LaTeX, Markdown or HTML text
+    (`pdf_document` compiles the LaTeX)."""
+    if fmt == "pdf":
+        raise LstmgenError("a PDF is not text: pdf_document compiles the LaTeX")
     if fmt not in FORMATS:
         raise LstmgenError("unknown format %r: use one of %s" % (fmt, ", ".join(FORMATS)))
     if hadamard not in HADAMARD:
@@ -105,23 +167,34 @@ def artifacts(cell_names=BUILD_CELLS) -> dict[str, str]:
             out["%s_%s.py" % (cell.name, target)] = render_module(name, "cs231n", target)
             if "torch" in cell.layout_orders:
                 out["%s_torch_%s.py" % (cell.name, target)] = render_module(name, "torch", target)
-        for fmt in FORMATS:
+        for fmt in TEXT_FORMATS:
             out["%s_derivation.%s" % (cell.name, fmt)] = render_document(name, fmt)
+        if cell.name in PDF_CELLS and shutil.which("pdflatex"):  # the PDF where TeX is present
+            out["%s_derivation.pdf" % cell.name] = pdf_document(name)
     return out
 
 
-def write(path: Path, text: str) -> None:
-    """Write `text` to `path` (UTF-8, \\n line ends); OutputError when that is impossible."""
+def write(path: Path, content: str | bytes) -> None:
+    """Write text (UTF-8, \\n line ends) or bytes to `path`, whose folder must exist; OutputError
+    when that is impossible."""
+    folder = path.parent
+    if str(folder) not in ("", ".") and not folder.is_dir():
+        raise OutputError("cannot write %s: the folder %s does not exist" % (path, folder))
     try:
-        if path.parent and not path.parent.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8", newline="\n")
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8", newline="\n")
     except OSError as exc:
         raise OutputError("cannot write %s: %s" % (path, exc.strerror or exc)) from None
 
 
 def build(out_dir: Path, cell_names=BUILD_CELLS) -> list[Path]:
     """Render everything first, then write: a failing cell leaves `out_dir` untouched."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError("cannot create %s: %s" % (out_dir, exc.strerror or exc)) from None
     written = []
     for name, text in artifacts(cell_names).items():
         target = out_dir / name

@@ -14,7 +14,7 @@ def test_help_on_every_command(command):
     (["frobnicate"], "invalid choice"),
     (["derive", "--cell", "nosuchcell"], "unknown cell 'nosuchcell'"),
     (["codegen", "--cell", "nosuchcell"], "unknown cell"),
-    (["derive", "--format", "docx"], "invalid choice: 'docx' (choose from 'tex', 'md', 'html')"),
+    (["derive", "--format", "docx"], "invalid choice: 'docx' (choose from 'tex', 'md', 'html', 'pdf')"),
     (["derive", "--hadamard", "x"], "--hadamard"),
     (["codegen", "--layout", "fortran"], "unknown layout 'fortran'"),
     (["derive", "--cell", "missing.cell"], "no such file"),

@@ -13,6 +13,7 @@ import pytest
 
 from lstmgen import cells, render, reverse
 from lstmgen.documenter import document_context
+from lstmgen.errors import LstmgenError
 from lstmgen.printing.latex import HADAMARD, latex
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,7 +99,7 @@ def lstm_tex():
 
 @pytest.fixture(scope="module")
 def rnn_docs():
-    return {fmt: render.render_document("rnn", fmt) for fmt in render.FORMATS}
+    return {fmt: render.render_document("rnn", fmt) for fmt in render.TEXT_FORMATS}
 
 
 # ----------------------------------------------------------------------------- the seed's formulas
@@ -297,3 +298,48 @@ def test_the_document_opens_with_the_forward_step():
                  r"$$c_t = f_t * c_{t-1} + i_t * \tilde{c}_t$$",
                  r"$$h_t = o_t * \tanh(c_t)$$"):
         assert line in text[forward:], line
+
+
+# ----------------------------------------------------------------------------- PDF
+def test_derive_writes_a_pdf_whose_first_page_is_not_blank(tmp_path):
+    """`lstmgen derive -o FILE.pdf` compiles with pdflatex; pdftoppm renders page 1 for a look."""
+    _pdflatex()
+    pdftoppm = shutil.which("pdftoppm")
+    out = tmp_path / "lstm.pdf"
+    proc = subprocess.run([sys.executable, "-m", "lstmgen", "derive", "--cell", "lstm", "-o", str(out)],
+                          cwd=str(ROOT), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_bytes().startswith(b"%PDF-")
+    if pdftoppm is None:
+        if os.environ.get("LSTMGEN_REQUIRE_TEX") == "1":
+            pytest.fail("pdftoppm (poppler-utils) is not installed but LSTMGEN_REQUIRE_TEX=1")
+        pytest.skip("pdftoppm is not installed")
+    subprocess.run([pdftoppm, "-f", "1", "-l", "1", "-r", "40", "-gray", str(out), str(tmp_path / "page")],
+                   check=True, timeout=60)
+    page = next(tmp_path.glob("page*.pgm")).read_bytes()
+    header_end = page.index(b"255\n") + 4  # binary PGM: P5, width height, 255, then one byte per pixel
+    pixels = page[header_end:]
+    assert sum(1 for value in pixels if value < 200) > 0.01 * len(pixels)  # ink on the page (a blank page: 0)
+
+
+def test_a_tex_error_names_the_offending_line(monkeypatch):
+    _pdflatex()
+    broken = render.render_document("rnn", "tex").replace(r"\frac{\partial L}", r"\frac{\partial L}\undefinedmacro", 1)
+    monkeypatch.setattr(render, "render_document", lambda *args, **kwargs: broken)
+    with pytest.raises(LstmgenError, match=r"pdflatex failed at line \d+ of the document: Undefined control "
+                                           r"sequence\., in: .*undefinedmacro"):
+        render.pdf_document("rnn")
+
+
+def test_the_format_comes_from_the_suffix_and_a_missing_folder_is_an_error(tmp_path):
+    for suffix, start in ((".md", "<!--"), (".html", "<!DOCTYPE html>"), (".tex", "% Generated")):
+        out = tmp_path / ("doc" + suffix)
+        proc = subprocess.run([sys.executable, "-m", "lstmgen", "derive", "--cell", "rnn", "-o", str(out)],
+                              cwd=str(ROOT), capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0 and out.read_text(encoding="utf-8").startswith(start), proc.stderr
+    for output, message in ((tmp_path / "nowhere" / "doc.md", "does not exist"),
+                            (tmp_path / "doc.docx", "cannot tell the format")):
+        proc = subprocess.run([sys.executable, "-m", "lstmgen", "derive", "-o", str(output)],
+                              cwd=str(ROOT), capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.splitlines()) == 1
+    assert not (tmp_path / "nowhere").exists()
