@@ -10,18 +10,18 @@ __version__ = "0.1.0"
 __all__ = ["check", "codegen", "derive", "document"]
 
 
-def derive(cell, hadamard="*"):
+def derive(cell, hadamard="*", transpose="T"):
     """The `lstmgen.api.Derivation` of a built-in cell (its name) or a cell file (its path)."""
     from .api import derive as _derive
 
-    return _derive(cell, hadamard=hadamard)
+    return _derive(cell, hadamard=hadamard, transpose=transpose)
 
 
-def document(cell, format="tex", hadamard="*"):  # noqa: A002 - the command line's option name
-    """The derivation document of `cell` as LaTeX ('tex') or Markdown ('md') source."""
+def document(cell, format="tex", hadamard="*", transpose="T"):  # noqa: A002 - the command line's option name
+    """The derivation document of `cell` as LaTeX ('tex'), Markdown ('md') or HTML ('html') source."""
     from .api import document as _document
 
-    return _document(cell, format=format, hadamard=hadamard)
+    return _document(cell, format=format, hadamard=hadamard, transpose=transpose)
 
 
 def codegen(cell, layout="cs231n", target="numpy"):

@@ -22,7 +22,7 @@ import sympy
 
 from . import reverse, symbols
 from .errors import LstmgenError
-from .printing.latex import HADAMARD, LOSS, derivative, latex
+from .printing.latex import HADAMARD, LOSS, TRANSPOSE, derivative, latex
 
 
 @dataclass(frozen=True)
@@ -47,14 +47,18 @@ class Formula:
 class Derivation:
     """The backward pass of one cell: every gradient by name (`grad`), all of them (`formulas`).
 
-    `hadamard` is the elementwise product's sign in the LaTeX ('*', 'odot' or 'circ')."""
+    `hadamard` is the elementwise product's sign in the LaTeX ('*', 'odot' or 'circ'), `transpose`
+    the transpose's superscript ('T' or 'top')."""
 
-    def __init__(self, derivation: reverse.Derivation, hadamard: str = "*"):
+    def __init__(self, derivation: reverse.Derivation, hadamard: str = "*", transpose: str = "T"):
         if hadamard not in HADAMARD:
             raise LstmgenError("unknown hadamard %r: use one of %s" % (hadamard, ", ".join(HADAMARD)))
+        if transpose not in TRANSPOSE:
+            raise LstmgenError("unknown transpose %r: use one of %s" % (transpose, ", ".join(TRANSPOSE)))
         self.derivation = derivation
         self.cell = derivation.cell
         self.hadamard = hadamard
+        self.transpose = transpose
         self._table = self._formulas()
 
     @property
@@ -100,7 +104,7 @@ class Derivation:
 
     # ---- the table of formulas ------------------------------------------------------------
     def _latex(self, expr) -> str:
-        return latex(expr, self.cell, self.hadamard)
+        return latex(expr, self.cell, self.hadamard, self.transpose)
 
     def _formula(self, wrt: sympy.Expr, expr: sympy.Expr) -> Formula:
         name = latex(wrt, self.cell)
@@ -134,16 +138,16 @@ def _key(name: str) -> str:
     return key.removeprefix("dL/d")
 
 
-def derive(cell: str, hadamard: str = "*") -> Derivation:
+def derive(cell: str, hadamard: str = "*", transpose: str = "T") -> Derivation:
     """The derivation of a built-in cell (its name) or a cell file (its path)."""
-    return Derivation(reverse.derive(cell), hadamard=hadamard)
+    return Derivation(reverse.derive(cell), hadamard=hadamard, transpose=transpose)
 
 
-def document(cell: str, format: str = "tex", hadamard: str = "*") -> str:  # noqa: A002 - the CLI's option name
-    """The derivation document of `cell` as LaTeX ('tex') or Markdown ('md') source."""
+def document(cell: str, format: str = "tex", hadamard: str = "*", transpose: str = "T") -> str:  # noqa: A002
+    """The derivation document of `cell` as LaTeX ('tex'), Markdown ('md') or HTML ('html') source."""
     from .render import render_document
 
-    return render_document(cell, format, hadamard)
+    return render_document(cell, format, hadamard, transpose)
 
 
 def codegen(cell: str, layout: str = "cs231n", target: str = "numpy") -> str:

@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="tex (standalone LaTeX), md (Markdown), html (one page, MathML) or pdf (LaTeX "
                              "compiled by pdflatex); default: from the -o file's suffix, else tex")
     derive.add_argument("--hadamard", default="*", choices=render.HADAMARD, help="symbol of the elementwise product (default: *)")
+    derive.add_argument("--transpose", default="T", choices=render.TRANSPOSE, help="x^T (default) or x^\\top")
     derive.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
 
     codegen = sub.add_parser("codegen", help="write the NumPy forward/backward module of a cell",
@@ -78,8 +79,8 @@ def main(argv=None) -> int:
             fmt = render.format_of(args.output, args.format)
             if fmt == "pdf" and not args.output:
                 raise UsageError("--format pdf writes a file: give -o FILE.pdf")
-            document = render.pdf_document(args.cell, args.hadamard) if fmt == "pdf" else \
-                render.render_document(args.cell, fmt, args.hadamard)
+            document = render.pdf_document(args.cell, args.hadamard, args.transpose) if fmt == "pdf" else \
+                render.render_document(args.cell, fmt, args.hadamard, args.transpose)
             _emit(document, args.output)
             return 0
         if args.command == "codegen":

@@ -19,6 +19,7 @@ from .printing.latex import HADAMARD, LOSS, chain_product, derivative, latex, la
 from .rules import local_derivative
 
 THETA = sympy.Symbol("theta", real=True)
+X = sympy.Symbol("x")  # the prose's example of a transpose
 _MATRIX_FORMS = (ir.Dot, ir.TDot, ir.Outer, ir.SumOverTime, ir.Transpose, ir.MatMul)
 # a sum whose LaTeX source is longer than this is broken into one row per term
 LONG_SUM = 120
@@ -26,9 +27,9 @@ _TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "
                 "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 
 
-def document_context(d, fmt: str = "tex", hadamard: str = "*") -> dict:
+def document_context(d, fmt: str = "tex", hadamard: str = "*", transpose: str = "T") -> dict:
     """Everything the derivation templates fill in, for derivation `d` of `lstmgen.reverse`."""
-    doc = _Document(d, fmt, hadamard)
+    doc = _Document(d, fmt, hadamard, transpose)
     cell = d.cell
     gates = [eq.target for eq in cell.equations if eq.target in cell.gate_order]
     families = _families(d)
@@ -40,6 +41,7 @@ def document_context(d, fmt: str = "tex", hadamard: str = "*") -> dict:
         "command": "lstmgen derive --cell %s --format %s%s"  # for the output's header comment
                    % (cell.name, fmt, "" if hadamard == "*" else " --hadamard " + hadamard),
         "times": HADAMARD[hadamard].strip(),
+        "transposed_x": doc.symbol(ir.Transpose(X)),
         "output": doc.symbol(symbols.vector(cell.output)),
         "upstream": doc.symbol(symbols.vector(cell.output, "t", "upstream")),
         "loss": doc.symbol(LOSS),
@@ -63,20 +65,21 @@ def document_context(d, fmt: str = "tex", hadamard: str = "*") -> dict:
 class _Document:
     """Prints equations of one derivation in one format."""
 
-    def __init__(self, d, fmt: str, hadamard: str):
+    def __init__(self, d, fmt: str, hadamard: str, transpose: str = "T"):
         self.d = d
         self.cell = d.cell
         self.fmt = fmt
         self.hadamard = hadamard
+        self.transpose = transpose
         # LaTeX pages are narrow: a chained equality gets one row per link there
         self.split_links = fmt == "tex"
 
     # ---- printing helpers ------------------------------------------------------------------
     def symbol(self, expr) -> str:
-        return latex(expr, self.cell, self.hadamard)
+        return latex(expr, self.cell, self.hadamard, self.transpose)
 
     def terms(self, expr) -> list[str]:
-        return latex_terms(expr, self.cell, self.hadamard)
+        return latex_terms(expr, self.cell, self.hadamard, self.transpose)
 
     def text(self, words: str) -> str:
         """Prose from a cell file, escaped for LaTeX (Markdown takes it as it is)."""

@@ -16,6 +16,7 @@ TEXT_FORMATS = ("tex", "md", "html")
 PDF_CELLS = ("lstm",)  # generated/ carries the PDF of these (lstmgen build, where pdflatex is installed)
 TEX_SECONDS = 60  # pdflatex's time limit for one document
 HADAMARD = ("*", "odot", "circ")
+TRANSPOSE = ("T", "top")
 LAYOUTS = ("cs231n", "torch", "per-gate")
 TARGETS = ("numpy", "numba")
 BUILD_CELLS = tuple(cells.builtin_names())  # every built-in cell: documents and cs231n module
@@ -52,7 +53,7 @@ def format_of(path: str | None, fmt: str | None) -> str:
     return suffix or "tex"
 
 
-def pdf_document(cell: str, hadamard: str = "*") -> bytes:
+def pdf_document(cell: str, hadamard: str = "*", transpose: str = "T") -> bytes:
     """The LaTeX document compiled by pdflatex (no shell escape, halting at the first error); a TeX
     error is an LstmgenError quoting TeX's message and the offending source line."""
     import subprocess
@@ -62,7 +63,7 @@ def pdf_document(cell: str, hadamard: str = "*") -> bytes:
     if exe is None:
         raise LstmgenError("--format pdf needs pdflatex (TeX Live; Debian: apt-get install texlive-latex-base "
                            "texlive-latex-recommended)")
-    source = render_document(cell, "tex", hadamard)
+    source = render_document(cell, "tex", hadamard, transpose)
     with tempfile.TemporaryDirectory(prefix="lstmgen-tex-") as folder:
         tex = Path(folder) / "derivation.tex"
         tex.write_text(source, encoding="utf-8")
@@ -96,7 +97,7 @@ def _tex_error(log: str, source: str) -> str:
     return "pdflatex failed at line %d of the document: %s, in: %s" % (number, message, text[:200])
 
 
-def render_document(cell: str, fmt: str = "tex", hadamard: str = "*") -> str:
+def render_document(cell: str, fmt: str = "tex", hadamard: str = "*", transpose: str = "T") -> str:
     """The derivation document of `cell` (a name or .cell path) as LaTeX, Markdown or HTML text
     (`pdf_document` compiles the LaTeX)."""
     if fmt == "pdf":
@@ -105,24 +106,28 @@ def render_document(cell: str, fmt: str = "tex", hadamard: str = "*") -> str:
         raise LstmgenError("unknown format %r: use one of %s" % (fmt, ", ".join(FORMATS)))
     if hadamard not in HADAMARD:
         raise LstmgenError("unknown --hadamard %r: use one of %s" % (hadamard, ", ".join(HADAMARD)))
+    if transpose not in TRANSPOSE:
+        raise LstmgenError("unknown --transpose %r: use one of %s" % (transpose, ", ".join(TRANSPOSE)))
     derivation = reverse.derive(cell)
     from .documenter import document_context
 
     if fmt == "html":
-        markdown = render_document(cell, "md", hadamard)
+        markdown = render_document(cell, "md", hadamard, transpose)
         return _html_page(markdown, "Backward pass of the %s cell" % derivation.cell.title,
-                          _command(cell, fmt, hadamard))
-    context = document_context(derivation, fmt=fmt, hadamard=hadamard)
-    context["command"] = _command(cell, fmt, hadamard)
+                          _command(cell, fmt, hadamard, transpose))
+    context = document_context(derivation, fmt=fmt, hadamard=hadamard, transpose=transpose)
+    context["command"] = _command(cell, fmt, hadamard, transpose)
     return environment().get_template("derivation.%s.j2" % fmt).render(**context)
 
 
-def _command(cell: str, fmt: str, hadamard: str) -> str:
+def _command(cell: str, fmt: str, hadamard: str, transpose: str = "T") -> str:
     """The command that regenerates a document, for its provenance line: the cell as it was given
     (a built-in name, or the cell file's path as the caller wrote it)."""
     cell_arg = cell if not isinstance(cell, cells.Cell) else cell.name
     quoted = cell_arg if all(ch.isalnum() or ch in "._-/" for ch in cell_arg) else "'%s'" % cell_arg.replace("'", "")
-    return "lstmgen derive --cell %s --format %s%s" % (quoted, fmt, "" if hadamard == "*" else " --hadamard " + hadamard)
+    options = ("" if hadamard == "*" else " --hadamard " + hadamard) + (
+        "" if transpose == "T" else " --transpose " + transpose)
+    return "lstmgen derive --cell %s --format %s%s" % (quoted, fmt, options)
 
 
 def _html_page(markdown: str, title: str, command: str) -> str:

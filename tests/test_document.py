@@ -259,12 +259,15 @@ def _pdflatex():
     return exe
 
 
-@pytest.mark.parametrize("hadamard", sorted(HADAMARD))
+NOTATIONS = [(hadamard, "T") for hadamard in sorted(HADAMARD)] + [("odot", "top")]
+
+
+@pytest.mark.parametrize("hadamard,transpose", NOTATIONS)
 @pytest.mark.parametrize("cell", cells.builtin_names())
-def test_tex_compiles_with_pdflatex_and_no_line_is_wider_than_the_text(tmp_path, cell, hadamard):
+def test_tex_compiles_with_pdflatex_and_no_line_is_wider_than_the_text(tmp_path, cell, hadamard, transpose):
     exe = _pdflatex()
     source = tmp_path / "doc.tex"
-    source.write_text(render.render_document(cell, "tex", hadamard), encoding="utf-8")
+    source.write_text(render.render_document(cell, "tex", hadamard, transpose), encoding="utf-8")
     proc = subprocess.run([exe, "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape", source.name],
                           check=False, cwd=str(tmp_path), capture_output=True, text=True, errors="replace", timeout=120)
     log = (tmp_path / "doc.log").read_text(errors="replace") if (tmp_path / "doc.log").exists() else proc.stdout
@@ -275,13 +278,15 @@ def test_tex_compiles_with_pdflatex_and_no_line_is_wider_than_the_text(tmp_path,
 
 
 # ----------------------------------------------------------------------------- round trip
-@pytest.mark.parametrize("cell,fmt,hadamard", [(cell, fmt, hadamard) for cell in cells.builtin_names()
-                                                for fmt in ("tex", "md") for hadamard in sorted(HADAMARD)])
-def test_document_checks_clean(cell, fmt, hadamard):
-    """`lstmgen check`, reading the text back with its own grammar, accepts every equation."""
+@pytest.mark.parametrize("cell,fmt,hadamard,transpose", [
+    (cell, fmt, hadamard, transpose) for cell in cells.builtin_names() for fmt in ("tex", "md")
+    for hadamard, transpose in NOTATIONS])
+def test_document_checks_clean(cell, fmt, hadamard, transpose):
+    """`lstmgen check`, reading the text back with its own grammar, accepts every equation, in every
+    notation the printer can write."""
     import lstmgen
 
-    text = render.render_document(cell, fmt, hadamard)
+    text = render.render_document(cell, fmt, hadamard, transpose)
     report = lstmgen.check(text, cell=cell, source="derivation." + fmt)
     wrong = [(e.line, e.status, e.message) for e in report.equations if e.status != "correct"]
     assert not wrong

@@ -296,14 +296,17 @@ def _is_reciprocal(expr) -> bool:
     return isinstance(expr, sympy.Pow) and expr.exp.is_number and expr.exp.is_negative
 
 
-def latex(expr, cell=None, hadamard: str = "*") -> str:
+TRANSPOSE = {"T": "T", "top": r"\top"}  # the --transpose option -> the superscript
+
+
+def latex(expr, cell=None, hadamard: str = "*", transpose: str = "T") -> str:
     """`expr` (lstmgen.ir or plain SymPy) as LaTeX; `cell` supplies the symbols' LaTeX base forms."""
-    return LatexPrinter(cell, hadamard).doprint(expr)
+    return LatexPrinter(cell, hadamard, transpose=TRANSPOSE[transpose]).doprint(expr)
 
 
-def latex_terms(expr, cell=None, hadamard: str = "*") -> list[str]:
+def latex_terms(expr, cell=None, hadamard: str = "*", transpose: str = "T") -> list[str]:
     """The top-level terms of `expr` printed one by one, with their signs: ['a', '+ b', '- c']."""
-    printer = LatexPrinter(cell, hadamard)
+    printer = LatexPrinter(cell, hadamard, transpose=TRANSPOSE[transpose])
     return [printer._str(term) for term in printer.terms(expr)]
 
 
