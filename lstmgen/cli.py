@@ -85,14 +85,18 @@ class _Stdout:
         self.stream = stream
 
     def write(self, text: str) -> int:
-        return self._guarded(self.stream.write, text)
+        return self._guarded("write", text)
 
     def flush(self) -> None:
-        self._guarded(self.stream.flush)
+        self._guarded("flush")
 
-    def _guarded(self, operation, *args):
+    def _guarded(self, operation: str, *args):
+        if self.stream is None:  # started with standard output closed (>&-)
+            if operation == "flush":
+                return None
+            raise OutputError("cannot write to standard output (it is closed)")
         try:
-            return operation(*args)
+            return getattr(self.stream, operation)(*args)
         except OSError as exc:
             self._silence()
             if isinstance(exc, BrokenPipeError):

@@ -376,6 +376,15 @@ def test_a_full_disk_is_one_line_and_exit_code_2(tmp_path):
     assert proc.stderr.decode().splitlines() == ["lstmgen: error: cannot write to standard output (No space left on device)"]
 
 
+def test_a_closed_stdout_is_one_line_and_exit_code_2(tmp_path):
+    document = tmp_path / "notes.md"
+    document.write_text(SMALL, encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "lstmgen", "check", str(document)], stderr=subprocess.PIPE,
+                          preexec_fn=lambda: os.close(1), env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.decode().splitlines() == ["lstmgen: error: cannot write to standard output (it is closed)"]
+
+
 def test_a_closed_pipe_ends_the_check_quietly(tmp_path):
     document = tmp_path / "notes.md"
     document.write_text(SMALL, encoding="utf-8")

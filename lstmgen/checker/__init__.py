@@ -123,7 +123,7 @@ class _Progress:
         if isinstance(lost.key, tuple):  # ("equation", index)
             index = lost.key[1]
             message = ("gave up after %g s on this equation" % per_equation if lost.why == "time"
-                       else "could not judge this equation (it needs more than %d MB of memory)"
+                       else "gave up on this equation: it needs more than %d MB of memory"
                        % (bounds.MAX_MEMORY_BYTES // 1_000_000))
             self.entries[index] = EquationReport(self.found[index].line, "", "unrecognized", "", message)
             self.start = index + 1

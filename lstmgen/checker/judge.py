@@ -70,7 +70,7 @@ def judge(text: str, notation: Notation | str = "lstm", definition: str = "",
     except RecursionError:
         return Verdict("unrecognized", lhs_text, message="the equation is nested too deeply")
     except MemoryError:
-        return Verdict("unrecognized", lhs_text, message="could not judge this equation (it needs too much memory)")
+        return Verdict("unrecognized", lhs_text, message="gave up on this equation: it needs too much memory")
     except Exception as exc:  # noqa: BLE001 - untrusted input must never end in a traceback
         return Verdict("unrecognized", lhs_text,
                        message="could not judge this equation (%s: %s)" % (type(exc).__name__, str(exc)[:120]))
