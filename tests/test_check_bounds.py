@@ -66,17 +66,19 @@ def display(*equations: str) -> str:
     return "\n\n".join("$$%s$$" % eq for eq in equations) + "\n"
 
 
-# (id, document, what its equations may be reported as: a status and a fragment of the message)
+# Each document, and what its equations may be reported as (a status and a fragment of the message).
 SLOW_DOCUMENTS = [
-    ("15KB", display(wrong_terms(100)), {("unrecognized", "gave up after")}),
-    ("1.6KB", display(wrong_terms(11)), {("unrecognized", "gave up after"), ("incorrect", "")}),
-    ("nested_sums_427", display(nested_sums(22)), {("unrecognized", "nested more than")}),
-    ("expansion", display(expansion()), {("correct", "numerically only")}),
-    ("power_tower", display(power_tower()), {("unrecognized", "larger than 2^")}),
-    ("one_long_sympy_call", display(product_identity()), {("unrecognized", "gave up after")}),
-    ("stacked_outer", display(stacked_outer(600)), {("unrecognized", "too large")}),
-    ("many_slow_equations", display(*[wrong_terms(11)] * 12),
-     {("unrecognized", "gave up after"), ("incorrect", ""), ("unrecognized", "not judged")}),
+    pytest.param(display(wrong_terms(100)), {("unrecognized", "gave up after")}, id="15KB"),
+    pytest.param(display(wrong_terms(11)), {("unrecognized", "gave up after"), ("incorrect", "")}, id="1.6KB"),
+    pytest.param(display(nested_sums(22)), {("unrecognized", "nested more than")}, id="nested_sums_427"),
+    pytest.param(display(expansion()), {("correct", "numerically only")}, id="expansion"),
+    pytest.param(display(power_tower()), {("unrecognized", "larger than 2^")}, id="power_tower"),
+    pytest.param(display(product_identity()), {("unrecognized", "gave up after")}, id="one_long_sympy_call",
+                 marks=pytest.mark.skipif(not bounds.USE_WORKER, reason="only the worker's kill stops one long call")),
+    pytest.param(display(stacked_outer(600)), {("unrecognized", "too large")}, id="stacked_outer"),
+    pytest.param(display(*[wrong_terms(11)] * 12),
+                 {("unrecognized", "gave up after"), ("incorrect", ""), ("unrecognized", "not judged")},
+                 id="many_slow_equations"),
 ]
 
 PER_EQUATION, PER_DOCUMENT = 1.0, 4.0
@@ -109,12 +111,22 @@ def assert_reported_as(report, allowed):
 
 
 @pytest.mark.parametrize("on_thread", [False, True], ids=["main_thread", "other_thread"])
-@pytest.mark.parametrize("text,allowed", [doc[1:] for doc in SLOW_DOCUMENTS], ids=[doc[0] for doc in SLOW_DOCUMENTS])
+@pytest.mark.parametrize("text,allowed", SLOW_DOCUMENTS)
 def test_slow_documents_keep_their_limits(low_limits, text, allowed, on_thread):
     assert len(text.encode()) < MAX_DOCUMENT_BYTES
     seconds, report = timed_check(text, on_thread, patience=PER_DOCUMENT + 60)
     assert report is not None, "still running after %.0f s" % seconds
     assert seconds <= PER_DOCUMENT + 1, seconds
+    assert_reported_as(report, allowed)
+
+
+@pytest.mark.parametrize("text,allowed", SLOW_DOCUMENTS[:3] + SLOW_DOCUMENTS[-1:])
+def test_without_a_worker_the_limits_are_kept_cooperatively(low_limits, monkeypatch, text, allowed):
+    """Where no worker can be forked, the checkpoints alone keep the limits, up to the longest
+    step without one (reading an equation: about a second for 15 kB)."""
+    monkeypatch.setattr(bounds, "USE_WORKER", False)
+    seconds, report = timed_check(text, True, patience=PER_DOCUMENT + 60)
+    assert report is not None and seconds <= PER_DOCUMENT + 2, seconds
     assert_reported_as(report, allowed)
 
 
