@@ -1,13 +1,22 @@
 """The command line: build, derive, codegen, check.  Exit codes: 0 fine, 1 a check found
-wrong equations, 2 unusable input or usage (one line on stderr, never a traceback)."""
+wrong equations, 2 unusable input or usage (one line on stderr, never a traceback).
+
+Output never tracebacks: characters standard output cannot encode are written as backslash
+escapes (an ASCII or Latin-1 terminal; a file name that is not UTF-8); a failed write (a full
+disk, ``> /dev/full``) is one line on stderr and exit code 2.  A closed pipe (``| head``) ends
+the command quietly, with exit code 141 (128 + SIGPIPE), as it ends cat or grep.
+"""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from . import __version__, render
-from .errors import LstmgenError, UsageError
+from .errors import LstmgenError, OutputError, UsageError
+
+PIPE_CLOSED = 141  # the exit code of a Unix tool that SIGPIPE ended
 
 
 class _Parser(argparse.ArgumentParser):
@@ -65,7 +74,68 @@ def _emit(text: str, output: str | None) -> None:
         sys.stdout.write(text)
 
 
+class _ClosedPipe(Exception):
+    """Standard output's reader went away (not an LstmgenError: it has no error line)."""
+
+
+class _Stdout:
+    """Standard output that writes what its encoding cannot as backslash escapes and turns a
+    failed write into an OutputError (after which nothing more reaches the stream)."""
+
+    def __init__(self, stream):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self._guarded("write", text)
+
+    def flush(self) -> None:
+        self._guarded("flush")
+
+    def _guarded(self, operation: str, *args):
+        if self.stream is None:  # started with standard output closed (>&-)
+            if operation == "flush":
+                return None
+            raise OutputError("cannot write to standard output (it is closed)")
+        try:
+            return getattr(self.stream, operation)(*args)
+        except OSError as exc:
+            self._silence()
+            if isinstance(exc, BrokenPipeError):
+                raise _ClosedPipe("standard output was closed") from None
+            raise OutputError("cannot write to standard output (%s)" % (exc.strerror or exc)) from None
+
+    def _silence(self) -> None:
+        """Point the stream's file at /dev/null, so that the unwritten rest fails no flush at exit."""
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
 def main(argv=None) -> int:
+    stdout = sys.stdout
+    sys.stdout = _Stdout(stdout)
+    try:
+        code = _main(argv)
+        sys.stdout.flush()
+        return code
+    except _ClosedPipe:
+        return PIPE_CLOSED
+    except OutputError as exc:
+        print("lstmgen: error: %s" % str(exc).splitlines()[0], file=sys.stderr)
+        return 2
+    finally:
+        sys.stdout = stdout
+
+
+def _main(argv) -> int:
     try:
         args = _parser().parse_args(argv)
         if args.command is None:

@@ -172,3 +172,18 @@ def run_all(module, cell: str, step, sequence, rng):
     h, cache = forward(*sequence)
     grads = backward(rng.randn(*h.shape).astype(h.dtype), cache)
     return [*states, *step_grads, h, *grads]
+
+
+# ----------------------------------------------------------------------------- slow tests
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: takes more than 10 s (the real limits); runs with LSTMGEN_SLOW=1 or -m slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked slow are skipped unless LSTMGEN_SLOW=1 or `-m` names them."""
+    if os.environ.get("LSTMGEN_SLOW") == "1" or "slow" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: set LSTMGEN_SLOW=1 (or pass -m slow) to run it")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

@@ -14,16 +14,21 @@ The stages, in the order a document meets them:
                symbolic.py asks SymPy, diagnose.py explains a difference, expected.py prints the
                right formula in the author's notation;
 * report.py    prints the verdicts as text or JSON.
+
+bounds.py keeps the time and memory limits of all of it: a budget the steps check cooperatively,
+and a worker process that is killed past a limit (README, "Limits").
 """
 from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import cells
 from ..errors import CellError, DocumentError
-from . import definitions, extract, learn
+from . import bounds, definitions, extract, learn
+from .bounds import OutOfTime, Phase
 from .judge import judge
 from .report import EquationReport, FileReport, to_json, to_text
 
@@ -31,13 +36,16 @@ __all__ = ["check_text", "check_file", "run_check", "EquationReport", "FileRepor
 
 MAX_DOCUMENT_BYTES = 2_000_000
 MAX_EQUATIONS = 2_000
-SECONDS_PER_DOCUMENT = 120  # past this, the remaining equations are reported, not judged
+SECONDS_PER_DOCUMENT = bounds.SECONDS_PER_DOCUMENT  # past this, the remaining equations are reported, not judged
 SUFFIXES = (".md", ".tex", ".markdown")
 
 
 def check_text(text: str, cell: str | None = None, source: str = "<text>") -> FileReport:
     """Judge every equation of `text` (Markdown or LaTeX) against the cell its forward equations
-    state, or `cell` (a built-in name or a .cell file) when given, or the default lstm."""
+    state, or `cell` (a built-in name or a .cell file) when given, or the default lstm.
+
+    Within the limits of `bounds` (README, "Limits"): an equation that takes longer than its
+    limit is reported as given up, those left when the document's limit passes as not judged."""
     if cell is not None:
         cells.load(cell)  # CellError for an unknown cell, before anything is read
     if not isinstance(text, str):
@@ -46,62 +54,212 @@ def check_text(text: str, cell: str | None = None, source: str = "<text>") -> Fi
         raise DocumentError("%s: larger than %d bytes" % (source, MAX_DOCUMENT_BYTES))
     if "\x00" in text:
         raise DocumentError("%s: a binary file, not a Markdown or LaTeX document" % source)
+    per_equation, per_document = bounds.seconds_per_equation(), bounds.seconds_per_document()
+    progress = _Progress()
+    started = time.monotonic()
+    while not progress.overrun and (progress.found is None or progress.start < len(progress.found)):
+        left = per_document - (time.monotonic() - started)
+        lost = bounds.run(_check, (text, cell, source, progress.resumed(), per_equation, left), progress.take, left)
+        if lost is None:
+            break
+        if lost.why == "document" or not progress.lose(lost, per_equation):
+            progress.overrun = True
+            break
+    return progress.report(source, text, cell, per_document)
+
+
+@dataclass
+class _Learned:
+    """The event that carries the notation and the names the document defines (the notation is
+    left out when it cannot be pickled, e.g. holding a cell file's own functions)."""
+
+    notation: object
+    notes: list
+    defining: dict
+
+    def without_unpicklable(self):
+        return _Learned(None, list(self.notes), self.defining)
+
+
+@dataclass
+class _Progress:
+    """What a check has found so far, from the events of `_check`: enough to resume it in a new
+    worker after one was lost (from the next equation, without reading the document again)."""
+
+    found: list | None = None      # the document's extract.Equations
+    unterminated: list = field(default_factory=list)
+    learned: _Learned | None = None
+    entries: dict = field(default_factory=dict)  # index -> EquationReport, or None: not reported
+    start: int = 0                 # the first equation not judged yet
+    skip: dict = field(default_factory=dict)     # a phase lost once ("learning", "definitions") -> why
+    empty: bool = False
+    overrun: bool = False          # the document's limit passed
+
+    def take(self, event) -> None:
+        if isinstance(event, _Learned):
+            self.learned = event
+        elif isinstance(event, Phase):
+            if isinstance(event.key, tuple):
+                self.start = event.key[1]
+        elif event[0] == "equations":
+            self.found, self.unterminated = event[1], event[2]
+        elif event[0] == "entry":
+            self.entries[event[1]] = event[2]
+            self.start = max(self.start, event[1] + 1)
+        elif event[0] == "empty":
+            self.empty = True
+        elif event[0] == "overrun":
+            self.overrun = True
+
+    def resumed(self) -> "_Progress":
+        """What the next worker needs (the notation only where it could be pickled)."""
+        learned = self.learned if self.learned is not None and self.learned.notation is not None else None
+        return _Progress(self.found, self.unterminated, learned, start=self.start, skip=dict(self.skip))
+
+    def lose(self, lost: bounds.Lost, per_equation: float) -> bool:
+        """Record the phase a killed or dead worker lost; False when there is nothing to resume."""
+        why = ("they took longer than %g s" % per_equation if lost.why == "time"
+               else "they needed more than %d MB of memory" % (bounds.MAX_MEMORY_BYTES // 1_000_000))
+        if isinstance(lost.key, tuple):  # ("equation", index)
+            index = lost.key[1]
+            message = ("gave up after %g s on this equation" % per_equation if lost.why == "time"
+                       else "gave up on this equation: it needs more than %d MB of memory"
+                       % (bounds.MAX_MEMORY_BYTES // 1_000_000))
+            self.entries[index] = EquationReport(self.found[index].line, "", "unrecognized", "", message)
+            self.start = index + 1
+            return True
+        if lost.key in ("learning", "definitions"):
+            self.skip[lost.key] = why
+            return True
+        return False  # lost while reading the document
+
+    def report(self, source: str, text: str, cell, per_document: float) -> FileReport:
+        if self.learned is not None and self.learned.notation is not None:
+            notation = self.learned.notation
+        else:  # never learned, or not picklable: the --cell option's (or the default) notation
+            notation = learn.notation_of([], cell, text)
+            notation.notes = list(self.learned.notes) if self.learned is not None else []
+        report = FileReport(source, notation=notation)
+        if self.empty:
+            report.equations.append(EquationReport(1, "", "unrecognized", "", "the document is empty"))
+            return report
+        not_judged = "not judged: the document took longer than %g s" % per_document
+        for index, eq in enumerate(self.found or ()):
+            if index in self.entries:
+                if self.entries[index] is not None:
+                    report.equations.append(self.entries[index])
+            elif self.overrun and not eq.inline:
+                report.equations.append(EquationReport(eq.line, "", "unrecognized", "", not_judged))
+        if self.overrun and self.found is None:
+            report.equations.append(EquationReport(1, "", "unrecognized", "", not_judged))
+        for line in self.unterminated:
+            report.equations.append(EquationReport(line, "", "unrecognized", "",
+                                                   "a display-math block opened here is never closed"))
+        if not report.equations:
+            report.equations.append(EquationReport(
+                1, "", "unrecognized", "", "no display equations found (write them in $$...$$, \\[...\\] or an "
+                "equation/align environment)"))
+        report.equations.sort(key=lambda e: e.line)
+        return report
+
+
+def _check(emit, text, cell, source, progress: _Progress, per_equation: float, left: float) -> None:
+    """The check itself, in the worker or here, from where `progress` stands: emits
+    ("equations", found, unterminated), a _Learned, and ("entry", index, EquationReport | None)
+    per equation; the learning, the definitions and each equation judged open a Phase first;
+    ("overrun",) when the document's limit passes."""
+    with bounds.limit(left, "document") as document:
+        try:
+            _check_from(emit, text, cell, source, progress, per_equation)
+        except OutOfTime as exc:
+            if exc.limit is not document:
+                raise
+            emit(("overrun",))
+
+
+def _check_from(emit, text, cell, source, progress: _Progress, per_equation: float) -> None:
     tex = source.endswith(".tex") or r"\begin{document}" in text
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    found, unterminated = extract.equations(text, tex=tex, inline=True)
-    if len(found) > MAX_EQUATIONS:
-        raise DocumentError("%s: more than %d equations" % (source, MAX_EQUATIONS))
-    try:
-        notation = learn.notation_of(found, cell, text)
-    except (CellError, DocumentError):
-        raise
-    except Exception as exc:  # noqa: BLE001 - a document the learner cannot read is checked in the default notation
-        notation = learn.notation_of([], cell, text)
-        notation.notes.append("the forward equations could not be read (%s); the default cell is assumed"
-                              % type(exc).__name__)
-    report = FileReport(source, notation=notation)
-    if not text.strip():
-        report.equations.append(EquationReport(1, "", "unrecognized", "", "the document is empty"))
-        return report
-    try:
-        defining = definitions.define_names(found, notation)
-    except Exception as exc:  # noqa: BLE001 - names that cannot be read are left undefined, and say so
-        defining = {}
-        notation.notes.append("the names the document defines could not be read (%s)" % type(exc).__name__)
-    deadline = time.monotonic() + SECONDS_PER_DOCUMENT
-    for index, eq in enumerate(found):
+    found = progress.found
+    if found is None:
+        found, unterminated = extract.equations(text, tex=tex, inline=True, most=MAX_EQUATIONS)
+        if len(found) > MAX_EQUATIONS:
+            raise DocumentError("%s: more than %d equations" % (source, MAX_EQUATIONS))
+        emit(("equations", found, unterminated))
+    learned = progress.learned
+    if learned is None:
+        notation = _notation(emit, found, cell, text, progress.skip, per_equation)
+        if not text.strip():
+            emit(_Learned(notation, notation.notes, {}))
+            emit(("empty",))
+            return
+        defining = _definitions(emit, found, notation, progress.skip, per_equation)
+        learned = _Learned(notation, notation.notes, defining)
+        emit(learned)
+    notation, defining = learned.notation, learned.defining
+    for index in range(progress.start, len(found)):
+        eq = found[index]
         if notation.origin == "learned" and eq.line in notation.forward:
-            report.equations.append(EquationReport(eq.line, eq.text.split("=")[0].strip()[:200], "correct", "",
-                                                   "a forward equation: the cell was learned from it", kind="forward"))
+            emit(("entry", index, EquationReport(eq.line, eq.text.split("=")[0].strip()[:200], "correct", "",
+                                                 "a forward equation: the cell was learned from it", kind="forward")))
             continue
-        if time.monotonic() > deadline:
-            report.equations.append(EquationReport(eq.line, "", "unrecognized", "",
-                                                   "not judged: the document took longer than %d s"
-                                                   % SECONDS_PER_DOCUMENT))
-            continue
-        verdict = judge(eq.text, notation, defining.get(index, ""))
+        emit(Phase(("equation", index), per_equation))
+        verdict = judge(eq.text, notation, defining.get(index, ""), seconds=per_equation)
         if verdict is None or eq.inline and not (verdict.claim and verdict.status != "unrecognized"):
-            continue  # inline math is prose unless it is a derivative claim the checker can read
-        report.equations.append(EquationReport(eq.line, verdict.lhs, verdict.status, verdict.expected,
-                                               verdict.message, list(verdict.warnings),
-                                               kind="definition" if index in defining else "backward"))
-    for line in unterminated:
-        report.equations.append(EquationReport(line, "", "unrecognized", "",
-                                               "a display-math block opened here is never closed"))
-    if not report.equations:
-        report.equations.append(EquationReport(
-            1, "", "unrecognized", "", "no display equations found (write them in $$...$$, \\[...\\] or an "
-            "equation/align environment)"))
-    report.equations.sort(key=lambda e: e.line)
-    return report
+            emit(("entry", index, None))  # inline math is prose unless it is a derivative claim the checker can read
+            continue
+        emit(("entry", index, EquationReport(eq.line, verdict.lhs, verdict.status, verdict.expected, verdict.message,
+                                             list(verdict.warnings),
+                                             kind="definition" if index in defining else "backward")))
+
+
+def _notation(emit, found, cell, text, skip: dict, per_equation: float):
+    """The document's notation (learn.py), or the default one with a note saying why."""
+    why = skip.get("learning")
+    if why is None:
+        emit(Phase("learning", per_equation))
+        try:
+            with bounds.limit(per_equation, "learning") as mine:
+                return learn.notation_of(found, cell, text)
+        except (CellError, DocumentError):
+            raise
+        except OutOfTime as exc:
+            if exc.limit is not mine:
+                raise
+            why = "they took longer than %g s" % per_equation
+        except Exception as exc:  # noqa: BLE001 - a document the learner cannot read is checked in the default notation
+            why = type(exc).__name__
+    notation = learn.notation_of([], cell, text)
+    notation.notes.append("the forward equations could not be read (%s); the default cell is assumed" % why)
+    return notation
+
+
+def _definitions(emit, found, notation, skip: dict, per_equation: float) -> dict:
+    """{index: name} of the equations that define a name (definitions.py), or none, with a note."""
+    why = skip.get("definitions")
+    if why is None:
+        emit(Phase("definitions", per_equation))
+        try:
+            with bounds.limit(per_equation, "definitions") as mine:
+                return definitions.define_names(found, notation)
+        except OutOfTime as exc:
+            if exc.limit is not mine:
+                raise
+            why = "they took longer than %g s" % per_equation
+        except Exception as exc:  # noqa: BLE001 - names that cannot be read are left undefined, and say so
+            why = type(exc).__name__
+    notation.notes.append("the names the document defines could not be read (%s)" % why)
+    return {}
 
 
 def _read(path: Path) -> str:
     try:
-        size = path.stat().st_size
-        if size > MAX_DOCUMENT_BYTES:
+        if path.stat().st_size > MAX_DOCUMENT_BYTES:
             raise DocumentError("%s: larger than %d bytes" % (path, MAX_DOCUMENT_BYTES))
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_DOCUMENT_BYTES + 1)  # no more, should it grow after the stat
+        if len(raw) > MAX_DOCUMENT_BYTES:
+            raise DocumentError("%s: larger than %d bytes" % (path, MAX_DOCUMENT_BYTES))
     except OSError as exc:
         raise DocumentError("%s: cannot read it (%s)" % (path, exc.strerror or exc)) from None
     if b"\x00" in raw:

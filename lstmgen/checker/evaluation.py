@@ -6,6 +6,11 @@ block matrices, and the author's layout (in the row layout every vector and matr
 transpose of its column-layout value, so a row-layout formula is compared with the transposed
 truth).  Values of the derivation's own expressions (`truth`) are computed in the column layout and
 then turned into the author's.
+
+Bounds (README, "Limits"): every node evaluated is a checkpoint of the time budget
+(`bounds.check`); sums over t nest at most `MAX_NESTED_SUMS` deep (each one multiplies the work
+by T); a matrix product may have at most `MAX_ENTRIES` entries (a stacked vector of thousands of
+blocks times its transpose would fill gigabytes in one NumPy call).
 """
 from __future__ import annotations
 
@@ -15,10 +20,12 @@ import sympy
 from .. import ir, symbols
 from ..evaluate import EvaluationError, Evaluator, ShapeError, close
 from ..reverse import derive
-from . import environment as env
+from . import bounds, environment as env
 from .notation import Notation
 from .nodes import LOSS, STEP_LOSS, Blocks, Chain, FreeSymbol, IllShaped, Partial, Stack, ref_of
 
+MAX_NESTED_SUMS = 3
+MAX_ENTRIES = 100_000
 MATRIX_NODES = (ir.Dot, ir.TDot, ir.Outer, ir.MatMul, ir.Transpose, ir.SumOverTime, Chain, Partial, IllShaped,
                 Stack, Blocks, ir.RowBlocks, ir.Slice)
 
@@ -53,12 +60,31 @@ def _oriented(value, row: bool):
 class DocEvaluator(Evaluator):
     """Evaluates parsed documents: adds chain-rule products and shape problems."""
 
-    def __init__(self, witness, t, cell, free=None, row: bool = False):
+    def __init__(self, witness, t, cell, free=None, row: bool = False, sums: int = 0):
         self.witness = witness
         self.cell = cell
         self.free = free or {}
         self.row = row  # the author's row layout: every looked-up value transposed
+        self.sums = sums  # the sums over t this evaluation is inside
         super().__init__(self._lookup, t, witness.T)
+
+    def __call__(self, expr):
+        bounds.check()
+        return super().__call__(expr)
+
+    def _eval_SumOverTime(self, expr):
+        if self.sums >= MAX_NESTED_SUMS:
+            raise EvaluationError("sums over t nested more than %d deep" % MAX_NESTED_SUMS)
+        self.sums += 1  # the evaluators of the sum's steps are copies of this one
+        try:
+            return super()._eval_SumOverTime(expr)
+        finally:
+            self.sums -= 1
+
+    def _matmul(self, a, b, what: str):
+        if np.shape(a) != () and np.shape(b) != () and np.shape(a)[0] * np.shape(b)[1] > MAX_ENTRIES:
+            raise EvaluationError("%s of %d x %d entries is too large" % (what, np.shape(a)[0], np.shape(b)[1]))
+        return super()._matmul(a, b, what)
 
     def _lookup(self, symbol, t):
         if isinstance(symbol, FreeSymbol):
@@ -76,7 +102,7 @@ class DocEvaluator(Evaluator):
         """The value of one of the derivation's expressions (column layout), in the author's layout."""
         if not self.row:
             return self(expr)
-        column = DocEvaluator(self.witness, self.t, self.cell, self.free, row=False)
+        column = DocEvaluator(self.witness, self.t, self.cell, self.free, row=False, sums=self.sums)
         return _oriented(column(expr), True)
 
     def _eval_Stack(self, expr):

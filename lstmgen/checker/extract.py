@@ -29,7 +29,8 @@ LAYOUT_ENVIRONMENTS = ("aligned", "split", "gathered", "alignedat", "array", "ca
 
 _BEGIN = re.compile(r"\\begin\{(%s)(\*?)\}" % "|".join(DISPLAY_ENVIRONMENTS))
 _LAYOUT = re.compile(r"\\(begin|end)\{(%s)\*?\}(\{[^{}]*\}|\[[a-z]\])?" % "|".join(LAYOUT_ENVIRONMENTS))
-_MATRIX = re.compile(r"\\begin\{([bpvBV]?matrix|smallmatrix)\}.{0,2000}?\\end\{\1\}", re.S)
+_MATRIX_EDGE = re.compile(r"\\(begin|end)\{([bpvBV]?matrix|smallmatrix)\}")
+MATRIX_CHARS = 2000  # a matrix's rows are kept together when it closes within this many characters
 _ROW_BREAK = re.compile(r"\\\\(\[[^\]]{0,20}\])?")  # the bound keeps a \\[ without ] from rescanning the row
 _LEADING_SPACE = re.compile(r"^(\\q?quad(?![A-Za-z])|\\[,;:! ]|\\hspace\{[^{}]*\}|\s)+")
 _BLANKS_AND_ALIGNMENT = re.compile(r"(?:[\s&]|\\label\{[^{}]*\}|\\tag\*?\{[^{}]*\}|\\nonumber|\\notag)*")  # not a row's start
@@ -100,6 +101,26 @@ def _strip_trailing(text: str) -> str:
     return text[:end]
 
 
+def _matrices(content: str) -> list[tuple[int, int]]:
+    """The spans of the matrix environments of `content`, in order: each \\begin{X} with the
+    first \\end{X} after it, within MATRIX_CHARS characters (the ends are found by bisection:
+    many openers that never close cost no rescans)."""
+    begins, ends = [], {}
+    for match in _MATRIX_EDGE.finditer(content):
+        if match.group(1) == "begin":
+            begins.append(match)
+        else:
+            ends.setdefault(match.group(2), []).append(match.start())
+    spans, after = [], 0
+    for begin in begins:
+        closing = ends.get(begin.group(2), [])
+        index = bisect.bisect_left(closing, begin.end())
+        if begin.start() >= after and index < len(closing) and closing[index] - begin.end() <= MATRIX_CHARS:
+            after = closing[index] + len("\\end{%s}" % begin.group(2))
+            spans.append((begin.start(), after))
+    return spans
+
+
 def _rows(fragment: _Fragment):
     """(line, row) for each row of a fragment, split at \\\\; layout environments become blanks.
     The line is that of the row's first character other than a blank or an alignment &."""
@@ -107,9 +128,13 @@ def _rows(fragment: _Fragment):
     if "\\" in content:
         content = _LAYOUT.sub(lambda m: " " * len(m.group(0)), content)
     line, counted, start = fragment.line, 0, 0
-    matrices = [m.span() for m in _MATRIX.finditer(content)] if "matrix" in content else []
-    breaks = [m for m in (_ROW_BREAK.finditer(content) if "\\\\" in content else ())
-              if not any(a < m.start() < b for a, b in matrices)]  # a matrix's rows are one expression
+    matrices = _matrices(content) if "matrix" in content else []
+    starts = [a for a, _ in matrices]
+    breaks = []
+    for match in _ROW_BREAK.finditer(content) if "\\\\" in content else ():
+        inside = bisect.bisect_left(starts, match.start()) - 1  # the last matrix opened before it
+        if inside < 0 or matrices[inside][1] <= match.start():
+            breaks.append(match)  # a matrix's rows are one expression
     for match in [*breaks, None]:
         end = match.start() if match else len(content)
         row = content[start:end]
@@ -130,7 +155,9 @@ class _Building:
     parts: list
 
 
-_SEPARATOR = re.compile(r"[,;]?\s*\\q?quad(?![A-Za-z])\s*|[,;]\s*\\(text|mbox)\{\s*and\s*\}\s*|,\s*&")
+# A match starts at the separator's punctuation or at the first blank of a run (the lookbehind),
+# never inside a run: trying every blank of a long run would rescan it from each (quadratic).
+_SEPARATOR = re.compile(r"(?:[,;]|(?<![\s,;]))\s*\\q?quad(?![A-Za-z])\s*|[,;]\s*\\(text|mbox)\{\s*and\s*\}\s*|,\s*&")
 
 
 def _separate(text: str) -> list[str]:
@@ -154,15 +181,18 @@ def _separate(text: str) -> list[str]:
     return pieces if len(pieces) > 1 and all("=" in piece for piece in pieces) else [text]
 
 
-def _assemble(fragments: list[_Fragment], defined: dict, with_inline: bool) -> list[Equation]:
+def _assemble(fragments: list[_Fragment], defined: dict, with_inline: bool, most: int | None) -> list[Equation]:
     """The equations of the fragments: one per row, except rows that continue the previous one.
-    A display row continues the last display equation; an inline row only its own fragment's."""
+    A display row continues the last display equation; an inline row only its own fragment's.
+    Past `most` equations (inline ones counted) the rest is left unread: most + 1 are returned."""
     budget = macros.Budget()
     built: list[_Building] = []
     last_display = None
     for fragment in fragments:
         previous = None if fragment.inline else last_display
         for line, row in _rows(fragment):
+            if most is not None and len(built) > most:
+                return [Equation(" ".join(b.parts), b.line, b.inline) for b in built]
             expanded = macros.expand(row, defined, budget)
             pieces = [_strip_trailing(piece.replace("&", " ").strip()) for piece in _separate(expanded)]
             for index, text in enumerate(p for p in pieces if p):
@@ -451,9 +481,11 @@ def _markdown_math(text: str) -> tuple[list[_Fragment], list[int]]:
 
 
 # ----------------------------------------------------------------------------- entry point
-def equations(text: str, tex: bool = False, inline: bool = False) -> tuple[list[Equation], list[int]]:
+def equations(text: str, tex: bool = False, inline: bool = False,
+              most: int | None = None) -> tuple[list[Equation], list[int]]:
     """The display equations of a document (with `inline`, also its inline math, marked
-    `Equation.inline`), in document order, and the lines of display blocks that never close."""
+    `Equation.inline`), in document order, and the lines of display blocks that never close.
+    With `most`, reading stops once there are more than that many (a document its reader refuses)."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if tex:
         source = _strip_tex_comments(text)
@@ -466,4 +498,4 @@ def equations(text: str, tex: bool = False, inline: bool = False) -> tuple[list[
             found, spans = macros.definitions(fragment.content)
             defined.update(found)
             fragment.content = macros.blanked(fragment.content, spans)
-    return _assemble(fragments, defined, inline), unclosed
+    return _assemble(fragments, defined, inline, most), unclosed

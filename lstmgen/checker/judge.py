@@ -12,18 +12,15 @@ and one makes the equation right, it is judged under that reading, with a warnin
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import signal
-import threading
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .. import cells, ir, symbols
 from ..evaluate import EvaluationError, ShapeError
-from . import evidence, symbolic
+from . import bounds, evidence, symbolic
+from .bounds import OutOfTime
 from .diagnose import _transpose_repair, diagnose
 from .environment import LAST_POINTS
 from .evaluation import BrokenChain, agree, lower, truth as truth_values, values
@@ -49,52 +46,32 @@ CLAIMS = ("gradient", "summed", "state", "local", "upstream")
 
 
 # ----------------------------------------------------------------------------- judging
-SECONDS_PER_EQUATION = 5
+SECONDS_PER_EQUATION = bounds.SECONDS_PER_EQUATION
 
 
-class _Timeout(Exception):
-    pass
-
-
-@contextlib.contextmanager
-def _time_limit(seconds: int):
-    """Bound the time spent on one equation (where the platform has SIGALRM, main thread only)."""
-    usable = hasattr(signal, "SIGALRM") and threading.current_thread() is threading.main_thread()
-    if not usable:
-        yield
-        return
-
-    def expire(signum, frame):
-        raise _Timeout()
-
-    outer_left, _ = signal.getitimer(signal.ITIMER_REAL)  # a caller's own alarm, kept running
-    started = time.monotonic()
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, min(seconds, outer_left) if outer_left else seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        if outer_left:
-            signal.setitimer(signal.ITIMER_REAL, max(outer_left - (time.monotonic() - started), 1e-3))
-
-
-def judge(text: str, notation: Notation | str = "lstm", definition: str = "") -> Verdict | None:
+def judge(text: str, notation: Notation | str = "lstm", definition: str = "",
+          seconds: float | None = None) -> Verdict | None:
     """The verdict on one equation's text; None when the text has no '=' (not an equation).
 
     Documents are untrusted: whatever goes wrong while reading one equation makes that
-    equation 'unrecognized' with a one-line reason, never an exception."""
+    equation 'unrecognized' with a one-line reason, never an exception.  Judging stops after
+    `seconds` (default `bounds.seconds_per_equation()`), on any thread (the cooperative budget
+    of `bounds`; a document's check also kills its worker past the limit)."""
     if isinstance(notation, str):  # a cell's name or file: its own notation
         notation = Notation.for_cell(cells.load(notation), "option")
+    seconds = bounds.seconds_per_equation() if seconds is None else seconds
     lhs_text = " ".join(text.split("=")[0].split())[:200]  # before parsing: messages need a left side
     try:
-        with _time_limit(SECONDS_PER_EQUATION):
+        with bounds.limit(seconds, "equation") as mine:
             return _judge(text, notation, lhs_text, definition)
-    except _Timeout:
-        return Verdict("unrecognized", lhs_text, message="gave up after %d s on this equation" % SECONDS_PER_EQUATION)
+    except OutOfTime as exc:
+        if exc.limit is not mine:
+            raise  # the document's deadline: its check reports the rest
+        return Verdict("unrecognized", lhs_text, message="gave up after %g s on this equation" % seconds)
     except RecursionError:
         return Verdict("unrecognized", lhs_text, message="the equation is nested too deeply")
+    except MemoryError:
+        return Verdict("unrecognized", lhs_text, message="gave up on this equation: it needs too much memory")
     except Exception as exc:  # noqa: BLE001 - untrusted input must never end in a traceback
         return Verdict("unrecognized", lhs_text,
                        message="could not judge this equation (%s: %s)" % (type(exc).__name__, str(exc)[:120]))
@@ -259,6 +236,7 @@ def _judge_links(sides, target, notation, lhs_text, warnings) -> Verdict:
     show = lambda e: to_latex(e, notation, target.points == LAST_POINTS)  # noqa: E731
     left = lower(sides[0].expr) if target.expr is None else None
     for index in range(1, len(sides)):
+        bounds.check()
         side = sides[index]
         expr = lower(side.expr)
         try:

@@ -31,6 +31,7 @@ from .notation import Notation, make_key, normal_key, script_text, time_of
 MAX_EXPONENT = 8
 _script_text = script_text
 MAX_NUMBER_CHARS = 30  # a longer literal is no coefficient of a derivation; 5000 digits hit int limits
+MAX_NUMBER_BITS = 1000  # a power of a number past this (nested powers grow it eightfold each) is refused
 
 # ----------------------------------------------------------------------------- transformer
 @dataclass
@@ -303,6 +304,8 @@ class ToIR(Transformer):
     def _power(self, expr, exponent):
         if abs(exponent) > MAX_EXPONENT:
             raise Unsupported("the exponent %s is too large" % str(exponent)[:20])
+        if isinstance(expr, sympy.Rational) and max(abs(expr.p).bit_length(), expr.q.bit_length()) * abs(exponent) > MAX_NUMBER_BITS:
+            raise Unsupported("a power of a number larger than 2^%d" % MAX_NUMBER_BITS)  # ((9^8)^8)^8...: SymPy computes it at once
         out = sympy.Pow(expr, exponent)
         # SymPy merges (a^8)^8 into a^64: bound the merged exponent too, or nested powers reach
         # a^(8^20), whose numeric repair attempts (2a)^(8^20) compute a gigantic integer

@@ -43,11 +43,20 @@ class FileReport:
         return 0 if all(e.status == "correct" for e in self.equations) else 1
 
     def to_dict(self) -> dict:
-        out = {"file": self.file}
+        out = {"file": shown(self.file)}
         if self.notation is not None:
             out["cell"] = self.notation.to_dict()
         out.update({"equations": [e.to_dict() for e in self.equations], "summary": self.summary})
         return out
+
+
+def shown(name: str) -> str:
+    """A file name as printable text: the bytes of a name that is not UTF-8 (which Python keeps
+    as surrogate escapes) written as \\xNN."""
+    try:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate of another kind
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def to_json(reports: list, as_list: bool) -> str:
@@ -74,8 +83,9 @@ def to_text(reports: list) -> str:
     marks = _marks()
     lines = []
     for report in reports:
+        name = shown(report.file)
         if report.notation is not None:
-            lines.append("%s: %s" % (report.file, report.notation.describe()))
+            lines.append("%s: %s" % (name, report.notation.describe()))
             if report.notation.origin == "learned":
                 symbol_map = report.notation.symbol_map()
                 parts = ["%s → %s" % (k, v) for k, v in symbol_map.items() if not v.startswith("parameter")]
@@ -86,7 +96,7 @@ def to_text(reports: list) -> str:
             for note in report.notation.notes:
                 lines.append("    %s" % note)
         for e in report.equations:
-            lines.append("%s:%d: %s %s" % (report.file, e.line, marks[e.status], _short(e.lhs)))
+            lines.append("%s:%d: %s %s" % (name, e.line, marks[e.status], _short(e.lhs)))
             if e.status != "correct":
                 lines.append("    %s" % e.message)
                 if e.status == "incorrect" and e.expected:
@@ -96,13 +106,13 @@ def to_text(reports: list) -> str:
                     lines.append("    %s" % w)
         s = report.summary
         lines.append("%s: %d correct, %d incorrect, %d unrecognized" % (
-            report.file, s["correct"], s["incorrect"], s["unrecognized"]))
+            name, s["correct"], s["incorrect"], s["unrecognized"]))
         lines.append("")
     if len(reports) > 1:
-        width = max(len("file"), *(len(r.file) for r in reports))
+        width = max(len("file"), *(len(shown(r.file)) for r in reports))
         lines.append("%-*s  %7s  %9s  %12s" % (width, "file", "correct", "incorrect", "unrecognized"))
         for r in reports:
             s = r.summary
-            lines.append("%-*s  %7d  %9d  %12d" % (width, r.file, s["correct"], s["incorrect"], s["unrecognized"]))
+            lines.append("%-*s  %7d  %9d  %12d" % (width, shown(r.file), s["correct"], s["incorrect"], s["unrecognized"]))
         lines.append("")
     return "\n".join(lines)

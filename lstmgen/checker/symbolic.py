@@ -7,18 +7,25 @@ transposes inwards ((eᵀ W)ᵀ = Wᵀ e) and writing the chain rule out with th
 derivatives (`environment.local_gradient`).  Two sides are equal when their keys agree and
 every coefficient difference expands to 0.  Anything else returns None (no symbolic verdict;
 the numeric comparison still decides).
+
+Bounds: sides of more than `MAX_OPS` operations, and differences whose expansion would have more
+than `MAX_EXPANDED_TERMS` terms (one sympy.expand of (a + ... + g)^64 runs for minutes and fills
+gigabytes), are not compared; the steps between SymPy calls are checkpoints of `bounds`.
 """
 from __future__ import annotations
+
+import math
 
 import sympy
 
 from .. import ir, symbols
 from ..reverse import derive
-from . import environment as env
+from . import bounds, environment as env
 from .evaluation import BrokenChain, chain_links
 from .nodes import LOSS, STEP_LOSS, Chain, IllShaped, Partial, ref_of
 
 MAX_OPS = 600
+MAX_EXPANDED_TERMS = 2_000
 # ir.Dot is not among them: W v is a column, so it may sit inside an elementwise coefficient
 # (the forward equation's σ(W_x^f x_t + ...)).
 _MATRIX_FORMS = (ir.TDot, ir.Outer, ir.SumOverTime, ir.MatMul, ir.Transpose, Chain, Partial, IllShaped)
@@ -84,6 +91,7 @@ def _step(num, den, upstream, cell):
 
 def tidy(expr, cell: str):
     """Chains written out, transposes moved inwards, W v / Wᵀ e / e vᵀ as Dot / TDot / Outer."""
+    bounds.check()
     cell = derive(cell).cell
     if isinstance(expr, Chain):
         return tidy(chain_expr(expr, cell), cell)
@@ -163,6 +171,7 @@ def canonical(expr, cell: str) -> dict:
         out[key] = out.get(key, 0) + coefficient
 
     def walk(e, scale, summed):
+        bounds.check()
         if isinstance(e, sympy.Add):
             for a in e.args:
                 walk(a, scale, summed)
@@ -202,7 +211,9 @@ def equal(a, b, cell: str):
         left, right = canonical(a, cell), canonical(b, cell)
         keys = set(left) | set(right)
         for key in keys:
-            if sympy.expand(left.get(key, 0) - right.get(key, 0)) != 0:
+            bounds.check()
+            difference = sympy.sympify(left.get(key, 0) - right.get(key, 0))
+            if expanded_terms(difference) > MAX_EXPANDED_TERMS or sympy.expand(difference) != 0:
                 return None
         return True
     except (NotCanonical, TypeError, ValueError, AttributeError, RecursionError):
@@ -246,3 +257,36 @@ def _forward_written_in(expr, cell: str):
             if sympy.count_ops(expr) > 10 * MAX_OPS:
                 return None
     return sympy.expand(expr)
+
+
+def expanded_terms(expr) -> int:
+    """An upper bound of the terms sympy.expand(expr) builds in any of its subexpressions (a
+    function's argument is expanded too); counting stops past MAX_EXPANDED_TERMS."""
+    def terms(e) -> int:
+        if isinstance(e, sympy.Add):
+            count = sum(terms(a) for a in e.args)
+        elif isinstance(e, sympy.Mul):
+            count = 1
+            for a in e.args:
+                count *= terms(a)
+                if count > MAX_EXPANDED_TERMS:
+                    break
+        elif isinstance(e, sympy.Pow) and e.exp.is_Rational:
+            base, power = terms(e.base), abs(int(e.exp))  # (a + b)^(5/2) expands as (a + b)^2 sqrt(a + b)
+            count = math.comb(base + power - 1, power)  # the terms of a multinomial
+        else:
+            for a in e.args:
+                terms(a)
+            count = 1
+        if count > MAX_EXPANDED_TERMS:
+            raise _TooMany()
+        return count
+
+    try:
+        return terms(expr)
+    except _TooMany:
+        return MAX_EXPANDED_TERMS + 1
+
+
+class _TooMany(Exception):
+    pass

@@ -1,0 +1,312 @@
+"""Time and memory bounds of `lstmgen check`: limits that no `except` can lose, from any thread.
+
+The limits (README, "Limits"): `SECONDS_PER_EQUATION` for judging one equation (and for learning
+the document's cell, and for reading the names it defines), `SECONDS_PER_DOCUMENT` for a whole
+document, `MAX_MEMORY_BYTES` for the process that checks it.  The environment variables
+``LSTMGEN_SECONDS_PER_EQUATION`` and ``LSTMGEN_SECONDS_PER_DOCUMENT`` can lower the time limits
+(never raise them; the tests use them to stay fast).
+
+Two layers, because neither alone holds:
+
+* A cooperative budget.  `limit(seconds)` opens a deadline for the calling thread (limits nest;
+  the nearest one counts).  `check()` raises `OutOfTime` once a deadline has passed; the
+  evaluator calls it for every node it evaluates, the symbolic comparison between SymPy calls,
+  the judge between links.  `OutOfTime` is a BaseException, so the diagnosis code's
+  ``except Exception`` (a repair that fails means "not this fix") cannot swallow it, and it
+  names the limit that expired, so the equation's handler answers "gave up" while the
+  document's deadline passes through it.  It holds on any thread (no signals) and gives the
+  verdict with its reason, but it cannot stop one long call: SymPy expanding (a + ... + g)^64
+  (minutes, gigabytes) or a C-level computation between two checkpoints.
+* A worker process with a hard kill (Linux).  `run` forks a worker per thread at its first
+  document (kept for the next ones: its caches stay warm) that does the checking and streams
+  events back; each phase it starts (the learning, one equation) is announced with its limit.
+  When a phase overruns its limit by `GRACE` seconds, or the document its own, the parent kills
+  the worker and tells its caller which phase was lost; the caller resumes after it in a new
+  worker.  The worker's address space is capped (RLIMIT_AS), so an expression that grows past
+  `MAX_MEMORY_BYTES` fails with a MemoryError in the worker instead of taking the machine.
+
+Measured (2 cores): the fork of a warm worker takes ~10 ms; a killed phase costs one fork and
+the document's extraction again.  Elsewhere than Linux (no safe fork) only the cooperative layer
+runs, in the calling process.
+"""
+from __future__ import annotations
+
+import atexit
+import contextlib
+import multiprocessing
+import os
+import pickle
+import sys
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+
+SECONDS_PER_EQUATION = 5.0
+SECONDS_PER_DOCUMENT = 120.0
+MAX_MEMORY_BYTES = 1_000_000_000  # resident memory of the worker that checks a document
+MIN_MEMORY_GROWTH = 256_000_000   # what the worker may add when its parent already holds more
+GRACE = 0.5                       # seconds past a limit before the worker is killed
+USE_WORKER = sys.platform.startswith("linux")
+
+
+def seconds_per_equation() -> float:
+    return _lowered("LSTMGEN_SECONDS_PER_EQUATION", SECONDS_PER_EQUATION)
+
+
+def seconds_per_document() -> float:
+    return _lowered("LSTMGEN_SECONDS_PER_DOCUMENT", SECONDS_PER_DOCUMENT)
+
+
+def _lowered(variable: str, default: float) -> float:
+    """The limit, or the lower one the environment sets (a malformed value is ignored)."""
+    try:
+        value = float(os.environ.get(variable, default))
+    except ValueError:
+        return default
+    return min(default, value) if value > 0 else default
+
+
+# ----------------------------------------------------------------------------- cooperative budget
+class OutOfTime(BaseException):
+    """A limit has passed (raised at a checkpoint).  Not an Exception: no `except Exception`
+    catches it; whoever opened `limit` does, and lets every other limit's pass."""
+
+    def __init__(self, limit: "Limit"):
+        super().__init__(limit.what)
+        self.limit = limit
+
+
+@dataclass(eq=False)  # told apart by identity: `exc.limit is mine`
+class Limit:
+    seconds: float
+    what: str
+    deadline: float
+
+
+_local = threading.local()  # per thread: the open limits, innermost last, and the earliest deadline
+
+
+def _open() -> list:
+    if not hasattr(_local, "limits"):
+        _local.limits, _local.deadline = [], float("inf")
+    return _local.limits
+
+
+@contextlib.contextmanager
+def limit(seconds: float, what: str):
+    """A deadline `seconds` from now for the code inside, on this thread; yields the Limit that
+    an `OutOfTime` names when this deadline is the one that passed."""
+    limits = _open()
+    entry = Limit(seconds, what, time.monotonic() + seconds)
+    limits.append(entry)
+    _local.deadline = min(_local.deadline, entry.deadline)
+    try:
+        yield entry
+    finally:
+        limits.remove(entry)
+        _local.deadline = min((e.deadline for e in limits), default=float("inf"))
+
+
+def check() -> None:
+    """Raise OutOfTime when a deadline of this thread has passed (the earliest one)."""
+    deadline = getattr(_local, "deadline", None)
+    if deadline is not None and time.monotonic() > deadline:
+        raise OutOfTime(min(_local.limits, key=lambda e: e.deadline))
+
+
+# ----------------------------------------------------------------------------- the worker
+@dataclass
+class Phase:
+    """An event a check emits when it starts work that has its own limit (a key its caller
+    recognizes, e.g. ("equation", 3)); the next Phase ends it."""
+
+    key: object
+    seconds: float
+
+
+@dataclass
+class Lost:
+    """A phase that did not finish: killed past its own limit ("time") or past the whole call's
+    ("document"), or its worker died ("memory": most likely the address-space cap)."""
+
+    key: object
+    why: str
+
+
+_workers = threading.local()
+_every_worker: "weakref.WeakSet[_Worker]" = weakref.WeakSet()
+
+
+def run(function, args: tuple, emit, seconds: float) -> Lost | None:
+    """function(emit, *args) under the limits: in this thread's worker process where one can
+    be forked, else here.  `function` emits events (picklable; a Phase starts a phase with its
+    own limit) and opens its own cooperative limits, the document's included; `seconds` bounds
+    the whole call.  Returns None when it finished, else the Lost phase; what it raises is
+    raised here."""
+    if not USE_WORKER or getattr(_workers, "inside", False):
+        function(emit, *args)
+        return None
+    worker = _worker()
+    try:
+        return worker.run(function, args, emit, seconds)
+    except BaseException:
+        _discard(worker)  # killed, died or interrupted: its state is unknown
+        raise
+
+
+def _worker() -> "_Worker":
+    worker = getattr(_workers, "worker", None)
+    if worker is None or worker.owner != os.getpid() or not worker.process.is_alive():
+        worker = _workers.worker = _Worker()
+    return worker
+
+
+def _discard(worker: "_Worker") -> None:
+    worker.stop()
+    if getattr(_workers, "worker", None) is worker:
+        _workers.worker = None
+
+
+class _Lose(Exception):
+    def __init__(self, lost: Lost):
+        self.lost = lost
+
+
+class _Worker:
+    """A forked process that runs checks one at a time for the thread that made it."""
+
+    def __init__(self):
+        context = multiprocessing.get_context("fork")
+        self.connection, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child,), daemon=True, name="lstmgen-check")
+        self.process.start()
+        child.close()
+        self.owner = os.getpid()
+        if not _every_worker:  # after multiprocessing's own exit handler, so that it runs first
+            atexit.unregister(_stop_every_worker)
+            atexit.register(_stop_every_worker)
+        _every_worker.add(self)
+
+    def run(self, function, args, emit, seconds):
+        started = time.monotonic()
+        document_end = started + seconds
+        self.connection.send((function, args))
+        phase, phase_end = None, document_end
+        try:
+            while True:
+                event = self._next(min(phase_end, document_end) + GRACE - time.monotonic(), phase)
+                if isinstance(event, _Done):
+                    return None
+                if isinstance(event, _Failed):
+                    raise event.error
+                if isinstance(event, Phase):
+                    phase, phase_end = event.key, time.monotonic() + event.seconds
+                emit(event)
+        except _Lose as lose:
+            _discard(self)
+            if time.monotonic() > document_end:
+                return Lost(lose.lost.key, "document")
+            return lose.lost
+
+    def _next(self, timeout: float, phase):
+        if not self.connection.poll(max(timeout, 0.0)):
+            raise _Lose(Lost(phase, "time"))
+        try:
+            return self.connection.recv()
+        except (EOFError, OSError):
+            raise _Lose(Lost(phase, "memory")) from None
+
+    def stop(self):
+        """Kill the process (when this process made it) and close the connection."""
+        try:
+            if self.owner == os.getpid() and self.process.is_alive():
+                self.process.kill()
+                self.process.join(5)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+        try:
+            self.connection.close()
+        except Exception:  # noqa: BLE001 - already closed
+            pass
+
+    def __del__(self):  # the thread that owned it ended
+        try:
+            self.stop()
+        except BaseException:  # noqa: BLE001 - late at interpreter exit, modules may be gone
+            pass
+
+
+def _stop_every_worker() -> None:
+    """At exit: kill the idle workers (faster than multiprocessing's terminate-and-join)."""
+    for worker in list(_every_worker):
+        worker.stop()
+
+
+@dataclass
+class _Done:
+    pass
+
+
+@dataclass
+class _Failed:
+    error: BaseException
+
+
+def _serve(connection) -> None:
+    """The worker: run each request, streaming its events, until the parent goes away."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it kills us
+    _workers.inside = True
+    _workers.worker = None
+    for other in list(_every_worker):  # the parent's ends of other workers' pipes, copied by the fork:
+        other.stop()                   # closed (not killed: not ours), so that those workers see EOF
+    _cap_memory()
+    while True:
+        try:
+            function, args = connection.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            function(lambda event: _send(connection, event), *args)
+            connection.send(_Done())
+        except OutOfTime:
+            connection.send(_Done())  # a limit the function did not catch: what it emitted stands
+        except Exception as exc:  # noqa: BLE001 - raised again in the parent, as it would be without a worker
+            connection.send(_Failed(_picklable_error(exc)))
+
+
+def _send(connection, event) -> None:
+    """Send an event; one that cannot be pickled (a notation holding a cell file's own function
+    classes) as its `without_unpicklable()` (pickling fails before anything is written)."""
+    try:
+        connection.send(event)
+    except Exception:  # noqa: BLE001 - PicklingError, or the AttributeError / TypeError pickle raises for some objects
+        if not hasattr(event, "without_unpicklable"):
+            raise
+        connection.send(event.without_unpicklable())
+
+
+def _picklable_error(exc: Exception) -> BaseException:
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:  # noqa: BLE001
+        return RuntimeError("%s: %s" % (type(exc).__name__, exc))
+
+
+def _cap_memory() -> None:
+    """Cap the address space so that resident memory stays under MAX_MEMORY_BYTES (the worker
+    may grow by at least MIN_MEMORY_GROWTH when its parent already holds more)."""
+    try:
+        import resource
+
+        with open("/proc/self/status", encoding="ascii") as lines:
+            status = dict(line.split(":", 1) for line in lines if ":" in line)
+        size = int(status["VmSize"].split()[0]) * 1024
+        resident = int(status["VmRSS"].split()[0]) * 1024
+        growth = max(MAX_MEMORY_BYTES - resident, MIN_MEMORY_GROWTH)
+        resource.setrlimit(resource.RLIMIT_AS, (size + growth, resource.RLIM_INFINITY))
+    except (OSError, ValueError, KeyError, ImportError):
+        pass  # no /proc or no RLIMIT_AS: the time limits still hold
