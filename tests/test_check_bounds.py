@@ -14,6 +14,7 @@ import sys
 import textwrap
 import threading
 import time
+import types
 
 import pytest
 
@@ -244,6 +245,16 @@ def test_the_worker_cannot_take_more_than_the_memory_limit():
         bounds.run(_allocates, (2 * bounds.MAX_MEMORY_BYTES,), events.append, 60)
     assert bounds.run(_allocates, (10_000_000,), events.append, 60) is None  # a new worker does the next one
     assert events[-1] == 10_000_000
+
+
+@pytest.mark.skipif(not bounds.USE_WORKER, reason="the worker process needs Linux")
+def test_a_worker_forked_before_what_it_is_asked_to_run_is_replaced(monkeypatch):
+    bounds.run(_allocates, (1000,), [].append, 60)  # this thread's worker exists
+    late = types.ModuleType("lstmgen_test_late_module")
+    exec("def late(emit):\n    emit('late')\n", late.__dict__)
+    monkeypatch.setitem(sys.modules, late.__name__, late)
+    events = []
+    assert bounds.run(late.late, (), events.append, 60) is None and events == ["late"]
 
 
 def test_checking_a_memory_hungry_document_stays_under_1_gb(tmp_path):

@@ -25,9 +25,12 @@ Two layers, because neither alone holds:
   worker.  The worker's address space is capped (RLIMIT_AS), so an expression that grows past
   `MAX_MEMORY_BYTES` fails with a MemoryError in the worker instead of taking the machine.
 
-Measured (2 cores): the fork of a warm worker takes ~10 ms; a killed phase costs one fork and
-the document's extraction again.  Elsewhere than Linux (no safe fork) only the cooperative layer
-runs, in the calling process.
+Measured (2 shared cores): forking a worker and its first round trip take 30-45 ms, a warm
+worker's round trip 0.3 ms, and the corpus documents check as fast through it as in-process
+(~145 ms each).  A thread's first check warms its new worker's caches (~0.3 s, like a process's
+first check).  A killed phase costs one fork: the next worker is handed the document's equations
+and notation and starts after the lost phase.  Elsewhere than Linux (no safe fork) only the
+cooperative layer runs, in the calling process.
 """
 from __future__ import annotations
 
@@ -147,12 +150,17 @@ def run(function, args: tuple, emit, seconds: float) -> Lost | None:
     if not USE_WORKER or getattr(_workers, "inside", False):
         function(emit, *args)
         return None
-    worker = _worker()
-    try:
-        return worker.run(function, args, emit, seconds)
-    except BaseException:
-        _discard(worker)  # killed, died or interrupted: its state is unknown
-        raise
+    for attempt in range(2):
+        worker = _worker()
+        try:
+            return worker.run(function, args, emit, seconds)
+        except _StaleWorker:
+            _discard(worker)  # a fresh fork knows what the request names
+            if attempt:
+                raise RuntimeError("the checker's worker cannot run %s" % function.__name__) from None
+        except BaseException:
+            _discard(worker)  # killed, died or interrupted: its state is unknown
+            raise
 
 
 def _worker() -> "_Worker":
@@ -171,6 +179,10 @@ def _discard(worker: "_Worker") -> None:
 class _Lose(Exception):
     def __init__(self, lost: Lost):
         self.lost = lost
+
+
+class _StaleWorker(Exception):
+    pass
 
 
 class _Worker:
@@ -200,6 +212,8 @@ class _Worker:
                     return None
                 if isinstance(event, _Failed):
                     raise event.error
+                if isinstance(event, _Stale):
+                    raise _StaleWorker()
                 if isinstance(event, Phase):
                     phase, phase_end = event.key, time.monotonic() + event.seconds
                 emit(event)
@@ -253,6 +267,11 @@ class _Failed:
     error: BaseException
 
 
+@dataclass
+class _Stale:
+    """The worker cannot read the request: it was forked before what the request names existed."""
+
+
 def _serve(connection) -> None:
     """The worker: run each request, streaming its events, until the parent goes away."""
     import signal
@@ -263,18 +282,31 @@ def _serve(connection) -> None:
     for other in list(_every_worker):  # the parent's ends of other workers' pipes, copied by the fork:
         other.stop()                   # closed (not killed: not ours), so that those workers see EOF
     _cap_memory()
-    while True:
-        try:
-            function, args = connection.recv()
-        except (EOFError, OSError):
-            return
-        try:
-            function(lambda event: _send(connection, event), *args)
-            connection.send(_Done())
-        except OutOfTime:
-            connection.send(_Done())  # a limit the function did not catch: what it emitted stands
-        except Exception as exc:  # noqa: BLE001 - raised again in the parent, as it would be without a worker
-            connection.send(_Failed(_picklable_error(exc)))
+    try:
+        while _answer(connection):
+            pass
+    except (OSError, EOFError):
+        pass  # the parent went away, or killed this worker's phase and closed the pipe
+
+
+def _answer(connection) -> bool:
+    """Run one request; False when there will be no more."""
+    try:
+        function, args = connection.recv()
+    except (EOFError, OSError):
+        return False
+    except Exception:  # noqa: BLE001 - a function defined after this worker was forked, say
+        connection.send(_Stale())
+        return False
+    try:
+        function(lambda event: _send(connection, event), *args)
+        answer = _Done()
+    except OutOfTime:
+        answer = _Done()  # a limit the function did not catch: what it emitted stands
+    except Exception as exc:  # noqa: BLE001 - raised again in the parent, as it would be without a worker
+        answer = _Failed(_picklable_error(exc))
+    connection.send(answer)
+    return True
 
 
 def _send(connection, event) -> None:
