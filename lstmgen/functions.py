@@ -32,8 +32,10 @@ BUILTIN = {
 class UserFunction(sympy.Function):
     """An elementwise function a cell file defines by a formula in one variable.
 
-    Subclasses carry `formula` (a Lambda); SymPy differentiates the formula, and the printers
-    show the function by name.
+    Subclasses carry `formula` (a Lambda in the variable `VARIABLE`); SymPy differentiates the
+    formula.  A function's identity is its class, never its name: every printer reaches it through
+    the printing hooks below, so a cell-file function called ``Abs``, ``Add`` or ``Symbol`` is
+    printed as the cell file's function, not as SymPy's class of that name.
     """
 
     nargs = 1
@@ -47,12 +49,36 @@ class UserFunction(sympy.Function):
     def expand_formula(cls, arg):
         return cls.formula(arg)
 
+    @property
+    def label(self) -> str:
+        """The name the cell file gives the function."""
+        return type(self).__name__
+
+    # SymPy's printers call an expression's own hook (Printer.printmethod) before they look for a
+    # _print_<class name> method: these hooks keep the name from choosing the printer method.
+    def _numpycode(self, printer, **kwargs):
+        return printer._print_UserFunction(self)
+
+    def _lstmgen_latex(self, printer, **kwargs):
+        return printer._print_UserFunction(self)
+
+    def _sympystr(self, printer, **kwargs):
+        return "%s(%s)" % (self.label, ", ".join(printer._print(arg) for arg in self.args))
+
+    _sympyrepr = _sympystr
+
+    def _latex(self, printer, **kwargs):
+        return r"\operatorname{%s}\left(%s\right)" % (self.label, printer._print(self.args[0]))
+
+
+VARIABLE = sympy.Symbol("z", real=True)  # every formula's variable, whatever the cell file calls it
+
 
 def define(name: str, variable: sympy.Symbol, body: sympy.Expr) -> type:
-    """A new UserFunction class `name` with formula `variable -> body`."""
-    return type(name, (UserFunction,), {"formula": sympy.Lambda(variable, body), "__module__": __name__})
+    """A new UserFunction class labelled `name` with formula `variable -> body` (stored in `VARIABLE`)."""
+    formula = sympy.Lambda(VARIABLE, body.xreplace({variable: VARIABLE}) if variable != VARIABLE else body)
+    return type(name, (UserFunction,), {"formula": formula, "__module__": __name__})
 
 
-_z = sympy.Symbol("z", real=True)
-relu = define("relu", _z, sympy.Max(0, _z))
-softsign = define("softsign", _z, _z / (1 + sympy.Abs(_z)))
+relu = define("relu", VARIABLE, sympy.Max(0, VARIABLE))
+softsign = define("softsign", VARIABLE, VARIABLE / (1 + sympy.Abs(VARIABLE)))
