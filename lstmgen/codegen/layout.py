@@ -280,11 +280,13 @@ class CellLayout:
 
     def _name_gates(self):
         """df for gate f; da for the one gate of a single product, and da_h for a state's own
-        pre-activation (dh is dL/dh, which the sequence functions take as an argument)."""
+        pre-activation (dh is dL/dh, which the sequence functions take as an argument), likewise da_q
+        for a gate that a matrix multiplies (dq is its gradient through the matrix)."""
+        multiplied = {symbols.read(g.vector).name for g in self.groups if g.kind == "matrix"}
         for gate in self.gates.values():
             if self.fast and len(self.gates) == 1:
                 name = "da"
-            elif gate.name in self.cell.states:
+            elif gate.name in self.cell.states or gate.name in multiplied:
                 name = "da_" + gate.py
             else:
                 name = identifier("d" + gate.py)
