@@ -630,6 +630,8 @@ def _latex_problem(form: str) -> str:
     """Why a `latex` form cannot be typeset as inert text ('' when it can): see LATEX_COMMANDS."""
     if len(form) > MAX_LATEX:
         return "is longer than %d characters" % MAX_LATEX
+    if "^^" in form:  # TeX reads ^^5c as a backslash
+        return "uses ^^, which TeX reads as a character code"
     position = 0
     while position < len(form):
         match = _LATEX_TOKEN.match(form, position)

@@ -168,7 +168,7 @@ class CellLayout:
                     if not mark and base.endswith("_" + marker):
                         base = base[: -len(marker) - 1]
                         break
-                key = base.replace("_", "")
+                key = identifier(base.replace("_", ""))  # a Python name (lambda_ for a bias lambda)
                 group = elementwise.setdefault(key, Group(key, kind, {}))
                 if group.kind != kind:
                     self.fail(f"{name} is a {kind} but other parameters named {key} are not")

@@ -129,7 +129,7 @@ def _check_clashes(program: Program, names: dict[str, str], extra_names) -> None
         m.fail("two quantities would share the Python name {}".format(", ".join(clashes)))
     helpers = set(user_functions(m.cell))
     output = m.py[m.cell.output]
-    sequence = {output + "0", "d" + output + "0", "d" + output}  # the sequence functions' h0, dh0 and dh
+    sequence = {output, output + "0", "d" + output + "0", "d" + output}  # the sequence functions' h, h0, dh0, dh
     functions = {m.prefix + "_" + f for f in ("step_forward", "step_backward", "forward", "backward")}
     module_names = TEMPLATE_NAMES | set(extra_names) | {output + "0"} | functions
     every = set(owners) | helpers | sequence
