@@ -524,16 +524,18 @@ class _Builder:
         out = []
         for eq in equations:
             rhs, extra = eq.rhs, []
-            for node in sorted(rhs.atoms(sympy.Function), key=sympy.default_sort_key):
-                if isinstance(node, Dot) or len(node.args) != 1 or not node.args[0].has(Dot):
-                    continue
-                z = sympy.Dummy("z", real=True)
-                expressible = sympy.diff(node.func(z), z).has(node.func(z))
-                if node == rhs and expressible:
-                    continue
+            while True:  # innermost first, on the equation as it is now (relu(W x) + W x inside softsign)
+                candidates = [node for node in sorted(rhs.atoms(sympy.Function), key=sympy.default_sort_key)
+                              if _needs_a_name(node, rhs)]
+                inner = [n for n in candidates if not any(c != n and n.args[0].has(c) for c in candidates)]
+                if not inner:
+                    break
+                node = inner[0]
                 name = "a^%s" % eq.target + ("" if not extra else str(len(extra) + 1))
-                self.latex.setdefault(name, "a^{%s}" % self.latex.get(eq.target, eq.target)
-                                      if len(extra) == 0 else "a^{%s,%d}" % (eq.target, len(extra) + 1))
+                form = "a^{%s}" % self.latex.get(eq.target, eq.target)
+                if not _ONE_SYMBOL.match(form):  # a^{\tilde{c}} does not read as one symbol; a^{g} does
+                    form = "a^{%s}" % eq.target
+                self.latex.setdefault(name, form if len(extra) == 0 else "a^{%s,%d}" % (eq.target, len(extra) + 1))
                 extra.append(Equation(name, node.args[0], eq.line))
                 rhs = rhs.xreplace({node.args[0]: symbols.vector(name)})
             out.extend(extra)
@@ -604,6 +606,16 @@ class _Builder:
                     raise CellError("%s:%d: %s is used both as a matrix and elementwise" % (self.source, eq.line, sym))
                 add(sym.name, "diagonal" if _is_scaling(eq.rhs, sym) else "bias")
         return out
+
+
+def _needs_a_name(node, rhs) -> bool:
+    """A function of a product W v whose derivative cannot be written with its output (unless it is
+    the whole equation q = f(P) of a function such as the sigmoid, whose derivative uses q)."""
+    if isinstance(node, Dot) or len(node.args) != 1 or not node.args[0].has(Dot):
+        return False
+    z = sympy.Dummy("z", real=True)
+    expressible = sympy.diff(node.func(z), z).has(node.func(z))
+    return not (node == rhs and expressible)
 
 
 def _tree_kind(node) -> str | None:

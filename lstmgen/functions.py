@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sympy
+from sympy.printing.precedence import PRECEDENCE
 
 
 class sigmoid(sympy.Function):  # noqa: N801 - named as it is printed
@@ -40,6 +41,7 @@ class UserFunction(sympy.Function):
 
     nargs = 1
     formula: sympy.Lambda
+    precedence = PRECEDENCE["Func"]  # else SymPy's precedence() looks the class name up (Float: a number)
 
     def fdiff(self, argindex=1):
         variable = self.formula.variables[0]

@@ -172,3 +172,8 @@ def run_all(module, cell: str, step, sequence, rng):
     h, cache = forward(*sequence)
     grads = backward(rng.randn(*h.shape).astype(h.dtype), cache)
     return [*states, *step_grads, h, *grads]
+
+
+def pytest_configure(config):
+    """The `slow` marker: long fuzz runs, skipped unless LSTMGEN_SLOW=1 (CI runs them with a time budget)."""
+    config.addinivalue_line("markers", "slow: a long run (LSTMGEN_SLOW=1 to run it; CI does, within a time budget)")

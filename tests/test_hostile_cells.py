@@ -117,24 +117,31 @@ CLASS_NAMES = ["Abs", "Max", "Min", "sign", "Heaviside", "Add", "Mul", "Pow", "I
                "Symbol", "Dummy", "Function", "Derivative", "Lambda", "Tuple", "Piecewise", "Sum", "Matrix",
                "Expr", "Basic", "Number", "Half", "Zero", "NaN", "Infinity", "Dot", "TDot", "Outer", "Transpose",
                "MatMul", "Stack", "Split", "Copy", "BatchSum", "ZerosLike", "WeightGradient", "SumOverTime",
-               "UserFunction", "Blocks", "RowBlocks", "Slice"]
+               "UserFunction", "Blocks", "RowBlocks", "Slice", "Not", "Mod", "Relational", "Equality",
+               "UnevaluatedExpr", "NegativeInfinity", "Indexed"]
+
+
+def swish(z):
+    return z / (1 + np.exp(-z))
 
 
 def swish_rnn(x, prev_h, Wx, Wh, b):
-    """The cells below in NumPy: h = a * sigmoid(a), a = x Wx + h_{t-1} Wh + b."""
-    a = x @ Wx + prev_h @ Wh + b
-    return a / (1 + np.exp(-a))
+    """The cells of RNN_WITH in NumPy: h = a * sigmoid(a), a = x Wx + h_{t-1} Wh + b."""
+    return swish(x @ Wx + prev_h @ Wh + b)
 
 
 @pytest.mark.parametrize("name", CLASS_NAMES)
 def test_a_function_named_after_a_class_is_the_cell_files_function(tmp_path, name):
-    cell = write_cell(tmp_path, RNN_WITH.format(lines="function %s(z) = z * sigmoid(z)\n" % name, function=name))
+    """Applied alone, as a factor and as the base of a power (where SymPy once looked its name up)."""
+    text = ("input x\nstate h output\nfunction %s(z) = z * sigmoid(z)\n"
+            "h = %s(W @ x + U @ h[t-1] + b) * 2 + %s(h[t-1]) ** 2 * %s(2 * h[t-1])\n") % ((name,) * 4)
+    cell = write_cell(tmp_path, text)
     module, context = assert_module_is_right(cell)
-    rng = np.random.RandomState(3)
-    args = random_arguments(context["step_args"], rng)
-    next_h, _ = module.hostile_step_forward(*args)
-    np.testing.assert_allclose(next_h, swish_rnn(*args), rtol=1e-12, atol=1e-12)
+    x, prev_h, Wx, Wh, b = args = random_arguments(context["step_args"], np.random.RandomState(3))
+    expected = swish(x @ Wx + prev_h @ Wh + b) * 2 + swish(prev_h) ** 2 * swish(2 * prev_h)
+    np.testing.assert_allclose(module.hostile_step_forward(*args)[0], expected, rtol=1e-12, atol=1e-12)
     assert r"\operatorname{%s}" % name in render.render_document(cell, "tex")
+    assert r"\operatorname{%s}" % name in render.render_document(cell, "md")
 
 
 @pytest.mark.parametrize("name", ["list", "str", "dict", "int", "set", "range", "len", "reversed", "zip", "print",

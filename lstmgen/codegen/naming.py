@@ -138,7 +138,8 @@ def _check_clashes(program: Program, names: dict[str, str], extra_names) -> None
         raise CellError("cell {}: the Python name {} is a Python keyword or built-in name (or no identifier), which "
                         "generated code cannot use: rename it in the cell file".format(m.cell.name, ", ".join(unusable)))
     derived = {name + suffix for name in every for suffix in SEQUENCE_SUFFIXES}
-    taken = sorted(((set(owners) | helpers) & module_names) | (set(owners) & helpers) | (every & derived))
+    taken = sorted(((set(owners) | helpers) & module_names) | ((set(owners) | sequence) & helpers)
+                   | (every & derived))
     if taken:
         m.fail("the Python name {} is already used by the generated code (array sizes, loop "
                "variables, helpers, buffers): rename it in the cell file".format(", ".join(taken)))

@@ -131,19 +131,23 @@ class _Builder:
 
     # ---- named pieces of the pre-activations -----------------------------------------------
     def fast_piece(self, gate: Gate) -> sympy.Symbol:
-        """A gate's block of a: a_f; the quantity itself when its equation is q = P."""
-        if gate.is_pre:
+        """A gate's block of a: a_f; the quantity itself when its equation is q = P and P is all block
+        (not when P adds more, as in q = W x + h[t-1]: the block is then only a part of q)."""
+        if gate.is_pre and set(flat_sum(gate.pre)) == set(self._block_members(gate)):
             return symbols.vector(gate.name)
         return piece_tag("a" if len(self.m.gates) == 1 else "a_" + gate.py)
+
+    def _block_members(self, gate: Gate) -> list:
+        """What the one product a = x @ Wx + ... + b contributes to the gate's pre-activation."""
+        m = self.m
+        return [m.member_expr(g, gate.name) for g in m.groups if g.kind != "diagonal" and gate.name in g.members]
 
     def _pieces(self):
         """(members, symbol, gate, group): the sums of one gate's pre-activation that get a name."""
         m, out = self.m, []
         if m.fast:
             for gate in m.gates.values():
-                members = frozenset(m.member_expr(g, gate.name) for g in m.groups
-                                    if g.kind != "diagonal" and gate.name in g.members)
-                out.append((members, self.fast_piece(gate), gate.name, None))
+                out.append((frozenset(self._block_members(gate)), self.fast_piece(gate), gate.name, None))
             return out
         for group in m.groups:
             if group.kind != "matrix":
