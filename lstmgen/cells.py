@@ -202,6 +202,9 @@ def parse(text: str, source: str = "<cell>", default_name: str = "cell") -> Cell
         return _Builder(source, default_name).build(tree)
     except RecursionError:  # e.g. 20 000 unary minus signs: the tree is deeper than Python's stack
         raise CellError("%s: an expression is nested too deeply" % source) from None
+    except (ValueError, TypeError, ArithmeticError) as exc:  # SymPy refusing to form an expression
+        raise CellError("%s: SymPy cannot form an expression of this file (%s)"
+                        % (source, str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__)) from None
 
 
 def from_equations(equations: list, *, name: str, title: str, input: str, states: list[str], output: str,
@@ -290,6 +293,13 @@ class _Builder:
             raise CellError("%s: %d equations (with the named pre-activations); a cell may have at most %d"
                             % (self.source, len(equations), MAX_EQUATIONS))
         equations = self._topological(equations)
+        varying = {self.input, *self.states}
+        for eq in equations:  # what depends on no vector is one value for every sample: a parameter
+            if not any(ref.name in varying for ref in map(symbols.read, eq.rhs.free_symbols) if ref):
+                raise CellError("%s:%d: %s depends on neither the input nor a state; a constant or a function of "
+                                "parameters is no quantity of a step: write it where it is used"
+                                % (self.source, eq.line, eq.target))
+            varying.add(eq.target)
         used = {(ref.name, ref.time) for eq in equations for ref in map(symbols.read, eq.rhs.free_symbols) if ref}
         if (self.input, "t") not in used:  # else it has no gradient dL/dx_t
             self.fail(tree, "the input %s is never used" % self.input)

@@ -10,6 +10,12 @@ class sigmoid(sympy.Function):  # noqa: N801 - named as it is printed
 
     nargs = 1
 
+    @classmethod
+    def eval(cls, z):
+        if z.is_Number:  # a constant: its value, so that no helper is called on a plain number
+            return 1 / (1 + sympy.exp(-z))
+        return None
+
     def fdiff(self, argindex=1):
         return sigmoid(self.args[0]) * (1 - sigmoid(self.args[0]))
 
@@ -42,6 +48,12 @@ class UserFunction(sympy.Function):
     nargs = 1
     formula: sympy.Lambda
     precedence = PRECEDENCE["Func"]  # else SymPy's precedence() looks the class name up (Float: a number)
+
+    @classmethod
+    def eval(cls, z):
+        if z.is_Number:  # relu(2) is 2: SymPy can compare it (max(relu(2), x)) and no helper gets a number
+            return cls.formula(z)
+        return None
 
     def fdiff(self, argindex=1):
         variable = self.formula.variables[0]

@@ -146,7 +146,8 @@ def cell_files(draw) -> str:
 
 # ----------------------------------------------------------------------------- the property
 def _known_commands() -> set[str]:
-    known = set(cells.LATEX_COMMANDS) | {"textbackslash", "textless", "textgreater", "textbar", "operatorname"}
+    known = set(cells.LATEX_COMMANDS) | {"textbackslash", "textless", "textgreater", "textbar", "textasciitilde",
+                                         "textasciicircum", "operatorname"}
     known |= {"max", "min", "log", "exp", "sqrt", "left", "right"}  # the printer's forms of a cell's functions
     for path in (ROOT / "generated").glob("*_derivation.tex"):
         known |= set(re.findall(r"\\([A-Za-z]+)", path.read_text(encoding="utf-8")))

@@ -203,6 +203,49 @@ def test_names_that_are_python_words_are_mangled_or_refused(tmp_path, case, layo
         assert_refused(lambda: render.render_module(cell, layout), refusal)
 
 
+# ----------------------------------------------------------------------------- unusual structure
+# Cells the fuzzer found wrong or refused by mistake, one per class.
+STRUCTURES = {
+    # per-gate: r's gradient through two matrices was assigned twice, the first lost
+    "intermediate-times-two-matrices": "input x\nstate h output\nf = sigmoid(W_x^f @ x + W_h^f @ h[t-1])\n"
+                                       "r = f * h[t-1]\nn = tanh(W_x^n @ x + W_r^n @ r)\nm = tanh(W_x^m @ x + W_r^m @ r)\n"
+                                       "h = n * m + h[t-1]\n",
+    # q = P with more than its block of the product: the block and q shared one name, the sequence
+    # functions cached the block
+    "pre-activation-beyond-its-block": "input x\nstate h output\nstate c\nh = softsign(c[t-1] + W_1 @ x + h[t-1])\n"
+                                       "c = softsign(x + W_2 @ x + c[t-1])\n",
+    # a function of a product inside another: the outer pre-activation was named from the old form
+    "nested-functions-of-products": "input x\nstate h output\nh = softsign(relu(W @ x) + U @ h[t-1])\n",
+    "one-product-in-two-functions": "input x\nstate h output\nh = tanh(relu(W @ x) + softsign(W @ x) + U @ h[t-1])\n",
+    # a gate that a matrix multiplies: its delta and its gradient through the matrix shared a name
+    "gate-times-a-matrix": "input x\nstate h output\ng = sigmoid(W @ x + U @ h[t-1])\nh = tanh(V @ g) + h[t-1]\n",
+    # x - x cancels in SymPy's form but is printed as written: x must have the state's width
+    "input-that-cancels": "input x\nstate h output\nstate c\nh = softsign(p + W_1 @ x + h[t-1])\n"
+                          "c = sigmoid(x - x + W_2 @ x + c[t-1])\n",
+    # functions of constants: max(relu(2), b) could not be formed, sigmoid(1) called the array helper
+    "functions-of-constants": "input x\nstate h output\nfunction f(z) = z * 2\n"
+                              "h = tanh(W @ x + U @ h[t-1] + max(relu(2), b) + sigmoid(1) * f(3) + softsign(-1))\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(STRUCTURES))
+@pytest.mark.parametrize("layout", ["cs231n", "per-gate"])
+def test_unusual_structures_give_right_code(tmp_path, case, layout):
+    assert_module_is_right(write_cell(tmp_path, STRUCTURES[case]), layout)
+
+
+@pytest.mark.parametrize("line", ["q = p_1", "q = 0.5", "q = tanh(b) * 2"])
+def test_an_intermediate_that_depends_on_no_vector_is_refused(tmp_path, line):
+    """One value for all samples and steps: the generated code gave it the shape of a parameter."""
+    text = "input x\nstate h output\n%s\nh = tanh(W @ x + U @ h[t-1] + V @ q)\n" % line
+    assert_refused(lambda: cells.load(write_cell(tmp_path, text)), ":3: q depends on neither the input nor a state")
+
+
+def test_a_function_named_like_the_output_state_is_refused(tmp_path):
+    cell = write_cell(tmp_path, RNN_WITH.format(lines="function h(z) = z * 2\n", function="h"))
+    assert_refused(lambda: render.render_module(cell), "Python name h")
+
+
 # ----------------------------------------------------------------------------- strings are escaped
 TITLES = ["a \\N b", "\\x41 and \\u1234", "back\\slash\\", "50% & $x$ #1 _a_ ^b ~c {d}", "<script>alert(1)</script>",
           "*bold* [link](http://x) `code` | pipe", "\\input{/etc/passwd}", "\\write18{ls}", "spaces  and · ünïcode"]
