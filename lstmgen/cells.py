@@ -21,10 +21,29 @@ from .ir import Dot
 
 CELL_DIR = Path(__file__).parent / "cell_files"
 GRAMMAR = Path(__file__).parent / "grammars" / "cell.lark"
+# Bounds on a cell file (the README's "Cell-file limits"): each is checked as the file is read, and
+# past it the file is refused with a one-line CellError.  Together they keep any file under the size
+# limit within seconds of derivation and generation.
 MAX_CELL_FILE_BYTES = 64_000
+MAX_EQUATIONS = 64         # equations of a cell (with the pre-activations that get a name)
+MAX_FUNCTIONS = 16         # `function` lines
+MAX_EXPRESSION_SIZE = 400  # operations in one equation, a cell file's function counted as its formula
+MAX_DEPTH = 12             # nesting of one equation's operations, likewise
+MAX_EXPONENT = 64          # a larger constant power (2 ** 10**100) would make SymPy compute a huge integer
+MAX_CONSTANT = 1e15        # |constant|, as written and once SymPy folds the constants of an equation
+MAX_TITLE = 200            # characters of a title
+MAX_LATEX = 80             # characters of a `latex` form
 # names the documents and the checker already give a meaning
 RESERVED = {"L": "the loss", "ell": "the loss term of one step"}
-MAX_EXPONENT = 64  # a larger constant power (2 ** 10**100) would make SymPy compute a huge integer
+# What a `latex` line may contain: letters, digits, scripts, braces, primes and commas, and these
+# commands (Greek letters, accents, math fonts), nothing that TeX would do rather than typeset.
+_GREEK = ("alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi pi "
+          "varpi rho varrho sigma varsigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Pi "
+          "Sigma Upsilon Phi Psi Omega")
+LATEX_COMMANDS = frozenset((_GREEK + " tilde hat bar vec dot ddot breve check acute grave widetilde widehat "
+                            "overline underline mathrm mathbf mathit mathsf mathtt mathcal boldsymbol ell imath "
+                            "jmath prime ast star circ dagger").split())
+_LATEX_TOKEN = re.compile(r"\\([A-Za-z]+)|[A-Za-z0-9_^{}', ]")
 
 
 @dataclass(frozen=True)
@@ -151,7 +170,7 @@ def _load_file(path: str, mtime_ns: int, size: int) -> Cell:
     if len(raw) > MAX_CELL_FILE_BYTES:
         raise CellError("cell file %s: larger than %d bytes" % (path, MAX_CELL_FILE_BYTES))
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a byte-order mark is accepted, as documents accept one
     except UnicodeDecodeError:
         raise CellError("cell file %s: not UTF-8 text" % path) from None
     return parse(text, source=path, default_name=Path(path).stem)
@@ -169,9 +188,11 @@ def _parser() -> lark.Lark:
 
 
 def parse(text: str, source: str = "<cell>", default_name: str = "cell") -> Cell:
-    """Parse cell-file text; raise CellError naming line and column on any problem."""
+    """Parse cell-file text; raise CellError naming line and column on any problem.  Lines may end
+    in \\n, \\r\\n or \\r alone; a leading byte-order mark is ignored."""
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     try:
-        tree = _parser().parse(text.replace("\r\n", "\n") + "\n")
+        tree = _parser().parse(text + "\n")
     except lark.exceptions.UnexpectedInput as exc:
         found = getattr(exc, "token", None) or getattr(exc, "char", None)
         expected = sorted(getattr(exc, "expected", None) or getattr(exc, "allowed", None) or [])
@@ -181,6 +202,9 @@ def parse(text: str, source: str = "<cell>", default_name: str = "cell") -> Cell
         return _Builder(source, default_name).build(tree)
     except RecursionError:  # e.g. 20 000 unary minus signs: the tree is deeper than Python's stack
         raise CellError("%s: an expression is nested too deeply" % source) from None
+    except (ValueError, TypeError, ArithmeticError) as exc:  # SymPy refusing to form an expression
+        raise CellError("%s: SymPy cannot form an expression of this file (%s)"
+                        % (source, str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__)) from None
 
 
 def from_equations(equations: list, *, name: str, title: str, input: str, states: list[str], output: str,
@@ -218,6 +242,7 @@ class _Builder:
         self.layout_orders: dict[str, list[str]] = {}
         self.latex: dict[str, str] = {}
         self.functions = dict(BUILTIN)
+        self.sizes: dict[str, tuple] = {}  # a cell file's function -> (operations, depth) of its formula, calls expanded
         self.raw_equations: list[tuple[str, lark.Tree, int]] = []
 
     def fail(self, node, message: str):
@@ -231,8 +256,9 @@ class _Builder:
     def build(self, tree: lark.Tree) -> Cell:
         for stmt in tree.children:
             getattr(self, "_" + stmt.data)(stmt)
-        if not self.name[:1].isalpha():  # a file name such as 1x.cell: generated code names functions after it
-            self.fail(tree, "the cell name %r does not start with a letter; add a line `cell NAME`" % self.name[:40])
+        if not _CELL_NAME.match(self.name):  # a file name such as 1x.cell: generated code and files are named after it
+            self.fail(tree, "the cell name %r is not a letter followed by letters, digits and _; add a line `cell NAME`"
+                      % self.name[:40])
         if self.input is None:
             self.fail(tree, "no `input` line: name the input vector, e.g. `input x`")
         if not self.states:
@@ -257,7 +283,23 @@ class _Builder:
                                 % (self.source, eq.line, eq.target))
             if eq.rhs.has(sympy.I):  # (0 - 1) ** 0.5: the generated code would print SymPy's I
                 raise CellError("%s:%d: the equation of %s is not real" % (self.source, eq.line, eq.target))
-        equations = self._topological(self._name_preactivations(equations))
+            for number in eq.rhs.atoms(sympy.Number) | eq.written.atoms(sympy.Number):
+                problem = _constant_problem(number)
+                if problem:
+                    raise CellError("%s:%d: the equation of %s has the constant %s, %s"
+                                    % (self.source, eq.line, eq.target, sympy.sstr(number)[:24], problem))
+        equations = self._name_preactivations(equations)
+        if len(equations) > MAX_EQUATIONS:
+            raise CellError("%s: %d equations (with the named pre-activations); a cell may have at most %d"
+                            % (self.source, len(equations), MAX_EQUATIONS))
+        equations = self._topological(equations)
+        varying = {self.input, *self.states}
+        for eq in equations:  # what depends on no vector is one value for every sample: a parameter
+            if not any(ref.name in varying for ref in map(symbols.read, eq.rhs.free_symbols) if ref):
+                raise CellError("%s:%d: %s depends on neither the input nor a state; a constant or a function of "
+                                "parameters is no quantity of a step: write it where it is used"
+                                % (self.source, eq.line, eq.target))
+            varying.add(eq.target)
         used = {(ref.name, ref.time) for eq in equations for ref in map(symbols.read, eq.rhs.free_symbols) if ref}
         if (self.input, "t") not in used:  # else it has no gradient dL/dx_t
             self.fail(tree, "the input %s is never used" % self.input)
@@ -288,7 +330,13 @@ class _Builder:
         self.name = str(stmt.children[0])
 
     def _title(self, stmt):
-        self.title = str(stmt.children[0])[1:-1]
+        title = str(stmt.children[0])[1:-1]
+        if len(title) > MAX_TITLE:
+            self.fail(stmt.children[0], "the title is longer than %d characters" % MAX_TITLE)
+        bad = next((ch for ch in title if not ch.isprintable()), None)
+        if bad is not None:
+            self.fail(stmt.children[0], "the title contains the control character %r" % bad)
+        self.title = title
 
     def _input_decl(self, stmt):
         if self.input is not None:
@@ -320,6 +368,9 @@ class _Builder:
 
     def _latex_decl(self, stmt):
         form = str(stmt.children[1])[1:-1]
+        problem = _latex_problem(form)
+        if problem:
+            self.fail(stmt.children[1], "the LaTeX form %s %s" % (str(stmt.children[1])[:40], problem))
         depth = 0
         for ch in form.replace(r"\{", "").replace(r"\}", ""):  # every document prints it: it must nest
             depth += {"{": 1, "}": -1}.get(ch, 0)
@@ -331,14 +382,28 @@ class _Builder:
 
     def _function_def(self, stmt):
         fname, var, body = str(stmt.children[0]), str(stmt.children[1]), stmt.children[2]
-        z = sympy.Symbol(var, real=True)
-        expr = self._expr(body, {var}, local={var: z})
         if fname in BUILTIN:
             self.fail(stmt.children[0], "%s is a built-in function; choose another name" % fname)
+        if fname in self.functions:
+            self.fail(stmt.children[0], "the function %s is defined twice" % fname)
+        if not fname.isidentifier():  # generated code defines a helper of this name
+            self.fail(stmt.children[0], "the function name %s may use letters, digits and _ only" % fname)
+        if len(self.sizes) >= MAX_FUNCTIONS:
+            self.fail(stmt.children[0], "more than %d functions" % MAX_FUNCTIONS)
+        z = sympy.Symbol(var, real=True)
+        expr, size = self._expr(body, {var}, local={var: z}, sized=True)
+        for number in _canonical(expr).atoms(sympy.Number) | expr.atoms(sympy.Number):
+            problem = _constant_problem(number)
+            if problem:
+                self.fail(stmt.children[0], "the function %s has the constant %s, %s"
+                          % (fname, sympy.sstr(number)[:24], problem))
         self.functions[fname] = (define(fname, z, _canonical(expr)), 1)
+        self.sizes[fname] = size
 
     def _equation(self, stmt):
         target = str(stmt.children[0])
+        if len(self.raw_equations) >= MAX_EQUATIONS:
+            self.fail(stmt, "more than %d equations; a cell may have at most %d" % (MAX_EQUATIONS, MAX_EQUATIONS))
         if any(target == t for t, _, _ in self.raw_equations):
             self.fail(stmt, "%s is defined twice" % target)
         if target == self.input:
@@ -346,18 +411,61 @@ class _Builder:
         self.raw_equations.append((target, stmt.children[1], stmt.meta.line))
 
     # ---- expressions ------------------------------------------------------------------
-    def _expr(self, node, known_vectors, local=None):
+    def _expr(self, node, known_vectors, local=None, sized=False):
+        """The SymPy expression of a parse tree (with `sized`, also its size and depth: operations and
+        nesting, a call of a cell file's function counted as its formula); a CellError past
+        MAX_EXPRESSION_SIZE or MAX_DEPTH."""
+        size, depth, deepest = 0, 0, 0
+
+        def grow(n, by=1, deeper=0):
+            nonlocal size, deepest
+            size += by
+            deepest = max(deepest, depth + deeper)
+            if size > MAX_EXPRESSION_SIZE:
+                self.fail(n, "the expression is larger than %d operations (a cell file's function counts as "
+                          "its formula)" % MAX_EXPRESSION_SIZE)
+            if depth + deeper > MAX_DEPTH:
+                self.fail(n, "the expression is nested more than %d deep (a cell file's function counts as "
+                          "its formula)" % MAX_DEPTH)
+
+        def chain(n, kinds):
+            """a + b - c (or a * b * c) as one flat unevaluated sum (product) in the written order: one
+            level of nesting, however long, and no recursion down the grammar's left-nested chain."""
+            links = []
+            while _tree_kind(n) in kinds:
+                links.append(n)
+                n = n.children[0]
+            grow(n, len(links) - 1)
+            operands = [walk(n)]
+            for link in reversed(links):
+                operand = walk(link.children[1])
+                operands.append(-operand if link.data == "sub" else operand)
+            return (sympy.Add if kinds[0] == "add" else sympy.Mul)(*operands, evaluate=False)
+
         def walk(n):
+            nonlocal depth
+            depth += 1
+            try:
+                return visit(n)
+            finally:
+                depth -= 1
+
+        def visit(n):
             if isinstance(n, lark.Token):
                 self.fail(n, "unexpected %r" % str(n))
             kind = n.data
+            grow(n)
             if kind == "number":
                 text = str(n.children[0])
                 if len(text) > 30:
                     self.fail(n.children[0], "number %s... is too long" % text[:12])
-                if "." in text or "e" in text.lower():
-                    return sympy.Float(text)  # prints as written: 1.702, not 851/500
-                return sympy.Integer(text)
+                number = sympy.Float(text) if "." in text or "e" in text.lower() else sympy.Integer(text)
+                problem = _constant_problem(number)  # a Float prints as written: 1.702, not 851/500
+                if problem:
+                    self.fail(n.children[0], "the constant %s is %s" % (text, problem.removeprefix("which is ")))
+                return number
+            if kind in ("add", "sub") or kind == "mul" and _tree_kind(n.children[0]) == "mul":
+                return chain(n, ("add", "sub") if kind != "mul" else ("mul",))
             if kind in ("add", "sub", "mul", "div", "pow"):
                 a, b = walk(n.children[0]), walk(n.children[1])
                 # unevaluated, so that documents and code keep the order the author wrote
@@ -373,6 +481,7 @@ class _Builder:
                     self.fail(n.children[0], "unknown function %s (known: %s)"
                               % (fname, ", ".join(sorted(self.functions))))
                 function, arity = self.functions[fname]
+                grow(n, *self.sizes.get(fname, (0, 0)))
                 if len(n.children) - 1 != arity:
                     self.fail(n.children[0], "%s takes %d argument%s, got %d"
                               % (fname, arity, "" if arity == 1 else "s", len(n.children) - 1))
@@ -407,7 +516,8 @@ class _Builder:
                 return symbols.parameter(name)
             self.fail(n, "unsupported construct %s" % kind)
 
-        return walk(node)
+        expr = walk(node)
+        return (expr, (size, deepest)) if sized else expr
 
     def _power(self, node, base, exponent):
         """base ** exponent, refusing a constant exponent so large that SymPy would hang on it."""
@@ -424,16 +534,18 @@ class _Builder:
         out = []
         for eq in equations:
             rhs, extra = eq.rhs, []
-            for node in sorted(rhs.atoms(sympy.Function), key=sympy.default_sort_key):
-                if isinstance(node, Dot) or len(node.args) != 1 or not node.args[0].has(Dot):
-                    continue
-                z = sympy.Dummy("z", real=True)
-                expressible = sympy.diff(node.func(z), z).has(node.func(z))
-                if node == rhs and expressible:
-                    continue
+            while True:  # innermost first, on the equation as it is now (relu(W x) + W x inside softsign)
+                candidates = [node for node in sorted(rhs.atoms(sympy.Function), key=sympy.default_sort_key)
+                              if _needs_a_name(node, rhs)]
+                inner = [n for n in candidates if not any(c != n and n.args[0].has(c) for c in candidates)]
+                if not inner:
+                    break
+                node = inner[0]
                 name = "a^%s" % eq.target + ("" if not extra else str(len(extra) + 1))
-                self.latex.setdefault(name, "a^{%s}" % self.latex.get(eq.target, eq.target)
-                                      if len(extra) == 0 else "a^{%s,%d}" % (eq.target, len(extra) + 1))
+                form = "a^{%s}" % self.latex.get(eq.target, eq.target)
+                if not _ONE_SYMBOL.match(form):  # a^{\tilde{c}} does not read as one symbol; a^{g} does
+                    form = "a^{%s}" % eq.target
+                self.latex.setdefault(name, form if len(extra) == 0 else "a^{%s,%d}" % (eq.target, len(extra) + 1))
                 extra.append(Equation(name, node.args[0], eq.line))
                 rhs = rhs.xreplace({node.args[0]: symbols.vector(name)})
             out.extend(extra)
@@ -504,6 +616,54 @@ class _Builder:
                     raise CellError("%s:%d: %s is used both as a matrix and elementwise" % (self.source, eq.line, sym))
                 add(sym.name, "diagonal" if _is_scaling(eq.rhs, sym) else "bias")
         return out
+
+
+def _needs_a_name(node, rhs) -> bool:
+    """A function of a product W v whose derivative cannot be written with its output (unless it is
+    the whole equation q = f(P) of a function such as the sigmoid, whose derivative uses q)."""
+    if isinstance(node, Dot) or len(node.args) != 1 or not node.args[0].has(Dot):
+        return False
+    z = sympy.Dummy("z", real=True)
+    expressible = sympy.diff(node.func(z), z).has(node.func(z))
+    return not (node == rhs and expressible)
+
+
+def _tree_kind(node) -> str | None:
+    return node.data if isinstance(node, lark.Tree) else None
+
+
+_CELL_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+
+
+def _constant_problem(number) -> str:
+    """Why a constant cannot go into generated code ('' when it can): finite, at most MAX_CONSTANT in
+    magnitude (a fraction's numerator and denominator too), and not a nonzero that float64 loses."""
+    if not number.is_finite:
+        return "which is not finite"
+    parts = [number.p, number.q] if number.is_Rational else [number]
+    if any(abs(part) > MAX_CONSTANT for part in parts):
+        return "which is larger than %g" % MAX_CONSTANT
+    if number != 0 and float(number) == 0:
+        return "which is too small for float64"
+    return ""
+
+
+def _latex_problem(form: str) -> str:
+    """Why a `latex` form cannot be typeset as inert text ('' when it can): see LATEX_COMMANDS."""
+    if len(form) > MAX_LATEX:
+        return "is longer than %d characters" % MAX_LATEX
+    if "^^" in form:  # TeX reads ^^5c as a backslash
+        return "uses ^^, which TeX reads as a character code"
+    position = 0
+    while position < len(form):
+        match = _LATEX_TOKEN.match(form, position)
+        if match is None:
+            return ("uses `%s`; a latex form may hold letters, digits, _ ^ { } ' , and commands such as "
+                    "\\tilde, \\hat, \\mathrm and Greek letters" % form[position])
+        if match.group(1) is not None and match.group(1) not in LATEX_COMMANDS:
+            return "uses \\%s, which is not allowed (Greek letters, accents and math fonts only)" % match.group(1)
+        position = match.end()
+    return ""
 
 
 # The LaTeX of a quantity must read as ONE symbol (checked documents are parsed back): a letter,

@@ -24,7 +24,10 @@ _MATRIX_FORMS = (ir.Dot, ir.TDot, ir.Outer, ir.SumOverTime, ir.Transpose, ir.Mat
 # a sum whose LaTeX source is longer than this is broken into one row per term
 LONG_SUM = 120
 _TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-                "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+                "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}"}
+# Prose in Markdown: what CommonMark (or the HTML it becomes) would read as markup, and $ (math)
+_MARKDOWN_SPECIAL = {**{ch: "\\" + ch for ch in "\\`*_[]#|~$!{}"}, "<": "&lt;", ">": "&gt;", "&": "&amp;"}
 
 
 def document_context(d, fmt: str = "tex", hadamard: str = "*", transpose: str = "T") -> dict:
@@ -49,6 +52,7 @@ def document_context(d, fmt: str = "tex", hadamard: str = "*", transpose: str = 
         "identities": [doc.identity(applied) for applied in _functions(cell)],
         "local_derivatives": [{"name": doc.symbol(symbols.vector(gate)), "equations": doc.local(gate)}
                               for gate in gates],
+        "shared_steps": [doc.shared(name) for name in d.shared],
         "state_steps": [doc.step(s) for s in easy],
         "families": [{"name": doc.symbol(symbols.vector(target)),
                       "equations": [doc.step(p) for p in params]} for target, params in families],
@@ -82,10 +86,9 @@ class _Document:
         return latex_terms(expr, self.cell, self.hadamard, self.transpose)
 
     def text(self, words: str) -> str:
-        """Prose from a cell file, escaped for LaTeX (Markdown takes it as it is)."""
-        if self.fmt != "tex":
-            return words
-        return "".join(_TEX_SPECIAL.get(ch, ch) for ch in words)
+        """Prose from a cell file, escaped for LaTeX or Markdown: it reads as the characters it is."""
+        special = _TEX_SPECIAL if self.fmt == "tex" else _MARKDOWN_SPECIAL
+        return "".join(special.get(ch, ch) for ch in words)
 
     def equation(self, lhs: str, links: list[list[str]]) -> dict:
         """lhs = link = link ...; each link a list of signed terms ('a', '+ b')."""
@@ -99,14 +102,16 @@ class _Document:
             rows.extend("& %s" % term for term in link[1:])
         return {"aligned": True, "rows": rows}
 
-    def chain(self, gradient) -> list[str]:
-        """Each term's chain-rule product, dL/dq_t . dq_t/dr_t . ... . dr_t/dwrt, as a signed term."""
+    def chain(self, gradient, ends_at_wrt: bool = False) -> list[str]:
+        """Each term's chain-rule product, dL/dq_t . dq_t/dr_t . ... . dr_t/dwrt, as a signed term
+        (`ends_at_wrt`: the chains end in wrt itself, as those of a shared gradient do)."""
         out = []
         for term in gradient.terms:
             factors = [symbols.vector(term.chain[0], "t", "adjoint")]
             factors += [sympy.Derivative(symbols.vector(a), symbols.vector(b), evaluate=False)
                         for a, b in zip(term.chain, term.chain[1:])]
-            factors.append(sympy.Derivative(symbols.vector(term.chain[-1]), gradient.wrt, evaluate=False))
+            if not ends_at_wrt:
+                factors.append(sympy.Derivative(symbols.vector(term.chain[-1]), gradient.wrt, evaluate=False))
             text = chain_product(factors, self.cell)
             out.append(text if not out else "+ " + text)
         return out
@@ -134,6 +139,12 @@ class _Document:
         gradient = self.d.step[name]
         lhs = derivative(LOSS, gradient.wrt, self.cell)
         return self.equation(lhs, [self.chain(gradient), self.terms(gradient.expr())])
+
+    def shared(self, name: str) -> dict:
+        """dL/dq_t of an intermediate with a gradient of its own: its chain rule and its value."""
+        gradient = self.d.shared[name]
+        lhs = self.symbol(symbols.vector(name, "t", "adjoint"))
+        return self.equation(lhs, [self.chain(gradient, ends_at_wrt=True), self.terms(gradient.expr())])
 
     def plain_step(self, name: str) -> dict:
         gradient = self.d.step[name]

@@ -78,6 +78,8 @@ class Evaluator:
             if not expr.is_finite:
                 raise EvaluationError("the number %s is not finite" % expr)
             return float(expr)
+        if isinstance(expr, UserFunction):  # a cell file's own function, whatever its name: its formula
+            return self(expr.expand_formula(expr.args[0]))
         method = getattr(self, "_eval_" + type(expr).__name__, None)
         if method is not None:
             return method(expr)
@@ -86,8 +88,6 @@ class Evaluator:
             return _ELEMENTWISE[name](self(expr.args[0]))
         if isinstance(expr, sympy.Function) and name in _ELEMENTWISE and len(expr.args) == 1:
             return _ELEMENTWISE[name](self(expr.args[0]))
-        if isinstance(expr, UserFunction):  # a cell file's own function: evaluate its formula
-            return self(expr.expand_formula(expr.args[0]))
         raise EvaluationError("cannot evaluate %s" % name)
 
     # ---- elementwise algebra ------------------------------------------------------------

@@ -165,9 +165,14 @@ def artifacts(cell_names=BUILD_CELLS) -> dict[str, str]:
     """File name -> content of everything `lstmgen build` writes for `cell_names` (built-in
     names or .cell paths): each cell's documents and its cs231n modules for every target, and its
     PyTorch-layout modules when its cell file gives a torch gate order."""
-    out = {}
-    for name in cell_names:
+    out, sources = {}, {}
+    for name in dict.fromkeys(cell_names):  # the same cell given twice is built once
         cell = cells.load(name)
+        key = cell.name.lower()  # file names and the modules' function names; lstm and LSTM clash on some disks
+        if key in sources:
+            raise LstmgenError("two cells named %s in one build (%s and %s): their files would overwrite each "
+                               "other; give one a `cell` line with another name" % (cell.name, sources[key], name))
+        sources[key] = name
         for target in TARGETS:
             out["%s_%s.py" % (cell.name, target)] = render_module(name, "cs231n", target)
             if "torch" in cell.layout_orders:

@@ -4,6 +4,13 @@ Conventions (those of the derivation we teach from): vectors are columns; dL/dX 
 gradient of the scalar loss L; dL/dc_t and dL/dh_t are the totals reaching the states at t,
 which the step formulas keep as symbols.  Every other intermediate (the gates) is expanded
 into the chain that reaches it, so dL/dW_x^f reads  {dL/dc_t * c_{t-1} * [f_t*(1-f_t)]} x_t^T.
+
+Expanding every path is exponential in a cell whose quantities each read the two before them, so
+an intermediate that more than `SHARE_PATHS` paths reach (or paths longer than `SHARE_FACTORS`
+factors, or of more than `SHARE_SIZE` operations in all) gets its own total gradient dL/dq_t
+(`Derivation.shared`), as a state has: the paths below it start from that symbol.  No built-in cell comes near either bound, so their formulas
+are the expanded ones.  Whatever the cell, the walk refuses (CellError) once it holds more than
+`MAX_TERMS` terms or terms of more than `MAX_SIZE` operations in all.
 """
 from __future__ import annotations
 
@@ -13,8 +20,15 @@ from dataclasses import dataclass, field, replace
 import sympy
 
 from . import cells, symbols
+from .errors import CellError
 from .ir import Dot, SumOverTime, product, total
-from .rules import CONTRACTIONS, local_derivative, opaque_products
+from .rules import CONTRACTIONS, diff, local_derivative, opaque_products
+
+SHARE_PATHS = 8      # more paths than this into an intermediate: it gets its own dL/dq_t
+SHARE_FACTORS = 6    # a path of more factors (or links) than this into an intermediate: likewise
+SHARE_SIZE = 64      # paths of more operations than this in all (built-in cells: at most 19)
+MAX_TERMS = 5_000    # chain-rule terms one backward walk may hold, over all quantities
+MAX_SIZE = 10_000    # and the operations of their factors: what documents and code print
 
 
 @dataclass(frozen=True)
@@ -34,6 +48,7 @@ class Term:
     form: str = "elementwise"
     operand: sympy.Symbol | None = None
     via: str = ""
+    size: int = field(default=1, compare=False, repr=False)  # operations of its factors (for the walk's bounds)
 
     @property
     def delta(self) -> sympy.Expr:
@@ -86,6 +101,9 @@ class Derivation:
     within_step: dict[str, list[Term]]   # per state: its share of dL/ds_t from consumers inside step t
     local: dict[tuple[str, str], Gradient]  # (target, wrt symbol name) -> d sum(target_t) / d wrt
     pre_activations: dict[str, PreActivation] = field(default_factory=dict)  # per equation with parameters
+    # intermediates with a total gradient of their own (see the module docstring), consumers first:
+    # dL/dq_t = the sum of its terms, each ending in q; empty for every built-in cell
+    shared: dict[str, Gradient] = field(default_factory=dict)
 
     # -- sequence level ------------------------------------------------------------------
     def step_gradient(self, name: str) -> sympy.Expr:
@@ -118,11 +136,13 @@ def derive(cell: cells.Cell | str) -> Derivation:
 
 @cells.cell_cache
 def derive_cell(cell: cells.Cell) -> Derivation:
-    """Walk the equations from the states back to the inputs, collecting one Term per path."""
+    """Walk the equations from the states back to the inputs, collecting one Term per path (a path
+    that reaches a shared intermediate stops there, and one starts from its dL/dq_t)."""
     seeds = {s: [Term((s,), (symbols.vector(s, "t", "adjoint"),))] for s in cell.states}
     step: dict[str, Gradient] = {}
     within_step: dict[str, list[Term]] = {s: [] for s in cell.states}
-    for wrt, terms in backward(cell, seeds).items():
+    shared: dict[str, Gradient] = {}
+    for wrt, terms in backward(cell, seeds, shared=shared).items():
         ref = symbols.read(wrt)
         if ref is None or ref.time == "t-1" or ref.name == cell.input:  # a parameter or a step input
             name = wrt.name if ref is None else ref.name
@@ -135,7 +155,8 @@ def derive_cell(cell: cells.Cell) -> Derivation:
             local.setdefault((eq.target, wrt.name), Gradient(wrt)).terms.append(Term((), (slope,), form, operand))
     _order(cell, step)
     pre = {eq.target: _pre_activation(cell, eq) for eq in cell.equations}
-    return Derivation(cell, step, within_step, local, {name: p for name, p in pre.items() if p is not None})
+    return Derivation(cell, step, within_step, local, {name: p for name, p in pre.items() if p is not None},
+                      shared)
 
 
 def _pre_activation(cell: cells.Cell, eq: cells.Equation) -> PreActivation | None:
@@ -167,7 +188,7 @@ def _inner(pre: sympy.Expr, wrt: sympy.Expr) -> sympy.Expr:
     """dP/dwrt, the products W v of P opaque (memoized: layouts and deltas ask for the same again and again)."""
     stand, back = opaque_products(pre)
     target = next((u for u, dot in back.items() if dot == wrt), wrt) if isinstance(wrt, Dot) else wrt
-    return sympy.factor_terms(sympy.diff(stand, target)).xreplace(back)
+    return sympy.factor_terms(diff(stand, target)).xreplace(back)
 
 
 @cells.cell_cache
@@ -185,7 +206,8 @@ def shares(eq: cells.Equation) -> tuple:
     return tuple(out)
 
 
-def backward(cell: cells.Cell, seeds: dict, into_states: bool = False, follow: bool = True) -> dict:
+def backward(cell: cells.Cell, seeds: dict, into_states: bool = False, follow: bool = True,
+             shared: dict | None = None) -> dict:
     """The backward walk: push `seeds` ({quantity at t: [Term]}, each an upstream gradient) back
     through the step's equations, from outputs to inputs.
 
@@ -194,16 +216,24 @@ def backward(cell: cells.Cell, seeds: dict, into_states: bool = False, follow: b
     equation; a state at t flows on only with `into_states` (else its seed is a total and it is a
     leaf); with `follow` False only the seeds' own equations are differentiated.  The derivation
     seeds it with the states' total gradients; the checker with an upstream vector, for the
-    vector-Jacobian products of chain-rule factors."""
+    vector-Jacobian products of chain-rule factors.  With a dict `shared`, an intermediate that too
+    many or too long paths reach gets its own total gradient (stored there, by name) and flows on
+    from that symbol; without it, a walk that outgrows MAX_TERMS or MAX_FACTORS is refused."""
     pending = {name: list(terms) for name, terms in seeds.items()}
     reached: dict = {}
+    budget = _Budget(cell)
     for eq in reversed(cell.equations):
         upstream = pending.pop(eq.target, None)
         if not upstream:
             continue
+        if shared is not None and eq.target not in seeds and _too_many(upstream):
+            shared[eq.target] = Gradient(symbols.vector(eq.target), upstream)
+            upstream = [Term((eq.target,), (symbols.vector(eq.target, "t", "adjoint"),))]
         for wrt, form, operand, slope in shares(eq):
+            size = _size(slope)
             for up in upstream:
-                term = Term(up.chain, up.factors + (slope,), form, operand, eq.target)
+                term = Term(up.chain, up.factors + (slope,), form, operand, eq.target, up.size + size)
+                budget.spend(term)
                 reached.setdefault(wrt, []).append(term)
                 ref = symbols.read(wrt)
                 if not follow or ref is None or ref.time != "t" or ref.name == cell.input:
@@ -211,8 +241,37 @@ def backward(cell: cells.Cell, seeds: dict, into_states: bool = False, follow: b
                 if ref.name in cell.states and not into_states:
                     continue
                 factors = term.factors if term.form == "elementwise" else (term.expr(),)
-                pending.setdefault(ref.name, []).append(Term(term.chain + (ref.name,), factors))
+                pending.setdefault(ref.name, []).append(Term(term.chain + (ref.name,), factors, size=term.size))
+    if shared is not None:  # consumers first, as the walk met them
+        ordered = {name: shared[name] for name in reversed([eq.target for eq in cell.equations]) if name in shared}
+        shared.clear()
+        shared.update(ordered)
     return reached
+
+
+def _too_many(paths: list[Term]) -> bool:
+    """More paths, or a longer one, than an expanded formula should hold."""
+    return (len(paths) > SHARE_PATHS or sum(t.size for t in paths) > SHARE_SIZE
+            or max(max(len(t.factors), len(t.chain)) for t in paths) > SHARE_FACTORS)
+
+
+def _size(expr: sympy.Expr) -> int:
+    """The number of operations and atoms of an expression (a local derivative: a tree of a few hundred)."""
+    return sum(1 for _ in sympy.preorder_traversal(expr))
+
+
+class _Budget:
+    """The walk's size, checked as it grows: a one-line CellError past MAX_TERMS or MAX_SIZE."""
+
+    def __init__(self, cell: cells.Cell):
+        self.cell, self.terms, self.size = cell, 0, 0
+
+    def spend(self, term: Term) -> None:
+        self.terms += 1
+        self.size += term.size
+        if self.terms > MAX_TERMS or self.size > MAX_SIZE:
+            raise CellError("cell %s: its backward pass has more than %d chain-rule terms or %d operations; "
+                            "the cell is too large to derive" % (self.cell.name, MAX_TERMS, MAX_SIZE))
 
 
 def _order(cell: cells.Cell, step: dict[str, Gradient]) -> None:

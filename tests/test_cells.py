@@ -47,7 +47,7 @@ def test_cell_file_by_path(tmp_path):
     ("input x\nstate h\nh = tanh(W @ x + a)\na = h * 2\n", "cycle"),
     ("input x\nstate h\nh = x[t-1]\n", "only states have a previous value"),
     ("input x\nstate h\nh = tanh(W @ x + U @ h[t-1]) * 2 ** 10 ** 100\n", "exponent 100 is larger"),
-    ("input x\nstate h\nh = tanh(W @ x + U @ h[t-1] + " + "-" * 20000 + "b)\n", "nested too deeply"),
+    ("input x\nstate h\nh = tanh(W @ x + U @ h[t-1] + " + "-" * 20000 + "b)\n", "nested more than 12 deep"),
     ("input x\nstate h\nh = tanh(W @ x + U @ h[t-1]) / 0\n", "not finite"),
     ("input x\nstate h\nh = tanh(W @ x + U @ h[t-1]) * (0 - 1) ** 0.5\n", "not real"),
     ("input x\nstate h\nh = tanh(W @ x)\n", "never used as h[t-1]"),

@@ -40,6 +40,13 @@ def tag(kind: str, name: str) -> sympy.Symbol:
     return sympy.Symbol(f"{kind}:{name}")
 
 
+def _outside_products(expr: sympy.Expr, x: sympy.Symbol) -> bool:
+    """`x` occurs in `expr` other than as the vector of a product W x (no rebuilding: x - x stays)."""
+    if isinstance(expr, Dot):
+        return False
+    return expr == x or any(_outside_products(arg, x) for arg in expr.args)
+
+
 def same(a: sympy.Expr, b: sympy.Expr) -> bool:
     return sympy.expand(a - b) == 0
 
@@ -135,8 +142,8 @@ class CellLayout:
         """D; H when the input also enters elementwise (a residual ... + x): then the shape checks of x
         and of its matrices say so, instead of NumPy failing to broadcast x against a state."""
         x = symbols.vector(self.cell.input)
-        elementwise = any(eq.rhs.xreplace({dot: sympy.Dummy() for dot in eq.rhs.atoms(Dot)}).has(x)
-                          for eq in self.cell.equations)
+        elementwise = any(_outside_products(form, x)  # as written too: x - x prints, though it cancels
+                          for eq in self.cell.equations for form in (eq.rhs, eq.written))
         return "H" if elementwise else "D"
 
     def _vector_key(self, vec: sympy.Symbol) -> str:
@@ -168,7 +175,7 @@ class CellLayout:
                     if not mark and base.endswith("_" + marker):
                         base = base[: -len(marker) - 1]
                         break
-                key = base.replace("_", "")
+                key = identifier(base.replace("_", ""))  # a Python name (lambda_ for a bias lambda)
                 group = elementwise.setdefault(key, Group(key, kind, {}))
                 if group.kind != kind:
                     self.fail(f"{name} is a {kind} but other parameters named {key} are not")
@@ -280,14 +287,22 @@ class CellLayout:
 
     def _name_gates(self):
         """df for gate f; da for the one gate of a single product, and da_h for a state's own
-        pre-activation (dh is dL/dh, which the sequence functions take as an argument)."""
+        pre-activation (dh is dL/dh, which the sequence functions take as an argument), likewise da_q
+        for a gate that a matrix multiplies (dq is its gradient through the matrix)."""
+        multiplied = {symbols.read(g.vector).name for g in self.groups if g.kind == "matrix"}
+        taken = set()
         for gate in self.gates.values():
             if self.fast and len(self.gates) == 1:
                 name = "da"
-            elif gate.name in self.cell.states:
+            elif gate.name in self.cell.states or gate.name in multiplied:
                 name = "da_" + gate.py
             else:
                 name = identifier("d" + gate.py)
+            if name in taken:  # da_h of state h next to the delta of a pre-activation a^h
+                name = "dpre_" + gate.py
+            if name in taken:
+                self.fail(f"the deltas of two gates would both be named {name}")
+            taken.add(name)
             gate.delta = tag("delta", name)
 
     def is_intermediate(self, vec: sympy.Symbol) -> bool:

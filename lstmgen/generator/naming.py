@@ -8,9 +8,13 @@
 """
 from __future__ import annotations
 
+import builtins
+import keyword
+
 import sympy
 
 from .. import symbols
+from ..errors import CellError
 from ..functions import UserFunction
 from ..printing.numpy import identifier
 from .program import Program, adjoint, dparam_tag, incoming, param_tag, stack_tag
@@ -18,8 +22,13 @@ from .program import Program, adjoint, dparam_tag, incoming, param_tag, stack_ta
 # Names the template and the context give the module's own functions, variables and imports.  A cell
 # quantity (or a function of the cell file) printed under one of them would silently shadow it, or be
 # shadowed (a bias named H replaced by the hidden size); the initial state h0 is added per cell.
-TEMPLATE_NAMES = frozenset({"np", "NamedTuple", "sigmoid", "_blocks", "_checked", "_check_cache", "_check_shape", "N", "D", "H", "T", "t",
-                            "dtype", "cache", "step_cache", "steps", "first"})
+TEMPLATE_NAMES = frozenset({"np", "NamedTuple", "numba", "sigmoid", "_blocks", "_checked", "_check_cache", "_check_shape", "N", "D", "H", "T",
+                            "t", "dtype", "cache", "step_cache", "steps", "first", "row", "col"})
+# Python's own names: a keyword cannot be a variable, and a builtin the generated code calls (range,
+# reversed, len, ValueError, ...) must not be shadowed by one.
+PYTHON_NAMES = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins))
+# The sequence functions name their buffers after the step's names: x_all, da_rows, a_sigmoid.
+SEQUENCE_SUFFIXES = ("_all", "_rows", "_sigmoid", "_tanh", "_exp")
 
 
 def user_functions(cell) -> dict[str, type]:
@@ -50,6 +59,8 @@ def python_names(program: Program, extra_names=frozenset()) -> dict[str, str]:
     for eq in cell.equations:
         if eq.target not in cell.states:
             names[symbols.vector(eq.target).name] = py[eq.target]
+    for name in m.d.shared:  # dL/dq_t of an intermediate with a total of its own
+        names[adjoint(name).name] = identifier("d" + py[name] + "_total")
     for gate in m.gates.values():
         names[gate.delta.name] = _suffix(gate.delta)
     for group in m.groups:
@@ -117,8 +128,18 @@ def _check_clashes(program: Program, names: dict[str, str], extra_names) -> None
     if clashes:
         m.fail("two quantities would share the Python name {}".format(", ".join(clashes)))
     helpers = set(user_functions(m.cell))
-    module_names = TEMPLATE_NAMES | set(extra_names) | {m.py[m.cell.output] + "0"}
-    taken = sorted(((set(owners) | helpers) & module_names) | (set(owners) & helpers))
+    output = m.py[m.cell.output]
+    sequence = {output, output + "0", "d" + output + "0", "d" + output}  # the sequence functions' h, h0, dh0, dh
+    functions = {m.prefix + "_" + f for f in ("step_forward", "step_backward", "forward", "backward")}
+    module_names = TEMPLATE_NAMES | set(extra_names) | {output + "0"} | functions
+    every = set(owners) | helpers | sequence
+    unusable = sorted(n for n in every if not n.isidentifier() or n in PYTHON_NAMES)
+    if unusable:
+        raise CellError("cell {}: the Python name {} is a Python keyword or built-in name (or no identifier), which "
+                        "generated code cannot use: rename it in the cell file".format(m.cell.name, ", ".join(unusable)))
+    derived = {name + suffix for name in every for suffix in SEQUENCE_SUFFIXES}
+    taken = sorted(((set(owners) | helpers) & module_names) | ((set(owners) | sequence) & helpers)
+                   | (every & derived))
     if taken:
         m.fail("the Python name {} is already used by the generated code (array sizes, loop "
-               "variables, helpers): rename it in the cell file".format(", ".join(taken)))
+               "variables, helpers, buffers): rename it in the cell file".format(", ".join(taken)))

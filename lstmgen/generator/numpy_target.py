@@ -10,7 +10,7 @@ import sympy
 
 from .. import symbols
 from ..ir import total
-from ..printing.numpy import Split, print_numpy
+from ..printing.numpy import Split, docstring_text, print_numpy
 from . import format as fmt
 from .layout import Group
 from .naming import python_names, transposed_matrices, user_functions
@@ -213,7 +213,7 @@ def module_context(program: Program, fusion=None) -> dict:
         "scalar_helpers": [],
         "target_title": "NumPy",
         "template": TEMPLATE,
-        "title": cell.title,
+        "title": docstring_text(cell.title),
         "layout_title": TITLES[m.layout],
         "prefix": m.prefix,
         "step_cache_class": camel + "StepCache",

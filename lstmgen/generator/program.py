@@ -11,6 +11,7 @@ the cell's equations with those blocks in place.  The backward statements, in an
 reads only what is computed before it:
 
 * ``total``   dL/ds_t of a state that is also read inside the step (dnext_c + what h_t passes back)
+* ``shared``  dL/dq_t of an intermediate the derivation gives a total of its own (`Derivation.shared`)
 * ``gate``    one delta per gate, dq = dL/dP = (sum of the paths into q) * act'(P)
 * ``stack``   a matrix group's deltas side by side (the delta of the one product a = x @ Wx + ...)
 * ``vector``  dL/dv of the input and of the states at t-1: W^T-products of the stacks plus
@@ -130,19 +131,23 @@ class _Builder:
 
     # ---- named pieces of the pre-activations -----------------------------------------------
     def fast_piece(self, gate: Gate) -> sympy.Symbol:
-        """A gate's block of a: a_f; the quantity itself when its equation is q = P."""
-        if gate.is_pre:
+        """A gate's block of a: a_f; the quantity itself when its equation is q = P and P is all block
+        (not when P adds more, as in q = W x + h[t-1]: the block is then only a part of q)."""
+        if gate.is_pre and set(flat_sum(gate.pre)) == set(self._block_members(gate)):
             return symbols.vector(gate.name)
         return piece_tag("a" if len(self.m.gates) == 1 else "a_" + gate.py)
+
+    def _block_members(self, gate: Gate) -> list:
+        """What the one product a = x @ Wx + ... + b contributes to the gate's pre-activation."""
+        m = self.m
+        return [m.member_expr(g, gate.name) for g in m.groups if g.kind != "diagonal" and gate.name in g.members]
 
     def _pieces(self):
         """(members, symbol, gate, group): the sums of one gate's pre-activation that get a name."""
         m, out = self.m, []
         if m.fast:
             for gate in m.gates.values():
-                members = frozenset(m.member_expr(g, gate.name) for g in m.groups
-                                    if g.kind != "diagonal" and gate.name in g.members)
-                out.append((members, self.fast_piece(gate), gate.name, None))
+                out.append((frozenset(self._block_members(gate)), self.fast_piece(gate), gate.name, None))
             return out
         for group in m.groups:
             if group.kind != "matrix":
@@ -289,6 +294,20 @@ class _Builder:
         expr = total([TDot(item.symbol, stack_tag(item)) if kind == "group" else item for kind, item in parts])
         return expr, vias
 
+    def _shared_gradient(self, name: str, terms, through: dict):
+        """dL/dq_t of a shared intermediate q: its elementwise paths, rewritten in gate deltas, plus its
+        gradient through the matrices that multiply it (what tag adj:q holds)."""
+        via_matrix = [t for t in terms if len(t.chain) > 1 and len(t.factors) == 1 and isinstance(t.factors[0], TDot)]
+        elementwise = [t for t in terms if not any(t is u for u in via_matrix)]
+        expr, vias = self._vector_gradient(elementwise, symbols.vector(name), within=True) if elementwise \
+            else (sympy.Integer(0), [])
+        if via_matrix:
+            if name not in through:
+                self.m.fail(f"the gradient of {name} through a matrix has no statement")
+            expr = total([expr, tag("adj", name)]) if elementwise else tag("adj", name)
+            vias = vias + [("group", g) for g in through[name]]
+        return expr, vias
+
     # ---- backward statements ------------------------------------------------------------------
     def _backward(self) -> list[Statement]:
         m, cell, out = self.m, self.cell, []
@@ -298,12 +317,19 @@ class _Builder:
                 continue
             expr, vias = self._vector_gradient(m.d.within_step[state], symbols.vector(state), within=True)
             out.append(Statement((adjoint(state),), total([incoming(state), expr]), "total:" + state, vias))
-        # intermediates multiplied by a matrix: their gradient through it
+        # intermediates multiplied by a matrix: their gradient through it (through every matrix that
+        # multiplies it: one group in a stacked layout, one per matrix in the per-gate one)
+        through: dict[str, list[Group]] = {}
         for group in m.groups:
             if group.kind == "matrix" and self.m.is_intermediate(group.vector):
-                ref = symbols.read(group.vector)
-                out.append(Statement((tag("adj", ref.name),), TDot(group.symbol, stack_tag(group)),
-                                     "adj:" + ref.name, [("group", group)]))
+                through.setdefault(symbols.read(group.vector).name, []).append(group)
+        for name, groups in through.items():
+            out.append(Statement((tag("adj", name),), total([TDot(g.symbol, stack_tag(g)) for g in groups]),
+                                 "adj:" + name, [("group", g) for g in groups]))
+        # intermediates with a total gradient of their own, from what their consumers pass back
+        for name, gradient in m.d.shared.items():
+            expr, vias = self._shared_gradient(name, gradient.terms, through)
+            out.append(Statement((adjoint(name),), expr, "shared:" + name, vias))
         # one delta per gate
         for gate in m.gates.values():
             expr, prefixes = self._gate_delta(gate)

@@ -14,7 +14,7 @@ import sympy
 from sympy.printing.latex import LatexPrinter as _SympyLatexPrinter
 
 from .. import ir, symbols
-from ..functions import UserFunction, sigmoid
+from ..functions import sigmoid
 
 HADAMARD = {"*": " * ", "odot": r" \odot ", "circ": r" \circ "}
 # (opening, closing) by nesting level: 1 innermost, then 2, then 3 and more
@@ -191,12 +191,10 @@ class LatexPrinter(_SympyLatexPrinter):
         """tanh as \\tanh(z) with plain parentheses."""
         return self._call(r"\tanh", expr.args[0])
 
-    def _print_Function(self, expr, exp=None):
-        """A cell file's own function by its name, \\operatorname{gelu}(z) (SymPy dispatches the
-        subclasses of Function it does not know here, not to a _print_<base class>)."""
-        if isinstance(expr, UserFunction):
-            return self._call(r"\operatorname{%s}" % type(expr).__name__, expr.args[0])
-        return super()._print_Function(expr, exp)
+    def _print_UserFunction(self, expr):
+        """A cell file's own function by its name, \\operatorname{gelu}(z), reached through the
+        function's own printing hook (so a cell's `Abs` never prints as |z|)."""
+        return self._call(r"\operatorname{%s}" % expr.label, expr.args[0])
 
     def _print_Heaviside(self, expr):
         """The unit step (relu's derivative) as \\operatorname{step}(z), not SymPy's theta(z)."""

@@ -229,11 +229,13 @@ class NumPyPrinter(StrPrinter):
         args = list(expr.args) + [sympy.S.Half] * (2 - len(expr.args))
         return "np.heaviside({}, {})".format(self._print(args[0]), self._print(args[1]))
 
+    def _print_UserFunction(self, expr):
+        """A function the cell file defines calls the module's helper of that name (reached through the
+        function's own printing hook, whatever its name: a cell's `Abs` is not np.abs)."""
+        return self._call(expr.label, expr)
+
     def _print_Function(self, expr):
-        """A function the cell file defines calls the module's helper of that name; any other function
-        has no NumPy form here: say so instead of printing unrunnable code."""
-        if isinstance(expr, UserFunction):
-            return self._call(type(expr).__name__, expr)
+        """Any other function has no NumPy form here: say so instead of printing unrunnable code."""
         raise LstmgenError(f"the NumPy printer has no form for the function {type(expr).__name__}")
 
     # ---- matrix structure, batch-major -------------------------------------------------
@@ -293,6 +295,12 @@ def print_numpy(expr: sympy.Expr, names: dict[str, str], transposed=(), copies=N
     the matrices named in `transposed` are stored (out, in); `copies` names contiguous copies of
     matrices' transposes, which products with the transpose use instead."""
     return NumPyPrinter(names, transposed, copies=copies).doprint(expr)
+
+
+def docstring_text(text: str) -> str:
+    """Prose from a cell file for a docstring: its backslashes doubled, so that Python reads no escape
+    (``\\N`` or ``\\x`` would not even compile) and the docstring says what the cell file says."""
+    return text.replace("\\", "\\\\")
 
 
 def identifier(name: str) -> str:
@@ -369,10 +377,9 @@ class ScalarPrinter(NumPyPrinter):
         at_zero = self._print(expr.args[1] if len(expr.args) > 1 else sympy.S.Half)
         return f"(real(0) if {z} < 0 else ({at_zero} if {z} == 0 else real(1)))"
 
-    def _print_Function(self, expr):
-        if isinstance(expr, UserFunction):
-            return self._call("_{}_scalar".format(type(expr).__name__), expr)
-        return super()._print_Function(expr)
+    def _print_UserFunction(self, expr):
+        """A cell file's function calls its scalar helper ``_<name>_scalar``."""
+        return self._call("_{}_scalar".format(expr.label), expr)
 
 
 def print_scalar(expr: sympy.Expr, names: dict[str, str]) -> str:
