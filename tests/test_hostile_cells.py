@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, assert_one_line_error, numerical_gradient, run_cli
 
-from lstmgen import cells, codegen, render, reverse
+from lstmgen import cells, generator, render, reverse
 from lstmgen.errors import LstmgenError
 
 DIMS = {"N": 2, "T": 3, "D": 3, "H": 4}
@@ -46,7 +46,7 @@ def generated_module(cell: str, layout: str = "cs231n", target: str = "numpy"):
     module = importlib.util.module_from_spec(spec)
     exec(compile(text, name + ".py", "exec"), module.__dict__)  # noqa: S102 - our own generated code
     sys.modules.pop(name, None)
-    return module, codegen.module_context(reverse.derive(cell), layout, target)
+    return module, generator.module_context(reverse.derive(cell), layout, target)
 
 
 def shape(text: str) -> tuple:
