@@ -201,12 +201,13 @@ def write(path: Path, content: str | bytes) -> None:
 
 def build(out_dir: Path, cell_names=BUILD_CELLS) -> list[Path]:
     """Render everything first, then write: a failing cell leaves `out_dir` untouched."""
+    rendered = artifacts(cell_names)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError("cannot create %s: %s" % (out_dir, exc.strerror or exc)) from None
     written = []
-    for name, text in artifacts(cell_names).items():
+    for name, text in rendered.items():
         target = out_dir / name
         write(target, text)
         written.append(target)
