@@ -283,7 +283,7 @@ class _Builder:
                                 % (self.source, eq.line, eq.target))
             if eq.rhs.has(sympy.I):  # (0 - 1) ** 0.5: the generated code would print SymPy's I
                 raise CellError("%s:%d: the equation of %s is not real" % (self.source, eq.line, eq.target))
-            for number in eq.rhs.atoms(sympy.Number) | eq.written.atoms(sympy.Number):
+            for number in _constants(eq.rhs) | _constants(eq.written):
                 problem = _constant_problem(number)
                 if problem:
                     raise CellError("%s:%d: the equation of %s has the constant %s, %s"
@@ -335,7 +335,7 @@ class _Builder:
             self.fail(stmt.children[0], "the title is longer than %d characters" % MAX_TITLE)
         bad = next((ch for ch in title if not ch.isprintable()), None)
         if bad is not None:
-            self.fail(stmt.children[0], "the title contains the control character %r" % bad)
+            self.fail(stmt.children[0], "the title contains the unprintable character %r" % bad)
         self.title = title
 
     def _input_decl(self, stmt):
@@ -392,7 +392,7 @@ class _Builder:
             self.fail(stmt.children[0], "more than %d functions" % MAX_FUNCTIONS)
         z = sympy.Symbol(var, real=True)
         expr, size = self._expr(body, {var}, local={var: z}, sized=True)
-        for number in _canonical(expr).atoms(sympy.Number) | expr.atoms(sympy.Number):
+        for number in _constants(_canonical(expr)) | _constants(expr):
             problem = _constant_problem(number)
             if problem:
                 self.fail(stmt.children[0], "the function %s has the constant %s, %s"
@@ -635,9 +635,19 @@ def _tree_kind(node) -> str | None:
 _CELL_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
 
+def _constants(expr: sympy.Expr) -> set:
+    """The numbers of an expression and its constant subexpressions (exp(1000), 2 ** 0.5 * 3)."""
+    return {node for node in sympy.preorder_traversal(expr) if node.is_number}
+
+
 def _constant_problem(number) -> str:
     """Why a constant cannot go into generated code ('' when it can): finite, at most MAX_CONSTANT in
     magnitude (a fraction's numerator and denominator too), and not a nonzero that float64 loses."""
+    if not number.is_Number:  # a constant expression: its value
+        try:
+            number = sympy.Float(float(number.evalf(30)))
+        except (TypeError, ValueError, OverflowError):
+            return "which is no finite real number"
     if not number.is_finite:
         return "which is not finite"
     parts = [number.p, number.q] if number.is_Rational else [number]

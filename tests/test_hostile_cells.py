@@ -338,7 +338,8 @@ def test_documents_hold_only_the_commands_of_the_templates_and_the_whitelist(tmp
                                                ("(2**64)**64", "larger than"), ("10**15 * 10**15", "larger than"),
                                                ("2 ** 10 ** 100", "exponent"), ("1 / 1e-300", "larger than"),
                                                ("(1000000 * h[t-1]) ** 64", "larger than"),
-                                               ("123456789012345678901234567890123", "too long")])
+                                               ("123456789012345678901234567890123", "too long"),
+                                               ("exp(1000)", "not finite"), ("exp(40) * 1e10 + 0", "larger than")])
 def test_constants_are_finite_and_bounded(tmp_path, constant, fragment):
     text = "input x\nstate h output\nh = tanh(W @ x + U @ h[t-1]) * %s\n" % constant
     assert_refused(lambda: cells.load(write_cell(tmp_path, text)), fragment)
