@@ -1,11 +1,15 @@
 """The Python API: formulas by name, as the document prints them, and notebook displays."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import lstmgen
 from lstmgen import render
 from lstmgen.errors import LstmgenError
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("cell", render.BUILD_CELLS)
@@ -57,3 +61,25 @@ def test_codegen_and_document_return_the_commands_text():
     assert lstmgen.document("rnn", "tex") == render.render_document("rnn", "tex")
     with pytest.raises(LstmgenError, match="unknown hadamard"):
         lstmgen.derive("rnn", hadamard="x")
+
+
+def test_a_check_report_displays_in_a_notebook_and_serialises_to_the_documented_json():
+    import json
+
+    from lstmgen.checker.report import to_json
+
+    text = (ROOT / "docs" / "examples" / "seed.md").read_text(encoding="utf-8")
+    report = lstmgen.check(text, source="seed.md")
+    assert json.loads(report.to_json()) == json.loads(to_json([report], as_list=False))
+    markdown = report._repr_markdown_()
+    assert markdown.startswith("**seed.md**: 38 correct, 3 incorrect, 0 unrecognized")
+    assert markdown.count("\n| ") == len(report.equations) + 2  # header, rule, a row per equation
+    assert report._repr_html_().count("<tr>") == len(report.equations) + 1
+
+
+def test_a_hostile_document_stays_inert_in_the_notebook_displays():
+    hostile = "$$\\frac{\\partial L}{\\partial <img src=x onerror=alert(1)> $ | } = 1$$\n"
+    report = lstmgen.check(hostile, cell="lstm", source="<script>x</script>.md")
+    html, markdown = report._repr_html_(), report._repr_markdown_()
+    assert "<img" not in html and "<script" not in html
+    assert "<img" not in markdown and "<script" not in markdown

@@ -49,6 +49,49 @@ class FileReport:
         out.update({"equations": [e.to_dict() for e in self.equations], "summary": self.summary})
         return out
 
+    def to_json(self) -> str:
+        """The report as `lstmgen check --json` prints it for one file."""
+        return to_json([self], as_list=False)
+
+    # ---- notebook displays: one row per equation, the formulas as math -----------------------
+    def _repr_markdown_(self) -> str:
+        counts = ", ".join("%d %s" % (n, status) for status, n in self.summary.items())
+        rows = ["**%s**: %s" % (_markdown_text(shown(self.file)), counts), "",
+                "| line | equation | verdict | what is wrong, and the right formula |", "| --- | --- | --- | --- |"]
+        for e in self.equations:
+            expected = " expected: $%s$" % _math(e.expected) if e.expected and e.status != "correct" else ""
+            rows.append("| %d | $%s$ | %s | %s%s |" % (e.line, _math(e.lhs), e.status, _markdown_text(e.message),
+                                                      expected))
+        return "\n".join(rows) + "\n"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        body = "".join("<tr><td>%d</td><td>$%s$</td><td>%s</td><td>%s</td></tr>" % (
+            e.line, html.escape(e.lhs), e.status, html.escape(e.message)) for e in self.equations)
+        counts = ", ".join("%d %s" % (n, status) for status, n in self.summary.items())
+        return ("<p><b>%s</b>: %s</p><table><tr><th>line</th><th>equation</th><th>verdict</th><th>message</th></tr>"
+                "%s</table>" % (html.escape(shown(self.file)), counts, body))
+
+
+def _cell(text: str) -> str:
+    """Text inside a Markdown table cell: no line breaks, pipes escaped."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _math(latex: str) -> str:
+    """A document's formula between $ signs in Markdown: it cannot close the math, the table cell or
+    open HTML (<, > as \\lt, \\gt)."""
+    return _cell(latex).replace("$", r"\$").replace("<", r"\lt ").replace(">", r"\gt ")
+
+
+def _markdown_text(text: str) -> str:
+    """Prose from a document or a message, inert in Markdown (no markup, no HTML)."""
+    out = _cell(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    for ch in "\\`*_[]#":
+        out = out.replace(ch, "\\" + ch)
+    return out
+
 
 def shown(name: str) -> str:
     """A file name as printable text: the bytes of a name that is not UTF-8 (which Python keeps
