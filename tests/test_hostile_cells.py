@@ -224,7 +224,8 @@ STRUCTURES = {
                           "c = sigmoid(x - x + W_2 @ x + c[t-1])\n",
     # functions of constants: max(relu(2), b) could not be formed, sigmoid(1) called the array helper
     "functions-of-constants": "input x\nstate h output\nfunction f(z) = z * 2\n"
-                              "h = tanh(W @ x + U @ h[t-1] + max(relu(2), b) + sigmoid(1) * f(3) + softsign(-1))\n",
+                              "h = tanh(W @ x + U @ h[t-1] + max(relu(2), b) + sigmoid(1) * f(3) + softsign(-1)"
+                              " + sigmoid(exp(tanh(0.5))) * f(exp(1)))\n",
 }
 
 
