@@ -63,6 +63,10 @@ class UserFunction(sympy.Function):
     def expand_formula(cls, arg):
         return cls.formula(arg)
 
+    def _eval_evalf(self, prec):
+        """The formula's value: SymPy's own evalf would look the name up in mpmath (Abs: fabs)."""
+        return self.expand_formula(self.args[0])._eval_evalf(prec)
+
     @property
     def label(self) -> str:
         """The name the cell file gives the function."""
