@@ -12,7 +12,7 @@ class sigmoid(sympy.Function):  # noqa: N801 - named as it is printed
 
     @classmethod
     def eval(cls, z):
-        if z.is_Number:  # a constant: its value, so that no helper is called on a plain number
+        if z.is_number:  # a constant: its value, so that no helper is called on a plain number
             return 1 / (1 + sympy.exp(-z))
         return None
 
@@ -51,7 +51,7 @@ class UserFunction(sympy.Function):
 
     @classmethod
     def eval(cls, z):
-        if z.is_Number:  # relu(2) is 2: SymPy can compare it (max(relu(2), x)) and no helper gets a number
+        if z.is_number:  # relu(2) is 2: SymPy can compare it (max(relu(2), x)) and no helper gets a number
             return cls.formula(z)
         return None
 
@@ -62,6 +62,10 @@ class UserFunction(sympy.Function):
     @classmethod
     def expand_formula(cls, arg):
         return cls.formula(arg)
+
+    def _eval_evalf(self, prec):
+        """The formula's value: SymPy's own evalf would look the name up in mpmath (Abs: fabs)."""
+        return self.expand_formula(self.args[0])._eval_evalf(prec)
 
     @property
     def label(self) -> str:

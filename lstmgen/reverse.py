@@ -8,9 +8,10 @@ into the chain that reaches it, so dL/dW_x^f reads  {dL/dc_t * c_{t-1} * [f_t*(1
 Expanding every path is exponential in a cell whose quantities each read the two before them, so
 an intermediate that more than `SHARE_PATHS` paths reach (or paths longer than `SHARE_FACTORS`
 factors, or of more than `SHARE_SIZE` operations in all) gets its own total gradient dL/dq_t
-(`Derivation.shared`), as a state has: the paths below it start from that symbol.  No built-in cell comes near either bound, so their formulas
-are the expanded ones.  Whatever the cell, the walk refuses (CellError) once it holds more than
-`MAX_TERMS` terms or terms of more than `MAX_SIZE` operations in all.
+(`Derivation.shared`), as a state has: the paths below it start from that symbol.  No built-in
+cell comes near these bounds, so their formulas are the expanded ones.  Whatever the cell, the walk
+refuses (CellError) once it holds more than `MAX_TERMS` terms or terms of more than `MAX_SIZE`
+operations in all.
 """
 from __future__ import annotations
 

@@ -144,6 +144,21 @@ def test_a_function_named_after_a_class_is_the_cell_files_function(tmp_path, nam
     assert r"\operatorname{%s}" % name in render.render_document(cell, "md")
 
 
+@pytest.mark.parametrize("name", ["Abs", "sin", "cos", "sqrt", "gamma", "erf", "Max"])
+def test_a_functions_numeric_value_is_its_formula_not_its_names(tmp_path, name):
+    """SymPy's evalf once looked a function's name up in mpmath: a cell's Abs(z) = 2 z - 10 gave |3|."""
+    import sympy
+
+    from lstmgen.functions import UserFunction
+
+    cell = cells.load(write_cell(tmp_path, RNN_WITH.format(lines="function %s(z) = 2 * z - 10\n" % name,
+                                                            function=name)))
+    (function,) = {type(f) for eq in cell.equations for f in eq.rhs.atoms(UserFunction)}
+    q = sympy.Symbol("q")
+    assert float(function(q).evalf(subs={q: 3})) == -4.0
+    assert function(3) == -4  # a constant argument: the formula's value at once
+
+
 @pytest.mark.parametrize("name", ["list", "str", "dict", "int", "set", "range", "len", "reversed", "zip", "print",
                                   "ValueError", "np", "lambda", "def", "None", "True", "hostile_forward"])
 def test_a_function_named_like_python_or_the_module_is_refused_in_code_not_in_documents(tmp_path, name):
@@ -224,7 +239,8 @@ STRUCTURES = {
                           "c = sigmoid(x - x + W_2 @ x + c[t-1])\n",
     # functions of constants: max(relu(2), b) could not be formed, sigmoid(1) called the array helper
     "functions-of-constants": "input x\nstate h output\nfunction f(z) = z * 2\n"
-                              "h = tanh(W @ x + U @ h[t-1] + max(relu(2), b) + sigmoid(1) * f(3) + softsign(-1))\n",
+                              "h = tanh(W @ x + U @ h[t-1] + max(relu(2), b) + sigmoid(1) * f(3) + softsign(-1)"
+                              " + sigmoid(exp(tanh(0.5))) * f(exp(1)))\n",
 }
 
 

@@ -119,6 +119,10 @@ class NumPyPrinter(StrPrinter):
         """1/2 prints as 0.5."""
         return "0.5"
 
+    def _print_Exp1(self, expr):
+        """e (what exp(1) becomes) -> np.e."""
+        return "np.e"
+
     def _print_Float(self, expr):
         """A float prints with the shortest repr that round-trips."""
         return repr(float(expr))
