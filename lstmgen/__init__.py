@@ -10,18 +10,22 @@ __version__ = "0.1.0"
 __all__ = ["check", "codegen", "derive", "document"]
 
 
-def derive(cell, hadamard="*", transpose="T"):
-    """The `lstmgen.api.Derivation` of a built-in cell (its name) or a cell file (its path)."""
+def derive(cell, hadamard="*", transpose="T", names="cell", vectors="column"):
+    """The `lstmgen.api.Derivation` of a built-in cell (its name) or a cell file (its path), its
+    LaTeX in the notation the options of `lstmgen derive` ask for."""
     from .api import derive as _derive
 
-    return _derive(cell, hadamard=hadamard, transpose=transpose)
+    return _derive(cell, hadamard=hadamard, transpose=transpose, names=names, vectors=vectors)
 
 
-def document(cell, format="tex", hadamard="*", transpose="T"):  # noqa: A002 - the command line's option name
-    """The derivation document of `cell` as LaTeX ('tex'), Markdown ('md') or HTML ('html') source."""
+def document(cell, format="tex", hadamard="*", transpose="T", names="cell", vectors="column",  # noqa: A002
+             compact=False):
+    """The derivation document of `cell` as LaTeX ('tex'), Markdown ('md') or HTML ('html') source,
+    with the notation options of `lstmgen derive`."""
     from .api import document as _document
 
-    return _document(cell, format=format, hadamard=hadamard, transpose=transpose)
+    return _document(cell, format=format, hadamard=hadamard, transpose=transpose, names=names, vectors=vectors,
+                     compact=compact)
 
 
 def codegen(cell, layout="cs231n", target="numpy"):

@@ -22,7 +22,7 @@ import sympy
 
 from . import reverse, symbols
 from .errors import LstmgenError
-from .printing.latex import HADAMARD, LOSS, TRANSPOSE, derivative, latex
+from .printing.latex import DEFAULT_STYLE, LOSS, Style, derivative, latex
 
 
 @dataclass(frozen=True)
@@ -47,18 +47,14 @@ class Formula:
 class Derivation:
     """The backward pass of one cell: every gradient by name (`grad`), all of them (`formulas`).
 
-    `hadamard` is the elementwise product's sign in the LaTeX ('*', 'odot' or 'circ'), `transpose`
-    the transpose's superscript ('T' or 'top')."""
+    `style` is the LaTeX's notation (`lstmgen.printing.latex.Style`: the elementwise product's
+    sign, the transpose's superscript, the cell file's names or plain ones, column or row vectors);
+    `grad` takes the names in the cell file's own notation whatever the style."""
 
-    def __init__(self, derivation: reverse.Derivation, hadamard: str = "*", transpose: str = "T"):
-        if hadamard not in HADAMARD:
-            raise LstmgenError("unknown hadamard %r: use one of %s" % (hadamard, ", ".join(HADAMARD)))
-        if transpose not in TRANSPOSE:
-            raise LstmgenError("unknown transpose %r: use one of %s" % (transpose, ", ".join(TRANSPOSE)))
+    def __init__(self, derivation: reverse.Derivation, style: Style = DEFAULT_STYLE):
         self.derivation = derivation
         self.cell = derivation.cell
-        self.hadamard = hadamard
-        self.transpose = transpose
+        self.style = style
         self._table = self._formulas()
 
     @property
@@ -104,11 +100,11 @@ class Derivation:
 
     # ---- the table of formulas ------------------------------------------------------------
     def _latex(self, expr) -> str:
-        return latex(expr, self.cell, self.hadamard, self.transpose)
+        return latex(expr, self.cell, self.style)
 
     def _formula(self, wrt: sympy.Expr, expr: sympy.Expr) -> Formula:
         name = latex(wrt, self.cell)
-        return Formula(name, derivative(LOSS, wrt, self.cell), expr, self._latex(expr))
+        return Formula(name, derivative(LOSS, wrt, self.cell, self.style), expr, self._latex(expr))
 
     def _formulas(self) -> dict[str, Formula]:
         d, cell = self.derivation, self.cell
@@ -123,9 +119,9 @@ class Derivation:
             if symbols.read(gradient.wrt) is None:
                 self._parameters[_key(formula.name)] = name
         for state in cell.states:
-            total = Formula(latex(symbols.vector(state, "t"), cell), latex(symbols.vector(state, "t", "adjoint"), cell),
+            total = Formula(latex(symbols.vector(state, "t"), cell), self._latex(symbols.vector(state, "t", "adjoint")),
                             d.state_total(state), self._latex(d.state_total(state)))
-            initial = Formula(latex(symbols.vector(state, "0"), cell), latex(symbols.vector(state, "0", "adjoint"), cell),
+            initial = Formula(latex(symbols.vector(state, "0"), cell), self._latex(symbols.vector(state, "0", "adjoint")),
                               d.initial(state), self._latex(d.initial(state)))
             table[_key(total.name)] = total
             table[_key(initial.name)] = initial
@@ -138,16 +134,22 @@ def _key(name: str) -> str:
     return key.removeprefix("dL/d")
 
 
-def derive(cell: str, hadamard: str = "*", transpose: str = "T") -> Derivation:
-    """The derivation of a built-in cell (its name) or a cell file (its path)."""
-    return Derivation(reverse.derive(cell), hadamard=hadamard, transpose=transpose)
+def derive(cell: str, hadamard: str = "*", transpose: str = "T", names: str = "cell",
+           vectors: str = "column") -> Derivation:
+    """The derivation of a built-in cell (its name) or a cell file (its path); the options are the
+    LaTeX's notation, as `lstmgen derive` takes them (--hadamard, --transpose, --names, --vectors)."""
+    from .render import style_of
+
+    return Derivation(reverse.derive(cell), style_of(hadamard, transpose, names, vectors))
 
 
-def document(cell: str, format: str = "tex", hadamard: str = "*", transpose: str = "T") -> str:  # noqa: A002
-    """The derivation document of `cell` as LaTeX ('tex'), Markdown ('md') or HTML ('html') source."""
-    from .render import render_document
+def document(cell: str, format: str = "tex", hadamard: str = "*", transpose: str = "T",  # noqa: A002
+             names: str = "cell", vectors: str = "column", compact: bool = False) -> str:
+    """The derivation document of `cell` as LaTeX ('tex'), Markdown ('md') or HTML ('html') source,
+    in the notation the options ask for (those of `lstmgen derive`)."""
+    from .render import render_document, style_of
 
-    return render_document(cell, format, hadamard, transpose)
+    return render_document(cell, format, style_of(hadamard, transpose, names, vectors, compact))
 
 
 def codegen(cell: str, layout: str = "cs231n", target: str = "numpy") -> str:

@@ -45,6 +45,13 @@ def _parser() -> argparse.ArgumentParser:
                              "compiled by pdflatex); default: from the -o file's suffix, else tex")
     derive.add_argument("--hadamard", default="*", choices=render.HADAMARD, help="symbol of the elementwise product (default: *)")
     derive.add_argument("--transpose", default="T", choices=render.TRANSPOSE, help="x^T (default) or x^\\top")
+    derive.add_argument("--names", default="cell", choices=render.NAMES,
+                        help="cell: quantities as the cell file's latex lines write them (\\tilde{c}_t, the default); "
+                             "plain: by their names in the cell file (g_t)")
+    derive.add_argument("--vectors", default="column", choices=render.VECTORS,
+                        help="column: W x, as the seed (default); row: x W, as the generated code")
+    derive.add_argument("--compact", action="store_true",
+                        help="name each gate's delta once and write every gradient with it")
     derive.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
 
     codegen = sub.add_parser("codegen", help="write the NumPy forward/backward module of a cell",
@@ -149,8 +156,9 @@ def _main(argv) -> int:
             fmt = render.format_of(args.output, args.format)
             if fmt == "pdf" and not args.output:
                 raise UsageError("--format pdf writes a file: give -o FILE.pdf")
-            document = render.pdf_document(args.cell, args.hadamard, args.transpose) if fmt == "pdf" else \
-                render.render_document(args.cell, fmt, args.hadamard, args.transpose)
+            style = render.style_of(args.hadamard, args.transpose, args.names, args.vectors, args.compact)
+            document = render.pdf_document(args.cell, style) if fmt == "pdf" else \
+                render.render_document(args.cell, fmt, style)
             _emit(document, args.output)
             return 0
         if args.command == "codegen":

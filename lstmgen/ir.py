@@ -107,3 +107,19 @@ def total(terms) -> sympy.Expr:
     if len(terms) == 1:
         return terms[0]
     return sympy.Add(*terms, evaluate=False)
+
+
+def to_row(expr) -> sympy.Expr:
+    """A column-convention expression in the row convention (vectors as rows, every matrix the
+    transpose of its column form): W v -> v W, W^T e -> e W^T, e v^T -> v^T e."""
+    if isinstance(expr, Dot):
+        return MatMul(to_row(expr.args[1]), expr.args[0])
+    if isinstance(expr, TDot):
+        return MatMul(to_row(expr.args[1]), Transpose(expr.args[0]))
+    if isinstance(expr, Outer):
+        return MatMul(Transpose(to_row(expr.args[1])), to_row(expr.args[0]))
+    if isinstance(expr, (Blocks, RowBlocks)):  # side by side becomes stacked, and back
+        return (RowBlocks if isinstance(expr, Blocks) else Blocks)(*[to_row(a) for a in expr.args])
+    if not expr.args:
+        return expr
+    return rebuild(expr, [to_row(a) for a in expr.args])

@@ -10,13 +10,12 @@ import jinja2
 
 from . import cells, reverse
 from .errors import LstmgenError, OutputError, UsageError
+from .printing.latex import DEFAULT_STYLE, HADAMARD, NAMES, TRANSPOSE, VECTORS, Style  # noqa: F401 (the CLI's choices)
 
 FORMATS = ("tex", "md", "html", "pdf")
 TEXT_FORMATS = ("tex", "md", "html")
 PDF_CELLS = ("lstm",)  # generated/ carries the PDF of these (lstmgen build, where pdflatex is installed)
 TEX_SECONDS = 60  # pdflatex's time limit for one document
-HADAMARD = ("*", "odot", "circ")
-TRANSPOSE = ("T", "top")
 LAYOUTS = ("cs231n", "torch", "per-gate")
 TARGETS = ("numpy", "numba")
 BUILD_CELLS = tuple(cells.builtin_names())  # every built-in cell: documents and cs231n module
@@ -53,7 +52,7 @@ def format_of(path: str | None, fmt: str | None) -> str:
     return suffix or "tex"
 
 
-def pdf_document(cell: str, hadamard: str = "*", transpose: str = "T") -> bytes:
+def pdf_document(cell: str, style: Style = DEFAULT_STYLE) -> bytes:
     """The LaTeX document compiled by pdflatex (no shell escape, halting at the first error); a TeX
     error is an LstmgenError quoting TeX's message and the offending source line."""
     import subprocess
@@ -63,7 +62,7 @@ def pdf_document(cell: str, hadamard: str = "*", transpose: str = "T") -> bytes:
     if exe is None:
         raise LstmgenError("--format pdf needs pdflatex (TeX Live; Debian: apt-get install texlive-latex-base "
                            "texlive-latex-recommended)")
-    source = render_document(cell, "tex", hadamard, transpose)
+    source = render_document(cell, "tex", style)
     with tempfile.TemporaryDirectory(prefix="lstmgen-tex-") as folder:
         tex = Path(folder) / "derivation.tex"
         tex.write_text(source, encoding="utf-8")
@@ -97,36 +96,48 @@ def _tex_error(log: str, source: str) -> str:
     return "pdflatex failed at line %d of the document: %s, in: %s" % (number, message, text[:200])
 
 
-def render_document(cell: str, fmt: str = "tex", hadamard: str = "*", transpose: str = "T") -> str:
+def style_of(hadamard: str = "*", transpose: str = "T", names: str = "cell", vectors: str = "column",
+             compact: bool = False) -> Style:
+    """The notation options as a Style; an unknown value is an LstmgenError naming the option."""
+    try:
+        return Style(hadamard, transpose, names, vectors, bool(compact))
+    except ValueError as exc:
+        raise LstmgenError("unknown %s" % exc) from None
+
+
+def render_document(cell: str, fmt: str = "tex", style: Style = DEFAULT_STYLE) -> str:
     """The derivation document of `cell` (a name or .cell path) as LaTeX, Markdown or HTML text
-    (`pdf_document` compiles the LaTeX)."""
+    (`pdf_document` compiles the LaTeX), in the notation `style` asks for."""
     if fmt == "pdf":
         raise LstmgenError("a PDF is not text: pdf_document compiles the LaTeX")
     if fmt not in FORMATS:
         raise LstmgenError("unknown format %r: use one of %s" % (fmt, ", ".join(FORMATS)))
-    if hadamard not in HADAMARD:
-        raise LstmgenError("unknown --hadamard %r: use one of %s" % (hadamard, ", ".join(HADAMARD)))
-    if transpose not in TRANSPOSE:
-        raise LstmgenError("unknown --transpose %r: use one of %s" % (transpose, ", ".join(TRANSPOSE)))
     derivation = reverse.derive(cell)
     from .documenter import document_context
 
     if fmt == "html":
-        markdown = render_document(cell, "md", hadamard, transpose)
+        markdown = render_document(cell, "md", style)
         return _html_page(markdown, "Backward pass of the %s cell" % derivation.cell.title,
-                          _command(cell, fmt, hadamard, transpose))
-    context = document_context(derivation, fmt=fmt, hadamard=hadamard, transpose=transpose)
-    context["command"] = _command(cell, fmt, hadamard, transpose)
+                          _command(cell, fmt, style))
+    context = document_context(derivation, fmt=fmt, style=style)
+    context["command"] = _command(cell, fmt, style)
     return environment().get_template("derivation.%s.j2" % fmt).render(**context)
 
 
-def _command(cell: str, fmt: str, hadamard: str, transpose: str = "T") -> str:
+# (option, the Style field, its default): the derive options a provenance line repeats
+_OPTIONS = (("--hadamard", "hadamard", "*"), ("--transpose", "transpose", "T"), ("--names", "names", "cell"),
+            ("--vectors", "vectors", "column"))
+
+
+def _command(cell: str, fmt: str, style: Style = DEFAULT_STYLE) -> str:
     """The command that regenerates a document, for its provenance line: the cell as it was given
-    (a built-in name, or the cell file's path as the caller wrote it)."""
+    (a built-in name, or the cell file's path as the caller wrote it) and the options that differ
+    from their defaults."""
     cell_arg = cell if not isinstance(cell, cells.Cell) else cell.name
     quoted = cell_arg if all(ch.isalnum() or ch in "._-/" for ch in cell_arg) else "'%s'" % cell_arg.replace("'", "")
-    options = ("" if hadamard == "*" else " --hadamard " + hadamard) + (
-        "" if transpose == "T" else " --transpose " + transpose)
+    options = "".join(" %s %s" % (flag, getattr(style, field)) for flag, field, default in _OPTIONS
+                      if getattr(style, field) != default)
+    options += " --compact" if style.compact else ""
     return "lstmgen derive --cell %s --format %s%s" % (quoted, fmt, options)
 
 

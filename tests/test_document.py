@@ -14,7 +14,7 @@ import pytest
 from lstmgen import cells, render, reverse
 from lstmgen.documenter import document_context
 from lstmgen.errors import LstmgenError
-from lstmgen.printing.latex import HADAMARD, latex
+from lstmgen.printing.latex import HADAMARD, Style, latex
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -163,7 +163,7 @@ def test_recurrences_and_initial_states(lstm_md):
 # ----------------------------------------------------------------------------- every formula is printed
 def test_context_formulas_are_the_printers_output():
     d = reverse.derive("lstm")
-    context = document_context(d, fmt="md", hadamard="*")
+    context = document_context(d, fmt="md")
     summed = [row for family in context["summed_families"] for eq in family["equations"] for row in eq["rows"]]
     for quantity in d.cell.parameters:
         assert any(row.endswith(" = " + latex(d.summed(quantity.name), d.cell)) for row in summed), quantity.name
@@ -216,7 +216,7 @@ def test_rnn_document(rnn_docs):
 
 
 def test_odot_option():
-    text = render.render_document("lstm", "md", hadamard="odot")
+    text = render.render_document("lstm", "md", render.style_of(hadamard="odot"))
     equations = md_equations(text)
     assert _squeeze(r"\frac{\partial L}{\partial b^f} = \sum_{t=1}^T \left\{ \frac{\partial L}{\partial c_t} \odot "
                     r"c_{t-1} \odot [f_t \odot (1 - f_t)] \right\}") in equations
@@ -231,8 +231,8 @@ def test_custom_cell_document_works():
     cell = cells.parse("cell peep\ninput x\nstate h output\nstate c\n"
                        "f = sigmoid(W_xf @ x + W_hf @ h[t-1] + p_f * c[t-1] + b_f)\n"
                        "c = f * c[t-1] + (1 - f) * tanh(W_xc @ x + b_c)\nh = tanh(c)\n")
-    context = document_context(reverse.derive_cell(cell), fmt="tex", hadamard="*")
-    text = render.environment().get_template("derivation.tex.j2").render(**context)
+    context = document_context(reverse.derive_cell(cell), fmt="tex")
+    text = render.environment().get_template("derivation.tex.j2").render(command="lstmgen derive", **context)
     assert r"\frac{\partial L}{\partial p_f}" in text and r"\frac{\partial L}{\partial c_0}" in text
 
 
@@ -260,14 +260,17 @@ def _pdflatex():
 
 
 NOTATIONS = [(hadamard, "T") for hadamard in sorted(HADAMARD)] + [("odot", "top")]
+# every notation option of `lstmgen derive`, alone and all at once
+STYLES = [Style(hadamard, transpose) for hadamard, transpose in NOTATIONS] + [
+    Style(names="plain"), Style(vectors="row"), Style(compact=True), Style("circ", "top", "plain", "row", True)]
 
 
-@pytest.mark.parametrize("hadamard,transpose", NOTATIONS)
+@pytest.mark.parametrize("style", STYLES, ids=str)
 @pytest.mark.parametrize("cell", cells.builtin_names())
-def test_tex_compiles_with_pdflatex_and_no_line_is_wider_than_the_text(tmp_path, cell, hadamard, transpose):
+def test_tex_compiles_with_pdflatex_and_no_line_is_wider_than_the_text(tmp_path, cell, style):
     exe = _pdflatex()
     source = tmp_path / "doc.tex"
-    source.write_text(render.render_document(cell, "tex", hadamard, transpose), encoding="utf-8")
+    source.write_text(render.render_document(cell, "tex", style), encoding="utf-8")
     proc = subprocess.run([exe, "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape", source.name],
                           check=False, cwd=str(tmp_path), capture_output=True, text=True, errors="replace", timeout=120)
     log = (tmp_path / "doc.log").read_text(errors="replace") if (tmp_path / "doc.log").exists() else proc.stdout
@@ -286,7 +289,7 @@ def test_document_checks_clean(cell, fmt, hadamard, transpose):
     notation the printer can write."""
     import lstmgen
 
-    text = render.render_document(cell, fmt, hadamard, transpose)
+    text = render.render_document(cell, fmt, render.style_of(hadamard, transpose))
     report = lstmgen.check(text, cell=cell, source="derivation." + fmt)
     wrong = [(e.line, e.status, e.message) for e in report.equations if e.status != "correct"]
     assert not wrong

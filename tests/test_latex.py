@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from lstmgen import cells, ir, symbols
 from lstmgen.functions import sigmoid
-from lstmgen.printing.latex import LOSS, LatexPrinter, chain_product, derivative, latex, latex_terms
+from lstmgen.printing.latex import LOSS, LatexPrinter, Style, chain_product, derivative, latex, latex_terms
 
 LSTM = cells.load("lstm")
 RNN = cells.load("rnn")
@@ -120,7 +120,7 @@ def test_rnn_parameters_need_no_parentheses_to_transpose(expr, expected):
 
 def test_odot():
     expr = ir.Outer(mul(dc, c_prev, f * (1 - f)), x)
-    assert latex(expr, LSTM, hadamard="odot") == \
+    assert latex(expr, LSTM, Style(hadamard="odot")) == \
         r"\left\{ \frac{\partial L}{\partial c_t} \odot c_{t-1} \odot [f_t \odot (1 - f_t)] \right\} x_t^T"
 
 
@@ -194,6 +194,6 @@ def _balanced(text: str) -> bool:
 @settings(max_examples=150, deadline=None, derandomize=True)
 @given(_EXPRESSIONS, st.sampled_from(["*", "odot"]))
 def test_any_expression_prints_with_balanced_brackets(expr, hadamard):
-    text = latex(expr, LSTM, hadamard)
+    text = latex(expr, LSTM, Style(hadamard=hadamard))
     assert text and _balanced(text), text
     assert "+ -" not in text and "- -" not in text, text

@@ -261,7 +261,8 @@ def values(expr, notation: Notation, identity: str = "", points=None) -> list:
     row = notation.layout == "row"
     with np.errstate(all="ignore"):
         if identity:
-            return [DocEvaluator(draws[0], 2, notation.cell, free, row)(expr) for free in identity_points(identity)]
+            # elementwise in one variable: the same in either layout
+            return [DocEvaluator(draws[0], 2, notation.cell, free)(expr) for free in identity_points(identity)]
         return [DocEvaluator(draws[k], t, notation.cell, row=row)(expr) for k, t in points or env.POINTS]
 
 
@@ -271,7 +272,7 @@ def truth(expr, notation: Notation, identity: str = "", points=None) -> list:
     row = notation.layout == "row"
     with np.errstate(all="ignore"):
         if identity:
-            return [DocEvaluator(draws[0], 2, notation.cell, free, row).truth(expr) for free in identity_points(identity)]
+            return [DocEvaluator(draws[0], 2, notation.cell, free).truth(expr) for free in identity_points(identity)]
         return [DocEvaluator(draws[k], t, notation.cell, row=row).truth(expr) for k, t in points or env.POINTS]
 
 

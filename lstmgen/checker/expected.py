@@ -2,8 +2,7 @@
 letter and layout (a row-layout document gets x_t^T δ where the derivation has δ x_t^T)."""
 from __future__ import annotations
 
-
-from .. import ir
+from ..ir import to_row
 from ..printing.latex import LatexPrinter
 from .notation import Notation
 
@@ -35,22 +34,6 @@ def _inline(expr, inlined: dict):
         if ref is not None and ref.role == "value" and ref.name in inlined:
             mapping[sym] = at_time(inlined[ref.name], ref.time)
     return symbols.replace(expr, mapping) if mapping else expr
-
-
-def to_row(expr):
-    """A column-layout expression in the row layout: W v -> v W, W^T e -> e W^T, e v^T -> v^T e."""
-    if isinstance(expr, ir.Dot):
-        return ir.MatMul(to_row(expr.args[1]), expr.args[0])
-    if isinstance(expr, ir.TDot):
-        return ir.MatMul(to_row(expr.args[1]), ir.Transpose(expr.args[0]))
-    if isinstance(expr, ir.Outer):
-        return ir.MatMul(ir.Transpose(to_row(expr.args[1])), to_row(expr.args[0]))
-    if isinstance(expr, (ir.Blocks, ir.RowBlocks)):  # side by side becomes stacked, and back
-        return (ir.RowBlocks if isinstance(expr, ir.Blocks) else ir.Blocks)(*[to_row(a) for a in expr.args])
-    if not expr.args:
-        return expr
-    args = [to_row(a) for a in expr.args]
-    return ir.rebuild(expr, args)
 
 
 def truth_shape(expr, notation: Notation) -> tuple:

@@ -226,6 +226,7 @@ def notation_of(equations, cell_option: str | None = None, text: str = "") -> No
     state, else the default cell.  `equations` are `extract.Equation`s in document order."""
     if cell_option is not None:
         notation = Notation.for_cell(cells.load(cell_option), "option")
+        _note_other_layout(notation, equations, text)
     else:
         notation = None
         bare = _bare_superscript_times(text)
@@ -242,6 +243,20 @@ def notation_of(equations, cell_option: str | None = None, text: str = "") -> No
             notation = Notation.for_cell(cells.load(DEFAULT_CELL), "default")
     _settle_printing(notation, text)
     return notation
+
+
+def _note_other_layout(notation: Notation, equations, text: str) -> None:
+    """A note when the document's forward equations write vectors as rows: --cell reads a document in
+    the cell file's notation, whose vectors are columns, so x_t W would not be read as meant."""
+    found, stacking = _forward_equations(equations, _bare_superscript_times(text))
+    try:
+        learned = _learned(found, stacking) if found else None
+    except (CellError, Unsupported):
+        return
+    if learned is not None and learned.layout != notation.layout:
+        notation.notes.append("the forward equations on %s write vectors as %ss, and --cell reads the document in "
+                              "the cell file's %s layout: leave out --cell to have the document's own notation "
+                              "learned" % (_span(found), learned.layout, notation.layout))
 
 
 def _bare_superscript_times(text: str) -> bool:

@@ -134,6 +134,11 @@ class Notation:
                     notation.names.setdefault(form, Meaning("parameter", q.name))
             else:
                 notation.names[normal_key(q.latex)] = Meaning("vector", q.name)
+        # a vector also by its cell-file name (g_t for \tilde{c}_t: `lstmgen derive --names plain`),
+        # unless that is another quantity's form
+        for q in cell.quantities.values():
+            if not q.is_parameter:
+                notation.names.setdefault(normal_key(symbols.latex_name(q.name)), Meaning("vector", q.name))
         return notation
 
     @property

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field, replace
 import sympy
 
 from .. import ir, symbols
+from ..ir import to_row
 from ..reverse import derive
 from ..rules import local_derivative
 from . import environment as env
 from .evaluation import MATRIX_NODES, lower
-from .expected import to_row
 from .notation import Notation, split_key
 from .nodes import LOSS, STEP_LOSS, Blocks, Chain, FreeSymbol, Partial, Stack, Unsupported, ref_of
 

@@ -10,6 +10,8 @@ out: ``( )``, then ``[ ]``, then ``\\{ \\}``, sized with ``\\left``/``\\right`` 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sympy
 from sympy.printing.latex import LatexPrinter as _SympyLatexPrinter
 
@@ -26,6 +28,50 @@ _FUNCTION_NAMES = {sigmoid: r"\sigma", sympy.tanh: r"\tanh"}
 _MATRIX_FORMS = (ir.Dot, ir.TDot, ir.Outer, ir.SumOverTime, ir.MatMul, ir.Blocks, ir.RowBlocks)
 
 LOSS = sympy.Symbol("L")
+TRANSPOSE = {"T": "T", "top": r"\top"}  # the --transpose option -> the superscript
+NAMES = ("cell", "plain")   # the --names option: the cell file's latex lines (\tilde{c}_t), or its names (g_t)
+VECTORS = ("column", "row")  # the --vectors option: W_x^f x_t (the seed), or x_t W_x^f (the code)
+
+
+@dataclass(frozen=True)
+class Style:
+    """A document's notation options, every one printed from the same derivation.
+
+    hadamard  the elementwise product's sign, a key of HADAMARD: '*', 'odot', 'circ'
+    transpose the transpose's superscript, a key of TRANSPOSE: 'T' or 'top'
+    names     'cell': quantities as the cell file's latex lines write them (\tilde{c}_t); 'plain':
+              by their names in the cell file (g_t)
+    vectors   'column': vectors are columns, W_x^f x_t (the seed); 'row': vectors are rows, x_t W_x^f
+              (the generated code), every matrix the transpose of its column form
+    compact   name each gate's delta once and write every gradient with it (read by the documenter;
+              the printer ignores it)
+    """
+
+    hadamard: str = "*"
+    transpose: str = "T"
+    names: str = "cell"
+    vectors: str = "column"
+    compact: bool = False
+
+    def __post_init__(self):
+        for option, value, allowed in (("hadamard", self.hadamard, HADAMARD), ("transpose", self.transpose, TRANSPOSE),
+                                       ("names", self.names, NAMES), ("vectors", self.vectors, VECTORS)):
+            if value not in allowed:
+                raise ValueError("%s %r: use one of %s" % (option, value, ", ".join(allowed)))
+
+    def printer(self, cell=None, names: dict | None = None) -> "LatexPrinter":
+        """A printer in this style; `names` adds LaTeX base forms of names the cell does not have."""
+        forms = dict(names or {})
+        if self.names == "plain" and cell is not None:
+            forms.update({name: symbols.latex_name(name) for name in cell.quantities})
+        return LatexPrinter(cell, self.hadamard, transpose=TRANSPOSE[self.transpose], names=forms)
+
+    def oriented(self, expr):
+        """`expr` (column convention, as derived) in this style's convention."""
+        return ir.to_row(expr) if self.vectors == "row" else expr
+
+
+DEFAULT_STYLE = Style()
 
 
 class LatexPrinter(_SympyLatexPrinter):
@@ -34,11 +80,12 @@ class LatexPrinter(_SympyLatexPrinter):
     printmethod = "_lstmgen_latex"
 
     def __init__(self, cell=None, hadamard: str = "*", settings=None, *, time=symbols.with_time,
-                 loss: str = "L", differential: str = r"\partial", transpose: str = "T"):
+                 loss: str = "L", differential: str = r"\partial", transpose: str = "T", names=None):
         super().__init__(settings)
         if hadamard not in HADAMARD:
             raise ValueError("hadamard must be one of %s, not %r" % (", ".join(HADAMARD), hadamard))
         self._quantities = dict(cell.quantities) if cell is not None else {}
+        self._names = dict(names or {})  # quantity name -> LaTeX base form, over the cell's own
         self._times = HADAMARD[hadamard]
         self._with_time = time          # (base, time) -> LaTeX: c_{t-1}, or c^{(t-1)} in a reader's notation
         self._loss = loss
@@ -90,6 +137,8 @@ class LatexPrinter(_SympyLatexPrinter):
 
     # ---- symbols ---------------------------------------------------------------------------
     def _base(self, name: str) -> str:
+        if name in self._names:
+            return self._names[name]
         quantity = self._quantities.get(name)
         return quantity.latex if quantity is not None else symbols.latex_name(name)
 
@@ -99,7 +148,7 @@ class LatexPrinter(_SympyLatexPrinter):
         if expr == LOSS:
             return self._loss
         if ref is None:
-            if expr.name in self._quantities or "_" in expr.name or "^" in expr.name:
+            if expr.name in self._quantities or expr.name in self._names or "_" in expr.name or "^" in expr.name:
                 return self._base(expr.name)
             return super()._print_Symbol(expr, style)
         value = self._with_time(self._base(ref.name), ref.time)
@@ -294,25 +343,23 @@ def _is_reciprocal(expr) -> bool:
     return isinstance(expr, sympy.Pow) and expr.exp.is_number and expr.exp.is_negative
 
 
-TRANSPOSE = {"T": "T", "top": r"\top"}  # the --transpose option -> the superscript
+def latex(expr, cell=None, style: Style = DEFAULT_STYLE, names: dict | None = None) -> str:
+    """`expr` (lstmgen.ir or plain SymPy) as LaTeX; `cell` supplies the symbols' LaTeX base forms
+    (`names` those of further names)."""
+    return style.printer(cell, names).doprint(style.oriented(expr))
 
 
-def latex(expr, cell=None, hadamard: str = "*", transpose: str = "T") -> str:
-    """`expr` (lstmgen.ir or plain SymPy) as LaTeX; `cell` supplies the symbols' LaTeX base forms."""
-    return LatexPrinter(cell, hadamard, transpose=TRANSPOSE[transpose]).doprint(expr)
-
-
-def latex_terms(expr, cell=None, hadamard: str = "*", transpose: str = "T") -> list[str]:
+def latex_terms(expr, cell=None, style: Style = DEFAULT_STYLE, names: dict | None = None) -> list[str]:
     """The top-level terms of `expr` printed one by one, with their signs: ['a', '+ b', '- c']."""
-    printer = LatexPrinter(cell, hadamard, transpose=TRANSPOSE[transpose])
-    return [printer._str(term) for term in printer.terms(expr)]
+    printer = style.printer(cell, names)
+    return [printer._str(term) for term in printer.terms(style.oriented(expr))]
 
 
-def derivative(of, wrt, cell=None) -> str:
+def derivative(of, wrt, cell=None, style: Style = DEFAULT_STYLE, names: dict | None = None) -> str:
     """\\frac{\\partial of}{\\partial wrt} for two symbols (`of` may be `LOSS`)."""
-    return latex(sympy.Derivative(of, wrt, evaluate=False), cell)
+    return latex(sympy.Derivative(of, wrt, evaluate=False), cell, style, names)
 
 
-def chain_product(factors, cell=None) -> str:
+def chain_product(factors, cell=None, style: Style = DEFAULT_STYLE, names: dict | None = None) -> str:
     """The chain rule written out: derivative fractions (or gradient symbols) joined by \\cdot."""
-    return r" \cdot ".join(latex(factor, cell) for factor in factors)
+    return r" \cdot ".join(latex(factor, cell, style, names) for factor in factors)
