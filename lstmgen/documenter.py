@@ -111,16 +111,18 @@ class _Document:
         return "".join(special.get(ch, ch) for ch in words)
 
     def equation(self, lhs: str, links: list[list[str]]) -> dict:
-        """lhs = link = link ...; each link a list of signed terms ('a', '+ b')."""
+        """lhs = link = link ...; each link a list of signed terms ('a', '+ b'): `rows` for a display
+        of its own, `aligned_rows` with the & before the first = for a block of equations."""
         links = [link if len(" ".join(link)) > LONG_SUM else [" ".join(link)] for link in links]
         single = all(len(link) == 1 for link in links) and (len(links) == 1 or not self.split_links)
         if single:
-            return {"aligned": False, "rows": [" = ".join([lhs] + [link[0] for link in links])]}
+            return {"aligned": False, "rows": [" = ".join([lhs] + [link[0] for link in links])],
+                    "aligned_rows": ["%s & = %s" % (lhs, " = ".join(link[0] for link in links))]}
         rows = []
         for index, link in enumerate(links):
             rows.append(("%s & = %s" % (lhs, link[0])) if index == 0 else "& = %s" % link[0])
             rows.extend("& %s" % term for term in link[1:])
-        return {"aligned": True, "rows": rows}
+        return {"aligned": True, "rows": rows, "aligned_rows": rows}
 
     def chain(self, gradient, ends_at_wrt: bool = False) -> list[str]:
         """Each term's chain-rule product, dL/dq_t . dq_t/dr_t . ... . dr_t/dwrt, as a signed term

@@ -83,15 +83,26 @@ def pdf_document(cell: str, style: Style = DEFAULT_STYLE) -> bytes:
 
 
 def _tex_error(log: str, source: str) -> str:
-    """TeX's first error message and the source line it names, on one line."""
+    """TeX's first error message and the source line it names, on one line.  TeX reads a display
+    environment (align*) whole and names its \\end line; the offending formula is then the row of
+    the block that holds the last token TeX read (the context line after the message)."""
     import re
 
-    message = next((line[2:].strip() for line in log.splitlines() if line.startswith("! ")), "unknown error")
-    where = re.search(r"^l\.(\d+)", log, re.M)
+    log_lines = log.splitlines()
+    first = next((k for k, line in enumerate(log_lines) if line.startswith("! ")), None)
+    if first is None:
+        return "pdflatex failed: unknown error"
+    message = log_lines[first][2:].strip()
+    where = re.search(r"^l\.(\d+)", "\n".join(log_lines[first:]), re.M)
     if not where:
         return "pdflatex failed: %s" % message
     number = int(where.group(1))
     lines = source.splitlines()
+    if 0 < number <= len(lines) and lines[number - 1].strip().startswith("\\end{"):
+        context = log_lines[first + 1].split("> ", 1)[-1].split() if first + 1 < len(log_lines) else []
+        start = next((k for k in range(number - 1, 0, -1) if lines[k - 1].strip().startswith("\\begin{")), number)
+        row = next((k for k in range(start, number) if context and context[-1] in lines[k - 1]), None)
+        number = row or number
     text = lines[number - 1].strip() if 0 < number <= len(lines) else ""
     return "pdflatex failed at line %d of the document: %s, in: %s" % (number, message, text[:200])
 

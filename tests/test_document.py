@@ -79,8 +79,16 @@ def md_equations(text: str) -> list[str]:
 
 
 def tex_equations(text: str) -> list[str]:
-    blocks = re.findall(r"\\\[(.*?)\\\]", text, flags=re.S)
-    return [_squeeze(_unalign(block)) for block in blocks]
+    """The equations of a LaTeX document's align* blocks: one per row, with the rows that continue
+    it (starting with &) joined to it, the alignment removed."""
+    equations = []
+    for block in re.findall(r"\\begin\{align\*\}(.*?)\\end\{align\*\}", text, flags=re.S):
+        for row in (row.strip() for row in block.split("\\\\")):
+            if row.startswith("&") and equations:
+                equations[-1] += " " + row
+            elif row:
+                equations.append(row)
+    return [_squeeze(_unalign(equation)) for equation in equations]
 
 
 def _unalign(block: str) -> str:
@@ -128,11 +136,10 @@ def test_family_line_exactly_as_printed(lstm_md):
 
 def test_tex_family_is_a_chain_split_at_its_equal_signs(lstm_tex):
     expected = "\n".join([
-        r"\begin{aligned}",
+        r"\begin{align*}",
         (r"  \frac{\partial L}{\partial W_x^c} & = \frac{\partial L}{\partial c_t} \cdot "
          r"\frac{\partial c_t}{\partial \tilde{c}_t} \cdot \frac{\partial \tilde{c}_t}{\partial W_x^c} \\"),
-        r"  & = \left[ \frac{\partial L}{\partial c_t} * i_t * (1 - \tilde{c}_t^2) \right] x_t^T",
-        r"\end{aligned}",
+        r"  & = \left[ \frac{\partial L}{\partial c_t} * i_t * (1 - \tilde{c}_t^2) \right] x_t^T \\",
     ])
     assert expected in lstm_tex
 
