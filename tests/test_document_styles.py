@@ -43,17 +43,15 @@ def test_all_options_at_once_read_back_for_every_cell_in_latex(cell):
     assert not wrong
 
 
-@pytest.mark.parametrize("option", ["names plain", "compact"])
+@pytest.mark.parametrize("option", sorted(OPTIONS))
 @pytest.mark.parametrize("cell", cells.builtin_names())
-def test_column_options_read_back_with_the_cell_given(cell, option):
-    """--cell reads the document in the cell file's notation; plain names and deltas are part of it."""
-    _, wrong = _not_correct(render.render_document(cell, "md", OPTIONS[option]), "md", cell)
+def test_every_option_reads_back_with_the_cell_given(cell, option):
+    """With --cell the document is still read in its own notation: its forward equations are proven
+    to state the given cell under the document's names and layout."""
+    report, wrong = _not_correct(render.render_document(cell, "md", OPTIONS[option]), "md", cell)
     assert not wrong
-
-
-def test_with_the_cell_given_a_row_document_gets_a_note():
-    report = lstmgen.check(render.render_document("lstm", "md", Style(vectors="row")), cell="lstm")
-    assert any("write vectors as rows" in note and "leave out --cell" in note for note in report.notation.notes)
+    assert report.notation.origin == "option"
+    assert any(note.startswith("read in the document's own notation") for note in report.notation.notes)
 
 
 # ---- the options print what they say -------------------------------------------------------------

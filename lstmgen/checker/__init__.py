@@ -199,9 +199,11 @@ def _check_from(emit, text, cell, source, progress: _Progress, per_equation: flo
     notation, defining = learned.notation, learned.defining
     for index in range(progress.start, len(found)):
         eq = found[index]
-        if notation.origin == "learned" and eq.line in notation.forward:
+        if eq.line in notation.forward:  # the cell was learned from them, or proven the given one's
+            why = "the cell was learned from it" if notation.origin == "learned" else \
+                "the given cell's, in the document's notation"
             emit(("entry", index, EquationReport(eq.line, eq.text.split("=")[0].strip()[:200], "correct", "",
-                                                 "a forward equation: the cell was learned from it", kind="forward")))
+                                                 "a forward equation: " + why, kind="forward")))
             continue
         emit(Phase(("equation", index), per_equation))
         verdict = judge(eq.text, notation, defining.get(index, ""), seconds=per_equation)

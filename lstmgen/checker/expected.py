@@ -20,7 +20,8 @@ def to_latex(expr, notation: Notation, last_step: bool = False) -> str:
     if notation.layout == "row":
         expr = to_row(expr)
     printer = LatexPrinter(notation.cell, notation.hadamard, time=notation.with_time, loss=notation.loss,
-                           differential=notation.differential, transpose=notation.transpose)
+                           differential=notation.differential, transpose=notation.transpose,
+                           names=notation.written_forms)
     return printer.doprint(expr)
 
 

@@ -20,6 +20,7 @@ import sympy
 
 from .. import cells, ir, symbols
 from ..errors import CellError
+from .renaming import rename_onto
 from .notation import LOSS_LETTERS, Meaning, Notation, make_key, split_key
 from .nodes import MATRIX_LETTERS, Stack, Unsupported
 from .parse import build_side, sides_of
@@ -225,8 +226,7 @@ def notation_of(equations, cell_option: str | None = None, text: str = "") -> No
     """The notation a document is read in: the --cell option, else the cell its forward equations
     state, else the default cell.  `equations` are `extract.Equation`s in document order."""
     if cell_option is not None:
-        notation = Notation.for_cell(cells.load(cell_option), "option")
-        _note_other_layout(notation, equations, text)
+        notation = _given(cells.load(cell_option), equations, text)
     else:
         notation = None
         bare = _bare_superscript_times(text)
@@ -245,18 +245,28 @@ def notation_of(equations, cell_option: str | None = None, text: str = "") -> No
     return notation
 
 
-def _note_other_layout(notation: Notation, equations, text: str) -> None:
-    """A note when the document's forward equations write vectors as rows: --cell reads a document in
-    the cell file's notation, whose vectors are columns, so x_t W would not be read as meant."""
+def _given(cell, equations, text: str) -> Notation:
+    """The notation of a document checked against the cell given with --cell: the document's own
+    (learned from its forward equations) when those state that cell under other names or in rows,
+    the cell file's otherwise, with a note when the document's layout is another."""
+    notation = Notation.for_cell(cell, "option")
     found, stacking = _forward_equations(equations, _bare_superscript_times(text))
     try:
         learned = _learned(found, stacking) if found else None
     except (CellError, Unsupported):
-        return
-    if learned is not None and learned.layout != notation.layout:
+        return notation
+    if learned is None:
+        return notation
+    renamed = rename_onto(learned, cell)
+    if renamed is not None:
+        renamed.notes.append("read in the document's own notation: its forward equations on %s state the %s cell"
+                             % (_span(found), cell.name))
+        return renamed
+    if learned.layout != notation.layout:
         notation.notes.append("the forward equations on %s write vectors as %ss, and --cell reads the document in "
                               "the cell file's %s layout: leave out --cell to have the document's own notation "
                               "learned" % (_span(found), learned.layout, notation.layout))
+    return notation
 
 
 def _bare_superscript_times(text: str) -> bool:

@@ -122,6 +122,9 @@ class Notation:
     bare_superscripts: bool = False  # times written as bare superscripts: h^{t-1}
     inlined: dict = field(default_factory=dict)  # cell names the author never wrote -> their expressions
     untimed: frozenset = frozenset()  # vectors the forward equations write without a time (f for f_t)
+    # cell name -> how the author writes it, where that is not the cell's own LaTeX (a document read in
+    # its own notation against the cell given with --cell: Gamma_f for the lstm's f)
+    written_forms: dict = field(default_factory=dict)
 
     # ---- building ------------------------------------------------------------------------
     @classmethod
@@ -160,6 +163,8 @@ class Notation:
 
     def written(self, name: str) -> str:
         """How the author writes the cell quantity `name` (its LaTeX base)."""
+        if name in self.written_forms:
+            return self.written_forms[name]
         q = self.cell.quantities.get(name)
         return q.latex if q is not None else name
 
