@@ -85,9 +85,11 @@ def relative_to(den_ref, at: str):
 
 
 # ----------------------------------------------------------------------------- backward walk
-def _backward(cell, seeds: dict, into_states: bool, follow: bool = True) -> dict:
-    """`reverse.backward` seeded with {quantity name at t: upstream expression}: {symbol: gradient}."""
-    terms = reverse.backward(cell, {name: [Term((name,), (up,))] for name, up in seeds.items()}, into_states, follow)
+def _backward(cell, seeds: dict, into_states: bool, follow: bool = True, shared: dict | None = None) -> dict:
+    """`reverse.backward` seeded with {quantity name at t: upstream expression}: {symbol: gradient}
+    (with `shared`, the walk stops at the intermediates it gives a total gradient of their own)."""
+    terms = reverse.backward(cell, {name: [Term((name,), (up,))] for name, up in seeds.items()}, into_states, follow,
+                             shared=shared)
     return {sym: ir.total(term.expr() for term in paths) for sym, paths in terms.items()}
 
 
@@ -114,7 +116,9 @@ def adjoint_expr(cell: str, name: str) -> sympy.Expr:
     """dL/dq_t of an intermediate q in terms of the states' total gradients at t."""
     d = derive(cell)
     seeds = {s: symbols.vector(s, "t", "adjoint") for s in d.cell.states}
-    reached = _backward(cell, seeds, into_states=False)
+    # the derivation's own walk, so the intermediates it shares are these (Derivation.shared),
+    # whose totals the witnesses hold
+    reached = _backward(cell, seeds, into_states=False, shared={})
     return reached.get(symbols.vector(name), sympy.Integer(0))
 
 
@@ -196,24 +200,28 @@ def _draw(cell: str, D: int, H: int, T: int, seed: int, state_scale: float = 1.0
             w.vectors[("value", eq.target, step)] = np.asarray(ev(eq.rhs), dtype=float).reshape(H, 1)
     for step in range(1, T + 1):
         w.vectors[("upstream", cell.output, step)] = rng.randn(H, 1)
+    # the totals at each step, last step first: of the states, and of the intermediates with a
+    # gradient of their own (Derivation.shared), each once what it reads is known
+    totals = {state: d.state_total(state) for state in cell.states}
+    totals.update({name: gradient.expr() for name, gradient in d.shared.items()})
     for step in range(T, 0, -1):
-        todo = list(cell.states)
-        for _ in range(len(cell.states) + 1):
-            for state in list(todo):
+        todo = list(totals)
+        for _ in range(len(totals) + 1):
+            for name in list(todo):
                 try:
-                    value = w.evaluator(step)(d.state_total(state))
+                    value = w.evaluator(step)(totals[name])
                 except EvaluationError:
                     continue
-                w.vectors[("adjoint", state, step)] = value
-                todo.remove(state)
+                w.vectors[("adjoint", name, step)] = value
+                todo.remove(name)
         if todo:
-            raise EvaluationError("cannot order the state gradients of %s" % cell)
+            raise EvaluationError("cannot order the gradients of %s at step %d (%s)" % (cell.name, step, ", ".join(todo)))
     for state in cell.states:
         w.vectors[("adjoint", state, 0)] = w.evaluator(1)(d.initial(state))
     for step in range(1, T + 1):
         ev = w.evaluator(step)
         w.vectors[("adjoint", cell.input, step)] = ev(d.step_gradient(cell.input))
         for eq in cell.equations:
-            if eq.target not in cell.states:
+            if eq.target not in cell.states and eq.target not in d.shared:
                 w.vectors[("adjoint", eq.target, step)] = ev(adjoint_expr(cell, eq.target))
     return w

@@ -61,6 +61,9 @@ class ForwardReader(AuthorsToIR):
     def lookup(self, key, time, name):
         if key in LOSS_LETTERS and time is None:
             raise NotForward("the loss")
+        base, sub, sup = split_key(key)
+        if time is not None and time.isdigit() and not sub:  # W_1, b_2: forward equations read steps t, t-1 only
+            key, time = make_key(base, time, sup), None
         if time is None and (self.left_side or key in self.vectors_at_t):
             self.untimed.add(key)
             time = "t"

@@ -208,18 +208,22 @@ class ToIR(Transformer):
             else:
                 raise Unsupported("cannot read the superscript ^%s of %s" % (s, name.written()))
         kept_subs = []
-        for s in subs:
-            if time is None and time_of(s, superscript=False):
+        # the outer subscript is the time: {g_1}_t (a name with a subscript of its own, at t)
+        sup = kept[0] if kept else ""
+        for s in reversed(subs):
+            if time is None and time_of(s, superscript=False) and not (
+                    len(subs) == 1 and s.isdigit() and self.notation.meaning(make_key(name.base, s, sup)) is not None):  # W_1
+                time = time_of(s, superscript=False)
                 time = time_of(s, superscript=False)
             elif time is None and "," in s and time_of(s.rsplit(",", 1)[1], superscript=False):
                 head, tail = s.rsplit(",", 1)
-                kept_subs.append(head)
+                kept_subs.insert(0, head)
                 time = time_of(tail, superscript=False)
             else:
-                kept_subs.append(s)
+                kept_subs.insert(0, s)
         if len(kept_subs) > 1:
             raise Unsupported("%s has two subscripts" % name.written()[:40])
-        return make_key(name.base, kept_subs[0] if kept_subs else "", kept[0] if kept else ""), time, post
+        return make_key(name.base, kept_subs[0] if kept_subs else "", sup), time, post
 
     def resolve(self, name: _Name):
         key, time, post = self.split(name)
