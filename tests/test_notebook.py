@@ -27,4 +27,7 @@ def test_the_api_notebook_runs_and_displays_math():
     assert "\\frac{\\partial L}{\\partial W_x^f}" in code[2].outputs[0]["data"]["text/latex"]
     assert "\\sum_{t=1}^T" in code[3].outputs[0]["data"]["text/latex"]
     assert "\\odot" in code[5].outputs[0]["data"]["text/latex"]
-    assert "def gru_step_backward" in code[6].outputs[0]["text"]
+    rows = code[6].outputs[0]["data"]["text/latex"]
+    assert "x_t^T" in rows and "g_t" in rows and r"\tilde" not in rows  # row vectors, the cell's own names
+    assert r"\delta^{z}_t = " in code[7].outputs[0]["text"]
+    assert "def gru_step_backward" in code[8].outputs[0]["text"]
