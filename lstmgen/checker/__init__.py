@@ -210,7 +210,9 @@ def _check_from(emit, text, cell, source, progress: _Progress, per_equation: flo
             continue
         emit(("entry", index, EquationReport(eq.line, verdict.lhs, verdict.status, verdict.expected, verdict.message,
                                              list(verdict.warnings),
-                                             kind="definition" if index in defining else "backward")))
+                                             kind="definition" if index in defining else
+                                             "forward" if verdict.forward else "backward",
+                                             notes=list(verdict.notes))))
 
 
 def _notation(emit, found, cell, text, skip: dict, per_equation: float):
@@ -314,6 +316,6 @@ def run_check(paths: list, cell: str | None = None, as_json: bool = False) -> in
             if not several:
                 raise
             reports.append(FileReport(str(path), [EquationReport(1, "", "unrecognized", "", str(exc))]))
-    sys.stdout.write(to_json(reports, several) if as_json else to_text(reports))
+    sys.stdout.write(to_json(reports) if as_json else to_text(reports))
     sys.stdout.flush()
     return max(r.exit_code for r in reports)
