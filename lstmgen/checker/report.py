@@ -170,9 +170,10 @@ def to_json(reports: list) -> str:
     return json.dumps(envelope([r.to_dict() for r in reports]), indent=2, ensure_ascii=False) + "\n"
 
 
-def json_schema() -> dict:
-    """The JSON Schema of the report (shipped in the package as schemas/check-report.schema.json)."""
-    return json.loads(resources.files("lstmgen").joinpath("schemas", "check-report.schema.json").read_text("utf-8"))
+def json_schema(name: str = "check-report") -> dict:
+    """A JSON Schema shipped in the package (lstmgen/schemas/NAME.schema.json): check-report (this
+    module's report) or check-summary (`lstmgen summary --json`, which refers to the report's by $id)."""
+    return json.loads(resources.files("lstmgen").joinpath("schemas", name + ".schema.json").read_text("utf-8"))
 
 
 def _marks() -> dict:
