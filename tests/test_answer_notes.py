@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 
 import jsonschema
 import pytest
@@ -73,3 +74,9 @@ def test_a_sum_over_t_where_the_step_gradient_is_meant_is_an_extra_sum():
     target = Target(step, "gradient", "W_x^f")
     found = diagnose.diagnose(ir.SumOverTime(step), target, Notation.for_cell(cell, "option"), got=None, truth=None)
     assert [n.code for n in found] == ["extra-sum"]
+
+
+def test_the_readme_lists_every_code_with_its_meaning():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `([a-z-]+)` \| (.+) \|$", readme, re.M)
+    assert [(code, meaning) for code, meaning in rows if code in notes.MEANINGS] == list(notes.MEANINGS.items())
