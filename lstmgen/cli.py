@@ -1,4 +1,4 @@
-"""The command line: build, derive, codegen, check.  Exit codes: 0 fine, 1 a check found
+"""The command line: build, derive, codegen, check, summary.  Exit codes: 0 fine, 1 a check found
 wrong equations, 2 unusable input or usage (one line on stderr, never a traceback).
 
 Output never tracebacks: characters standard output cannot encode are written as backslash
@@ -71,6 +71,19 @@ def _parser() -> argparse.ArgumentParser:
                        help="built-in cell name or .cell file (default: the cell the document's forward "
                             "equations state, else lstm)")
     check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.add_argument("--csv", metavar="FILE", help="also write the gradebook: one CSV row per document (score, counts, "
+                                                    "answer notes)")
+    check.add_argument("--gradescope", metavar="FILE",
+                       help="also write Gradescope's autograder results.json (all the documents as one submission)")
+
+    summary = sub.add_parser("summary", help="a class's mistakes: which, how many students, an example of each",
+                             description="The teacher's view of a class: every answer note with the students and "
+                                         "equations it was found in and an example line. Reads the reports of "
+                                         "`lstmgen check --json` (.json) or their JSON Lines (.jsonl), or checks the "
+                                         ".md/.tex documents and folders given.")
+    summary.add_argument("files", nargs="+", metavar="FILE", help="REPORT.json, REPORT.jsonl, documents or folders")
+    summary.add_argument("--cell", default=None, help="for documents: as `lstmgen check --cell`")
+    summary.add_argument("--json", action="store_true", help="print the summary as JSON")
     return parser
 
 
@@ -164,9 +177,14 @@ def _main(argv) -> int:
         if args.command == "codegen":
             _emit(render.render_module(args.cell, args.layout, args.target), args.output)
             return 0
+        if args.command == "summary":
+            from .checker.summary import run_summary
+
+            return run_summary(args.files, cell=args.cell, as_json=args.json)
         from .checker import run_check
 
-        return run_check(args.files, cell=args.cell, as_json=args.json)
+        return run_check(args.files, cell=args.cell, as_json=args.json, csv_file=args.csv,
+                         gradescope_file=args.gradescope)
     except LstmgenError as exc:
         print("lstmgen: error: %s" % str(exc).splitlines()[0], file=sys.stderr)
         return 2

@@ -70,7 +70,7 @@ def test_a_check_report_displays_in_a_notebook_and_serialises_to_the_documented_
 
     text = (ROOT / "docs" / "examples" / "seed.md").read_text(encoding="utf-8")
     report = lstmgen.check(text, source="seed.md")
-    assert json.loads(report.to_json()) == json.loads(to_json([report], as_list=False))
+    assert json.loads(report.to_json()) == json.loads(to_json([report]))
     markdown = report._repr_markdown_()
     assert markdown.startswith("**seed.md**: 38 correct, 3 incorrect, 0 unrecognized")
     assert markdown.count("\n| ") == len(report.equations) + 2  # header, rule, a row per equation

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -262,13 +263,16 @@ def test_code_fences_are_not_math():
 def test_python_api_returns_objects():
     text = r"$$\frac{\partial L}{\partial b^f} = \frac{\partial L}{\partial c_t} * c_{t-1} * f_t$$"
     report = lstmgen.check(text, cell="lstm")
-    assert report.summary == {"correct": 0, "incorrect": 1, "unrecognized": 0}
+    assert report.summary == {"correct": 0, "incorrect": 1, "unrecognized": 0, "forward": 0, "score": 0,
+                              "possible": 1, "fraction": 0.0}
     entry = report.equations[0]
     assert (entry.line, entry.status) == (1, "incorrect") and entry.expected and entry.lhs
     data = report.to_dict()
     assert set(data) == {"file", "cell", "equations", "summary"}
     assert data["cell"]["source"] == "option" and data["cell"]["name"] == "lstm"
-    assert set(data["equations"][0]) == {"line", "lhs", "status", "kind", "expected", "message", "warnings"}
+    assert set(data["equations"][0]) == {"line", "lhs", "status", "kind", "score", "expected", "message", "notes",
+                                         "warnings"}
+    assert [n["code"] for n in data["equations"][0]["notes"]] == ["wrong-sigma-derivative"]
 
 
 def test_empty_and_prose_documents_are_unrecognized():
@@ -336,14 +340,16 @@ def test_cli_exit_codes_and_json_schema(docs):
     assert entry["status"] == "incorrect" and entry["line"] == 1 and entry["expected"]
 
 
-def test_cli_folder_gives_a_list_and_a_table(docs):
+def test_cli_folder_gives_the_documents_and_a_table(docs):
     proc = run_cli("check", docs, "--json")
     assert proc.returncode == 1
-    reports = json.loads(proc.stdout)
-    assert isinstance(reports, list) and len(reports) == 2
+    report = json.loads(proc.stdout)
+    assert [Path(d["file"]).name for d in report["documents"]] == ["bad.tex", "good.md"]
+    assert "file" not in report and report["summary"]["documents"] == 2
     human = run_cli("check", docs)
     table = [ln.split() for ln in human.stdout.splitlines()]
-    assert ["file", "correct", "incorrect", "unrecognized"] in table
+    assert ["file", "correct", "incorrect", "unrecognized", "score"] in table
+    assert [Path(row[0]).name for row in table if len(row) == 5 and row[-1] in ("0/1", "1/1")] == ["bad.tex", "good.md"]
     assert "✓" in human.stdout and "✗" in human.stdout
 
 

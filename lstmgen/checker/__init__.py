@@ -13,7 +13,9 @@ The stages, in the order a document meets them:
                evaluation.py gives every side's values at the witness points (environment.py),
                symbolic.py asks SymPy, diagnose.py explains a difference, expected.py prints the
                right formula in the author's notation;
-* report.py    prints the verdicts as text or JSON.
+* report.py    prints the verdicts as text or JSON (notes.py: the answer notes' codes), with
+               scores; gradebook.py writes a CSV gradebook and Gradescope's results.json, and
+               summary.py the teacher's view of a class (which mistakes, how many students).
 
 bounds.py keeps the time and memory limits of all of it: a budget the steps check cooperatively,
 and a worker process that is killed past a limit (README, "Limits").
@@ -27,12 +29,12 @@ from pathlib import Path
 
 from .. import cells
 from ..errors import CellError, DocumentError
-from . import bounds, definitions, extract, learn
+from . import bounds, definitions, extract, gradebook, learn
 from .bounds import OutOfTime, Phase
 from .judge import judge
 from .report import EquationReport, FileReport, to_json, to_text
 
-__all__ = ["check_text", "check_file", "run_check", "EquationReport", "FileReport"]
+__all__ = ["check_text", "check_file", "check_all", "run_check", "EquationReport", "FileReport"]
 
 MAX_DOCUMENT_BYTES = 2_000_000
 MAX_EQUATIONS = 2_000
@@ -212,7 +214,9 @@ def _check_from(emit, text, cell, source, progress: _Progress, per_equation: flo
             continue
         emit(("entry", index, EquationReport(eq.line, verdict.lhs, verdict.status, verdict.expected, verdict.message,
                                              list(verdict.warnings),
-                                             kind="definition" if index in defining else "backward")))
+                                             kind="definition" if index in defining else
+                                             "forward" if verdict.forward else "backward",
+                                             notes=list(verdict.notes))))
 
 
 def _notation(emit, found, cell, text, skip: dict, per_equation: float):
@@ -297,13 +301,10 @@ def _documents(paths: list) -> list[Path]:
     return out
 
 
-def run_check(paths: list, cell: str | None = None, as_json: bool = False) -> int:
-    """The `lstmgen check` command.
-
-    Exit code 0 when every equation of every document is correct, 1 when any is incorrect or
-    unrecognized; an unusable single document raises DocumentError (the CLI's exit 2).  With
-    several documents (a class's submissions) an unreadable one becomes an 'unrecognized' entry
-    so that the others are still checked."""
+def check_all(paths: list, cell: str | None = None) -> list[FileReport]:
+    """The reports on the documents of `paths` (files, folders of .md/.tex).  An unusable single
+    document raises DocumentError; with several (a class's submissions) an unreadable one becomes
+    an 'unrecognized' entry so that the others are still checked."""
     if cell is not None:
         cells.load(cell)
     documents = _documents(list(paths))
@@ -316,6 +317,19 @@ def run_check(paths: list, cell: str | None = None, as_json: bool = False) -> in
             if not several:
                 raise
             reports.append(FileReport(str(path), [EquationReport(1, "", "unrecognized", "", str(exc))]))
-    sys.stdout.write(to_json(reports, several) if as_json else to_text(reports))
+    return reports
+
+
+def run_check(paths: list, cell: str | None = None, as_json: bool = False, csv_file: str | None = None,
+              gradescope_file: str | None = None) -> int:
+    """The `lstmgen check` command: the reports as text or JSON, and the gradebooks asked for.
+
+    Exit code 0 when every equation of every document is correct, 1 when any is incorrect or
+    unrecognized; unusable input raises an LstmgenError (the CLI's exit 2)."""
+    gradebook.writable(csv_file)
+    gradebook.writable(gradescope_file)
+    reports = check_all(paths, cell)
+    gradebook.write([r.to_dict() for r in reports], csv_file, gradescope_file)
+    sys.stdout.write(to_json(reports) if as_json else to_text(reports))
     sys.stdout.flush()
     return max(r.exit_code for r in reports)

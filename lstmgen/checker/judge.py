@@ -21,11 +21,12 @@ from .. import cells, ir, symbols
 from ..evaluate import EvaluationError, ShapeError
 from . import bounds, evidence, symbolic
 from .bounds import OutOfTime
-from .diagnose import _transpose_repair, diagnose
+from .diagnose import diagnose, shape_error
 from .environment import LAST_POINTS
 from .evaluation import BrokenChain, agree, lower, truth as truth_values, values
 from .expected import to_latex
 from .notation import Notation
+from .notes import Note
 from .nodes import Chain, Unsupported
 from .parse import parse_equation, spelling
 from .targets import (Target, definition_readings, preactivation_gradient, read_like_left, target_of,
@@ -40,6 +41,8 @@ class Verdict:
     message: str = ""
     warnings: list = field(default_factory=list)
     claim: bool = False         # its left side is a gradient or a defined name: a derivative claim
+    forward: bool = False       # it states one of the cell's forward equations (a premise, not scored)
+    notes: list = field(default_factory=list)  # notes.Note per diagnosed mistake of an incorrect verdict
 
 
 CLAIMS = ("gradient", "summed", "state", "local", "upstream")
@@ -108,7 +111,7 @@ def _judge(text: str, notation: Notation, lhs_text: str, definition: str) -> Ver
     verdict = _judge_links(sides, target, notation, lhs_text, warnings)
     if verdict.status == "incorrect":
         verdict = _other_reading(text, sides, target, notation, lhs_text, warnings) or verdict
-    return dataclasses.replace(verdict, claim=target.kind in CLAIMS)
+    return dataclasses.replace(verdict, claim=target.kind in CLAIMS, forward=target.kind == "forward")
 
 
 def _repeats_left(side, sides) -> bool:
@@ -242,11 +245,10 @@ def _judge_links(sides, target, notation, lhs_text, warnings) -> Verdict:
         try:
             got = values(expr, notation, identity, target.points)
         except BrokenChain as exc:
-            problems.append((index, str(exc)))
+            problems.append((index, [Note("broken-chain", str(exc))]))
             continue
         except ShapeError as exc:
-            problems.append((index, _transpose_repair(side, target, notation, truth, str(exc))
-                             or "the shapes do not fit: %s" % exc))
+            problems.append((index, [shape_error(side, expr, target, notation, truth, str(exc))]))
             continue
         except (EvaluationError, ArithmeticError, ValueError, TypeError) as exc:
             unreadable.append("side %d: %s" % (index + 1, exc))
@@ -256,20 +258,27 @@ def _judge_links(sides, target, notation, lhs_text, warnings) -> Verdict:
                 by_sympy += 1
                 continue
             worth, why = evidence.weigh(expr, notation, target, show, left)  # numbers alone: what did they see?
-            {"incorrect": problems, "weak": weak, "seen": seen}.get(worth, []).append((index, why))
+            if worth == "incorrect":
+                problems.append((index, [Note("unknown", why)]))
+            {"weak": weak, "seen": seen}.get(worth, []).append((index, why))
             continue
         problems.append((index, diagnose(expr, target, notation, got, truth, side)))
     links = len(sides) - 1
     note = "; ".join(warnings)
     if problems:
-        parts = []
-        for index, why in problems:
+        parts, notes = [], []
+        for index, found in problems:
             label = _link_label(index, links, sides[index].expr)
-            parts.append("%s: %s" % (label, why) if why else "%s differs from the expected formula" % label)
+            if found:
+                parts.append("%s: %s" % (label, "; ".join(n.text for n in found)))
+            else:
+                parts.append("%s differs from the expected formula" % label)
+                found = [Note("unknown", "differs from the expected formula")]
+            notes.extend(dataclasses.replace(n, link=index) for n in found)
         message = "; ".join(parts)
         if note:
             message += " (" + note + ")"
-        return Verdict("incorrect", lhs_text, expected_latex, message, warnings)
+        return Verdict("incorrect", lhs_text, expected_latex, message, warnings, notes=notes)
     if unreadable:
         return Verdict("unrecognized", lhs_text, expected_latex, "cannot evaluate " + "; ".join(unreadable), warnings)
     if weak:  # agreement the witness points could not help: never a 'correct'

@@ -1,11 +1,23 @@
-"""Reports of `lstmgen check`: per-equation verdicts as objects, JSON and a human summary."""
+"""Reports of `lstmgen check`: per-equation verdicts as objects, the versioned JSON report
+(`envelope`, described by lstmgen/schemas/check-report.schema.json) and a human summary.
+
+Scores: a backward or definition equation scores 1 when correct and 0 when incorrect; an
+unrecognized one has no score (it is counted apart, so that a notation the checker cannot read
+never costs marks silently), nor has a forward equation (one the cell was learned from, or one
+judged against --cell's cell: a premise of the derivation, not a derivative claim).  A document's `score` is its points, `possible` the equations scored,
+`fraction` their ratio (null when nothing was scored).
+"""
 from __future__ import annotations
 
 import json
 import sys
 from dataclasses import dataclass, field
+from importlib import resources
+
+from .notes import Note
 
 STATUSES = ("correct", "incorrect", "unrecognized")
+SCHEMA, VERSION = "lstmgen-check", 2  # the report's "schema" and "version" fields
 
 
 @dataclass
@@ -18,11 +30,40 @@ class EquationReport:
     expected: str = ""
     message: str = ""
     warnings: list = field(default_factory=list)
-    kind: str = "backward"  # backward | definition (a name the document defines) | forward (the cell's own)
+    kind: str = "backward"  # backward | definition (a name the document defines) | forward (one of the cell's)
+    notes: list = field(default_factory=list)  # notes.Note per diagnosed mistake (an incorrect verdict's)
+
+    def answer_notes(self) -> list:
+        """The notes as reported: none when correct, one 'unrecognized' note when not judged, and
+        'unknown' for an incorrect verdict that nothing explained."""
+        if self.status == "correct":
+            return []
+        if self.status == "unrecognized":
+            return [Note("unrecognized", self.message)]
+        return list(self.notes) or [Note("unknown", self.message)]
 
     def to_dict(self) -> dict:
         return {"line": self.line, "lhs": self.lhs, "status": self.status, "kind": self.kind,
-                "expected": self.expected, "message": self.message, "warnings": list(self.warnings)}
+                "score": score_of(self.status, self.kind), "expected": self.expected, "message": self.message,
+                "notes": [n.to_dict() for n in self.answer_notes()], "warnings": list(self.warnings)}
+
+
+def score_of(status: str, kind: str) -> int | None:
+    """An equation's score: 1 correct, 0 incorrect, None unrecognized or a forward equation."""
+    if kind == "forward" or status == "unrecognized":
+        return None
+    return 1 if status == "correct" else 0
+
+
+def tally(equations: list) -> dict:
+    """A summary of equation dicts (`EquationReport.to_dict`): how many have each status, the
+    forward equations (not scored), and the score over the rest."""
+    counts = {k: sum(1 for e in equations if e["status"] == k) for k in STATUSES}
+    scores = [score_of(e["status"], e.get("kind", "backward")) for e in equations]
+    scored = [s for s in scores if s is not None]
+    counts.update(forward=sum(1 for e in equations if e.get("kind") == "forward"), score=sum(scored),
+                  possible=len(scored), fraction=round(sum(scored) / len(scored), 4) if scored else None)
+    return counts
 
 
 @dataclass
@@ -35,7 +76,8 @@ class FileReport:
 
     @property
     def summary(self) -> dict:
-        return {k: sum(1 for e in self.equations if e.status == k) for k in STATUSES}
+        """Counts per status, forward equations, score, possible and fraction (see `tally`)."""
+        return tally([e.to_dict() for e in self.equations])
 
     @property
     def exit_code(self) -> int:
@@ -46,16 +88,17 @@ class FileReport:
         out = {"file": shown(self.file)}
         if self.notation is not None:
             out["cell"] = self.notation.to_dict()
-        out.update({"equations": [e.to_dict() for e in self.equations], "summary": self.summary})
+        equations = [e.to_dict() for e in self.equations]
+        out.update({"equations": equations, "summary": tally(equations)})
         return out
 
     def to_json(self) -> str:
         """The report as `lstmgen check --json` prints it for one file."""
-        return to_json([self], as_list=False)
+        return to_json([self])
 
     # ---- notebook displays: one row per equation, the formulas as math -----------------------
     def _repr_markdown_(self) -> str:
-        counts = ", ".join("%d %s" % (n, status) for status, n in self.summary.items())
+        counts = _counts(self.summary)
         rows = ["**%s**: %s" % (_markdown_text(shown(self.file)), counts), "",
                 "| line | equation | verdict | what is wrong, and the right formula |", "| --- | --- | --- | --- |"]
         for e in self.equations:
@@ -69,9 +112,15 @@ class FileReport:
 
         body = "".join("<tr><td>%d</td><td>$%s$</td><td>%s</td><td>%s</td></tr>" % (
             e.line, html.escape(e.lhs), e.status, html.escape(e.message)) for e in self.equations)
-        counts = ", ".join("%d %s" % (n, status) for status, n in self.summary.items())
+        counts = _counts(self.summary)
         return ("<p><b>%s</b>: %s</p><table><tr><th>line</th><th>equation</th><th>verdict</th><th>message</th></tr>"
                 "%s</table>" % (html.escape(shown(self.file)), counts, body))
+
+
+def _counts(summary: dict) -> str:
+    """'38 correct, 3 incorrect, 0 unrecognized; score 38/41'."""
+    counts = ", ".join("%d %s" % (summary[status], status) for status in STATUSES)
+    return counts + ("; score %d/%d" % (summary["score"], summary["possible"]) if summary["possible"] else "")
 
 
 def _cell(text: str) -> str:
@@ -102,9 +151,29 @@ def shown(name: str) -> str:
         return name.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def to_json(reports: list, as_list: bool) -> str:
-    data = [r.to_dict() for r in reports] if as_list else reports[0].to_dict()
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+def envelope(documents: list) -> dict:
+    """The report of one check, whatever was checked: {"schema", "version", "summary",
+    "documents"} from per-document dicts (`FileReport.to_dict`, or lines of a JSON Lines stream).
+    With exactly one document the top level carries its fields too ("file", "cell", "equations").
+    The summary counts the equations of all documents (`tally`) and the documents."""
+    out = {"schema": SCHEMA, "version": VERSION}
+    if len(documents) == 1:
+        out.update((key, value) for key, value in documents[0].items() if key != "summary")
+    out["summary"] = dict(tally([e for document in documents for e in document["equations"]]),
+                          documents=len(documents))
+    out["documents"] = list(documents)
+    return out
+
+
+def to_json(reports: list) -> str:
+    """`lstmgen check --json`: the envelope of the reports, one or many."""
+    return json.dumps(envelope([r.to_dict() for r in reports]), indent=2, ensure_ascii=False) + "\n"
+
+
+def json_schema(name: str = "check-report") -> dict:
+    """A JSON Schema shipped in the package (lstmgen/schemas/NAME.schema.json): check-report (this
+    module's report) or check-summary (`lstmgen summary --json`, which refers to the report's by $id)."""
+    return json.loads(resources.files("lstmgen").joinpath("schemas", name + ".schema.json").read_text("utf-8"))
 
 
 def _marks() -> dict:
@@ -147,15 +216,14 @@ def to_text(reports: list) -> str:
             for w in e.warnings:
                 if w not in e.message or e.status == "correct":
                     lines.append("    %s" % w)
-        s = report.summary
-        lines.append("%s: %d correct, %d incorrect, %d unrecognized" % (
-            name, s["correct"], s["incorrect"], s["unrecognized"]))
+        lines.append("%s: %s" % (name, _counts(report.summary)))
         lines.append("")
     if len(reports) > 1:
         width = max(len("file"), *(len(shown(r.file)) for r in reports))
-        lines.append("%-*s  %7s  %9s  %12s" % (width, "file", "correct", "incorrect", "unrecognized"))
+        lines.append("%-*s  %7s  %9s  %12s  %7s" % (width, "file", "correct", "incorrect", "unrecognized", "score"))
         for r in reports:
             s = r.summary
-            lines.append("%-*s  %7d  %9d  %12d" % (width, shown(r.file), s["correct"], s["incorrect"], s["unrecognized"]))
+            lines.append("%-*s  %7d  %9d  %12d  %7s" % (width, shown(r.file), s["correct"], s["incorrect"],
+                                                      s["unrecognized"], "%d/%d" % (s["score"], s["possible"])))
         lines.append("")
     return "\n".join(lines)
