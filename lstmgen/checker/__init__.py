@@ -15,12 +15,14 @@ The stages, in the order a document meets them:
                right formula in the author's notation;
 * report.py    prints the verdicts as text or JSON.
 
+batch.py checks many documents (a class) in parallel, streamed, sharded and cached
+(results_cache.py); merge.py joins the JSON Lines of shards.
+
 bounds.py keeps the time and memory limits of all of it: a budget the steps check cooperatively,
 and a worker process that is killed past a limit (README, "Limits").
 """
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,14 +32,13 @@ from ..errors import CellError, DocumentError
 from . import bounds, definitions, extract, learn
 from .bounds import OutOfTime, Phase
 from .judge import judge
-from .report import EquationReport, FileReport, to_json, to_text
+from .report import EquationReport, FileReport
 
 __all__ = ["check_text", "check_file", "run_check", "EquationReport", "FileReport"]
 
 MAX_DOCUMENT_BYTES = 2_000_000
 MAX_EQUATIONS = 2_000
 SECONDS_PER_DOCUMENT = bounds.SECONDS_PER_DOCUMENT  # past this, the remaining equations are reported, not judged
-SUFFIXES = (".md", ".tex", ".markdown")
 
 
 def check_text(text: str, cell: str | None = None, source: str = "<text>") -> FileReport:
@@ -275,45 +276,11 @@ def check_file(path, cell: str | None = None) -> FileReport:
     return check_text(_read(path), cell=cell, source=str(path))
 
 
-def _documents(paths: list) -> list[Path]:
-    out = []
-    for name in paths:
-        path = Path(name)
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
-            if not found:
-                raise DocumentError("%s: a folder with no .md or .tex documents" % name)
-            out.extend(found)
-        elif path.is_file():
-            out.append(path)
-        elif path.exists():
-            raise DocumentError("%s: not a regular file" % name)
-        else:
-            raise DocumentError("%s: no such file or folder" % name)
-    if not out:
-        raise DocumentError("no documents to check")
-    return out
+def run_check(paths: list, cell: str | None = None, as_json: bool = False, **options) -> int:
+    """The `lstmgen check` command (batch.run: the options --jobs, --jsonl, --shard, --cache and
+    --scheduler).  Exit code 0 when every equation of every document is correct, 1 when any is
+    incorrect or unrecognized, 130 when interrupted; an unusable single document raises
+    DocumentError (the CLI's exit 2)."""
+    from . import batch
 
-
-def run_check(paths: list, cell: str | None = None, as_json: bool = False) -> int:
-    """The `lstmgen check` command.
-
-    Exit code 0 when every equation of every document is correct, 1 when any is incorrect or
-    unrecognized; an unusable single document raises DocumentError (the CLI's exit 2).  With
-    several documents (a class's submissions) an unreadable one becomes an 'unrecognized' entry
-    so that the others are still checked."""
-    if cell is not None:
-        cells.load(cell)
-    documents = _documents(list(paths))
-    several = len(documents) > 1 or any(Path(p).is_dir() for p in paths)
-    reports = []
-    for path in documents:
-        try:
-            reports.append(check_file(path, cell))
-        except DocumentError as exc:
-            if not several:
-                raise
-            reports.append(FileReport(str(path), [EquationReport(1, "", "unrecognized", "", str(exc))]))
-    sys.stdout.write(to_json(reports, several) if as_json else to_text(reports))
-    sys.stdout.flush()
-    return max(r.exit_code for r in reports)
+    return batch.run(paths, cell, output="json" if as_json else options.pop("output", "text"), **options)

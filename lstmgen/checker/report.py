@@ -49,6 +49,16 @@ class FileReport:
         out.update({"equations": [e.to_dict() for e in self.equations], "summary": self.summary})
         return out
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "FileReport":
+        """The report that `to_dict` gave (from a cache, a JSON Lines file or a Dask worker); its
+        notation is the stored record of the original, enough for every output."""
+        equations = [EquationReport(e["line"], e["lhs"], e["status"], e.get("expected", ""), e.get("message", ""),
+                                    list(e.get("warnings", [])), e.get("kind", "backward"))
+                     for e in data["equations"]]
+        notation = StoredNotation(data["cell"]) if data.get("cell") is not None else None
+        return cls(data["file"], equations, notation)
+
     def to_json(self) -> str:
         """The report as `lstmgen check --json` prints it for one file."""
         return to_json([self], as_list=False)
@@ -72,6 +82,30 @@ class FileReport:
         counts = ", ".join("%d %s" % (n, status) for status, n in self.summary.items())
         return ("<p><b>%s</b>: %s</p><table><tr><th>line</th><th>equation</th><th>verdict</th><th>message</th></tr>"
                 "%s</table>" % (html.escape(shown(self.file)), counts, body))
+
+
+@dataclass
+class StoredNotation:
+    """A notation as `Notation.to_dict()` wrote it: what the reports print of one."""
+
+    data: dict
+
+    @property
+    def origin(self) -> str:
+        return self.data["source"]
+
+    @property
+    def notes(self) -> list:
+        return list(self.data["notation"]["assumptions"])
+
+    def describe(self) -> str:
+        return self.data["description"]
+
+    def symbol_map(self) -> dict:
+        return dict(self.data["notation"]["symbols"])
+
+    def to_dict(self) -> dict:
+        return self.data
 
 
 def _cell(text: str) -> str:
