@@ -1,5 +1,6 @@
-"""The command line: build, derive, codegen, check, summary.  Exit codes: 0 fine, 1 a check found
-wrong equations, 2 unusable input or usage (one line on stderr, never a traceback).
+"""The command line: build, derive, codegen, check, merge, summary.  Exit codes: 0 fine, 1 a check
+found wrong equations, 2 unusable input or usage (one line on stderr, never a traceback), 130
+interrupted (Ctrl-C; a check writes the documents it finished).
 
 Output never tracebacks: characters standard output cannot encode are written as backslash
 escapes (an ASCII or Latin-1 terminal; a file name that is not UTF-8); a failed write (a full
@@ -17,6 +18,7 @@ from . import __version__, render
 from .errors import LstmgenError, OutputError, UsageError
 
 PIPE_CLOSED = 141  # the exit code of a Unix tool that SIGPIPE ended
+INTERRUPTED = 130  # 128 + SIGINT: Ctrl-C
 
 
 class _Parser(argparse.ArgumentParser):
@@ -64,17 +66,42 @@ def _parser() -> argparse.ArgumentParser:
     codegen.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
 
     check = sub.add_parser("check", help="check a handwritten derivation, equation by equation",
-                           description="Read LaTeX/Markdown derivations and judge every equation. "
-                                       "Exit 0: all correct; 1: some incorrect or unrecognized; 2: unusable input.")
+                           description="Read LaTeX/Markdown derivations and judge every equation; a folder's "
+                                       "documents (a class) in parallel. Exit 0: all correct; 1: some incorrect "
+                                       "or unrecognized; 2: unusable input; 130: interrupted (Ctrl-C).")
     check.add_argument("files", nargs="+", metavar="FILE", help=".md/.tex files or folders of them")
     check.add_argument("--cell", default=None,
                        help="built-in cell name or .cell file (default: the cell the document's forward "
                             "equations state, else lstm)")
-    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    output = check.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print the report as JSON")
+    output.add_argument("--jsonl", action="store_true",
+                        help="JSON Lines: a line per document as each finishes, then every document again in "
+                             "path order (README, \"Grading a class\")")
+    check.add_argument("--jobs", type=_positive, default=None, metavar="N",
+                       help="documents checked at once, each in its own process (default: the usable cores)")
+    check.add_argument("--shard", default=None, metavar="K/N",
+                       help="check only the K-th of N slices of the documents in path order (K, K+N, ...)")
+    check.add_argument("--cache", default=None, metavar="DIR",
+                       help="keep results by the content of each document (and cell, limits, lstmgen version); "
+                            "an unchanged document is not checked again")
+    check.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="check on this Dask cluster (tcp://host:8786; needs lstmgen[dask])")
+
     check.add_argument("--csv", metavar="FILE", help="also write the gradebook: one CSV row per document (score, counts, "
                                                     "answer notes)")
     check.add_argument("--gradescope", metavar="FILE",
                        help="also write Gradescope's autograder results.json (all the documents as one submission)")
+
+
+    merge = sub.add_parser("merge", help="join the JSON Lines of check --jsonl --shard runs into one report",
+                           description="Merge the --jsonl results of the shards of one class into one report; "
+                                       "refuses inputs from different runs, shards given twice and missing documents. "
+                                       "Exit codes as check's.")
+    merge.add_argument("files", nargs="+", metavar="FILE.jsonl", help="JSON Lines files of lstmgen check --jsonl")
+    merged = merge.add_mutually_exclusive_group()
+    merged.add_argument("--json", action="store_true", help="print the report as JSON")
+    merged.add_argument("--jsonl", action="store_true", help="print one JSON Lines file, as one unsharded run")
 
     summary = sub.add_parser("summary", help="a class's mistakes: which, how many students, an example of each",
                              description="The teacher's view of a class: every answer note with the students and "
@@ -85,6 +112,16 @@ def _parser() -> argparse.ArgumentParser:
     summary.add_argument("--cell", default=None, help="for documents: as `lstmgen check --cell`")
     summary.add_argument("--json", action="store_true", help="print the summary as JSON")
     return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a whole number: %r" % text) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1: %r" % text)
+    return value
 
 
 def _emit(text: str, output: str | None) -> None:
@@ -181,13 +218,19 @@ def _main(argv) -> int:
             from .checker.summary import run_summary
 
             return run_summary(args.files, cell=args.cell, as_json=args.json)
-        from .checker import run_check
+        output = "json" if args.json else "jsonl" if args.jsonl else "text"
+        if args.command == "merge":
+            from .checker import merge
 
-        return run_check(args.files, cell=args.cell, as_json=args.json, csv_file=args.csv,
-                         gradescope_file=args.gradescope)
+            return merge.run(args.files, output)
+        from .checker import batch
+
+        return batch.run(args.files, cell=args.cell, output=output, jobs=args.jobs,
+                         shard_of=batch.parse_shard(args.shard) if args.shard else (1, 1), cache=args.cache,
+                         scheduler=args.scheduler, csv_file=args.csv, gradescope_file=args.gradescope)
     except LstmgenError as exc:
         print("lstmgen: error: %s" % str(exc).splitlines()[0], file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("lstmgen: interrupted", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt as exc:  # a check says how far it got (batch.Interrupted)
+        print("lstmgen: %s" % (str(exc) or "interrupted"), file=sys.stderr)
+        return INTERRUPTED

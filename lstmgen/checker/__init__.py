@@ -17,29 +17,30 @@ The stages, in the order a document meets them:
                scores; gradebook.py writes a CSV gradebook and Gradescope's results.json, and
                summary.py the teacher's view of a class (which mistakes, how many students).
 
+batch.py checks many documents (a class) in parallel, streamed, sharded and cached
+(results_cache.py); merge.py joins the JSON Lines of shards.
+
 bounds.py keeps the time and memory limits of all of it: a budget the steps check cooperatively,
 and a worker process that is killed past a limit (README, "Limits").
 """
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import cells
 from ..errors import CellError, DocumentError
-from . import bounds, definitions, extract, gradebook, learn
+from . import bounds, definitions, extract, learn
 from .bounds import OutOfTime, Phase
 from .judge import judge
-from .report import EquationReport, FileReport, to_json, to_text
+from .report import EquationReport, FileReport
 
 __all__ = ["check_text", "check_file", "check_all", "run_check", "EquationReport", "FileReport"]
 
 MAX_DOCUMENT_BYTES = 2_000_000
 MAX_EQUATIONS = 2_000
 SECONDS_PER_DOCUMENT = bounds.SECONDS_PER_DOCUMENT  # past this, the remaining equations are reported, not judged
-SUFFIXES = (".md", ".tex", ".markdown")
 
 
 def check_text(text: str, cell: str | None = None, source: str = "<text>") -> FileReport:
@@ -281,55 +282,31 @@ def check_file(path, cell: str | None = None) -> FileReport:
     return check_text(_read(path), cell=cell, source=str(path))
 
 
-def _documents(paths: list) -> list[Path]:
-    out = []
-    for name in paths:
-        path = Path(name)
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
-            if not found:
-                raise DocumentError("%s: a folder with no .md or .tex documents" % name)
-            out.extend(found)
-        elif path.is_file():
-            out.append(path)
-        elif path.exists():
-            raise DocumentError("%s: not a regular file" % name)
-        else:
-            raise DocumentError("%s: no such file or folder" % name)
-    if not out:
-        raise DocumentError("no documents to check")
-    return out
-
-
 def check_all(paths: list, cell: str | None = None) -> list[FileReport]:
-    """The reports on the documents of `paths` (files, folders of .md/.tex).  An unusable single
-    document raises DocumentError; with several (a class's submissions) an unreadable one becomes
-    an 'unrecognized' entry so that the others are still checked."""
+    """The reports on the documents of `paths` (files, folders of .md/.tex), one after another in
+    this process (`lstmgen check` uses batch.run's pool).  An unusable single document raises
+    DocumentError; of several, an unreadable one becomes an 'unrecognized' entry."""
+    from .batch import find
+
     if cell is not None:
         cells.load(cell)
-    documents = _documents(list(paths))
-    several = len(documents) > 1 or any(Path(p).is_dir() for p in paths)
+    documents, several = find(list(paths))
     reports = []
-    for path in documents:
+    for document in documents:
         try:
-            reports.append(check_file(path, cell))
+            reports.append(check_file(document.path, cell))
         except DocumentError as exc:
             if not several:
                 raise
-            reports.append(FileReport(str(path), [EquationReport(1, "", "unrecognized", "", str(exc))]))
+            reports.append(FileReport(str(document.path), [EquationReport(1, "", "unrecognized", "", str(exc))]))
     return reports
 
 
-def run_check(paths: list, cell: str | None = None, as_json: bool = False, csv_file: str | None = None,
-              gradescope_file: str | None = None) -> int:
-    """The `lstmgen check` command: the reports as text or JSON, and the gradebooks asked for.
+def run_check(paths: list, cell: str | None = None, as_json: bool = False, **options) -> int:
+    """The `lstmgen check` command (batch.run: the options --jobs, --jsonl, --shard, --cache and
+    --scheduler).  Exit code 0 when every equation of every document is correct, 1 when any is
+    incorrect or unrecognized, 130 when interrupted; an unusable single document raises
+    DocumentError (the CLI's exit 2)."""
+    from . import batch
 
-    Exit code 0 when every equation of every document is correct, 1 when any is incorrect or
-    unrecognized; unusable input raises an LstmgenError (the CLI's exit 2)."""
-    gradebook.writable(csv_file)
-    gradebook.writable(gradescope_file)
-    reports = check_all(paths, cell)
-    gradebook.write([r.to_dict() for r in reports], csv_file, gradescope_file)
-    sys.stdout.write(to_json(reports) if as_json else to_text(reports))
-    sys.stdout.flush()
-    return max(r.exit_code for r in reports)
+    return batch.run(paths, cell, output="json" if as_json else options.pop("output", "text"), **options)

@@ -30,7 +30,12 @@ worker's round trip 0.3 ms, and the corpus documents check as fast through it as
 (~145 ms each).  A thread's first check warms its new worker's caches (~0.3 s, like a process's
 first check).  A killed phase costs one fork: the next worker is handed the document's equations
 and notation and starts after the lost phase.  Elsewhere than Linux (no safe fork) only the
-cooperative layer runs, in the calling process.
+cooperative layer runs, in the calling process, and so it does in a daemonic process (a Dask
+worker started with daemon=True), which multiprocessing forbids to have children.
+
+Stopping a batch (checker/batch.py): a thread that runs `run` inside `cancellable(event)` has
+its worker killed by `cancel(event)` from any thread, and its `run` then raises `Cancelled`
+instead of resuming in a new worker; `release()` ends the calling thread's worker at once.
 """
 from __future__ import annotations
 
@@ -39,6 +44,7 @@ import contextlib
 import multiprocessing
 import os
 import pickle
+import signal
 import sys
 import threading
 import time
@@ -147,13 +153,20 @@ def run(function, args: tuple, emit, seconds: float) -> Lost | None:
     own limit) and opens its own cooperative limits, the document's included; `seconds` bounds
     the whole call.  Returns None when it finished, else the Lost phase; what it raises is
     raised here."""
-    if not USE_WORKER or getattr(_workers, "inside", False):
+    if not USE_WORKER or getattr(_workers, "inside", False) or multiprocessing.current_process().daemon:
         function(emit, *args)
         return None
+    cancel = getattr(_workers, "cancel", None)
     for attempt in range(2):
         worker = _worker()
+        if cancel is not None and cancel.is_set():  # after the fork: cancel() kills every worker made before
+            _discard(worker)
+            raise Cancelled()
         try:
-            return worker.run(function, args, emit, seconds)
+            lost = worker.run(function, args, emit, seconds)
+            if lost is not None and cancel is not None and cancel.is_set():
+                raise Cancelled()  # killed by cancel(), not by a limit
+            return lost
         except _StaleWorker:
             _discard(worker)  # a fresh fork knows what the request names
             if attempt:
@@ -161,6 +174,36 @@ def run(function, args: tuple, emit, seconds: float) -> Lost | None:
         except BaseException:
             _discard(worker)  # killed, died or interrupted: its state is unknown
             raise
+
+
+class Cancelled(BaseException):
+    """The batch that the calling thread works for is stopping (see `cancellable`)."""
+
+
+@contextlib.contextmanager
+def cancellable(event: threading.Event):
+    """`run` on this thread, inside, is stopped by `cancel(event)`: its worker is killed and it
+    raises Cancelled."""
+    _workers.cancel = event
+    try:
+        yield
+    finally:
+        _workers.cancel = None
+
+
+def cancel(event: threading.Event) -> None:
+    """Set `event` and kill the workers of every thread inside `cancellable(event)`."""
+    event.set()
+    for worker in list(_every_worker):
+        if worker.cancel is event:
+            worker.stop()
+
+
+def release() -> None:
+    """Kill the calling thread's worker now (a pool thread that has no more documents)."""
+    worker = getattr(_workers, "worker", None)
+    if worker is not None:
+        _discard(worker)
 
 
 def _worker() -> "_Worker":
@@ -192,7 +235,14 @@ class _Worker:
         context = multiprocessing.get_context("fork")
         self.connection, child = context.Pipe()
         self.process = context.Process(target=_serve, args=(child,), daemon=True, name="lstmgen-check")
-        self.process.start()
+        self.cancel = getattr(_workers, "cancel", None)
+        # Ctrl-C reaches the whole process group: blocked in the forking thread, the child is born
+        # with it blocked until it ignores it (_serve), so it never dies of one half-started.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            self.process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         child.close()
         self.owner = os.getpid()
         if not _every_worker:  # after multiprocessing's own exit handler, so that it runs first
@@ -274,9 +324,8 @@ class _Stale:
 
 def _serve(connection) -> None:
     """The worker: run each request, streaming its events, until the parent goes away."""
-    import signal
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it kills us
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by the fork (_Worker)
     _workers.inside = True
     _workers.worker = None
     for other in list(_every_worker):  # the parent's ends of other workers' pipes, copied by the fork:

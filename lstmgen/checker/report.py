@@ -92,6 +92,17 @@ class FileReport:
         out.update({"equations": equations, "summary": tally(equations)})
         return out
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "FileReport":
+        """The report that `to_dict` gave (from a cache, a JSON Lines file or a Dask worker); its
+        notation is the stored record of the original, enough for every output."""
+        equations = [EquationReport(e["line"], e["lhs"], e["status"], e.get("expected", ""), e.get("message", ""),
+                                    list(e.get("warnings", [])), e.get("kind", "backward"),
+                                    _stored_notes(e))
+                     for e in data["equations"]]
+        notation = StoredNotation(data["cell"]) if data.get("cell") is not None else None
+        return cls(data["file"], equations, notation)
+
     def to_json(self) -> str:
         """The report as `lstmgen check --json` prints it for one file."""
         return to_json([self])
@@ -121,6 +132,38 @@ def _counts(summary: dict) -> str:
     """'38 correct, 3 incorrect, 0 unrecognized; score 38/41'."""
     counts = ", ".join("%d %s" % (summary[status], status) for status in STATUSES)
     return counts + ("; score %d/%d" % (summary["score"], summary["possible"]) if summary["possible"] else "")
+
+
+def _stored_notes(equation: dict) -> list:
+    """The diagnosed notes of a stored incorrect equation (answer_notes adds the rest again)."""
+    notes = [Note(n["code"], n["text"], n.get("link", 1)) for n in equation.get("notes", [])]
+    if equation["status"] != "incorrect" or [n.code for n in notes] == ["unknown"]:
+        return []
+    return notes
+
+
+@dataclass
+class StoredNotation:
+    """A notation as `Notation.to_dict()` wrote it: what the reports print of one."""
+
+    data: dict
+
+    @property
+    def origin(self) -> str:
+        return self.data["source"]
+
+    @property
+    def notes(self) -> list:
+        return list(self.data["notation"]["assumptions"])
+
+    def describe(self) -> str:
+        return self.data["description"]
+
+    def symbol_map(self) -> dict:
+        return dict(self.data["notation"]["symbols"])
+
+    def to_dict(self) -> dict:
+        return self.data
 
 
 def _cell(text: str) -> str:
