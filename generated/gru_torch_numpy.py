@@ -59,6 +59,59 @@ def _checked(name, value, ndim):
     return array
 
 
+def _check_shapes(*arguments):
+    """A ValueError unless every argument (name, array, expected shape, axes) has its expected shape;
+    `axes` says what each axis holds ('D 4H': the input width, then four times the state width).  The
+    arguments come most trusted first (the parameters, then the input, then the states)."""
+    for _, array, shape, _ in arguments:
+        if array.shape != shape:
+            _blame(arguments)
+
+
+def _axes(axes):
+    """'D 4H' -> ((1, 'D'), (4, 'H')): each axis of an argument as a multiple of one size."""
+    return tuple((int(axis[:-1] or 1), axis[-1]) for axis in axes.split())
+
+
+def _blame(arguments):
+    """The ValueError of arguments whose shapes disagree.  The sizes are those that the most arguments
+    fit (on a tie, those the more trusted ones have); the message names each argument that does not fit
+    them, with the sizes it disagrees on and who has them, or says that a matrix is probably transposed."""
+    holders = {}  # size -> {value: the arguments whose axes say so}
+    for name, array, _, axes in arguments:
+        for extent, (multiple, size) in zip(array.shape, _axes(axes)):
+            values = holders.setdefault(size, {})
+            if extent % multiple == 0:
+                values.setdefault(extent // multiple, []).append(name)
+    choices = [{}]
+    for size, values in holders.items():  # the four values that most arguments hold, of every size
+        likely = [value for value, _ in sorted(values.items(), key=lambda item: -len(item[1]))][:4] or [0]
+        choices = [dict(choice, **{size: value}) for choice in choices for value in likely]
+
+    def expected(axes, sizes):
+        return tuple(multiple * sizes[size] for multiple, size in _axes(axes))
+
+    def misfits(sizes):
+        return [k for k, (_, array, _, axes) in enumerate(arguments) if array.shape != expected(axes, sizes)]
+
+    sizes = min(choices, key=lambda choice: (len(misfits(choice)), [-k for k in reversed(misfits(choice))]))
+    messages = []
+    for k in misfits(sizes):
+        name, array, _, axes = arguments[k]
+        shape = expected(axes, sizes)
+        message = f"{name}: expected shape {shape}, got {array.shape}"
+        if array.ndim == 2 and array.shape[::-1] == shape:
+            messages.append(message + f", probably transposed ({name}.T has the expected shape)")
+            continue
+        notes = {}  # size -> where its value comes from, for each size this argument disagrees on
+        for extent, (multiple, size) in zip(array.shape, _axes(axes)):
+            others = list(dict.fromkeys(other for other in holders[size].get(sizes[size], []) if other != name))
+            if extent != multiple * sizes[size] and others:
+                notes[size] = f" ({size} = {sizes[size]} as in {', '.join(others[:3])}{', ...' if others[3:] else ''})"
+        messages.append(message + "".join(notes.values()))
+    raise ValueError("; ".join(messages) or "the arguments' shapes disagree")
+
+
 def _check_shape(name, array, shape):
     """A ValueError naming the argument unless `array` has exactly `shape` (NumPy would broadcast silently)."""
     if array.shape != shape:
@@ -118,15 +171,15 @@ def gru_step_forward(x, prev_h, weight_ih, weight_hh, bias_ih, bias_hh):
     weight_hh = _checked("weight_hh", weight_hh, 2)
     bias_ih = _checked("bias_ih", bias_ih, 1)
     bias_hh = _checked("bias_hh", bias_hh, 1)
-    N = x.shape[0]
-    D = weight_ih.shape[1]
-    H = prev_h.shape[1]
-    _check_shape("x", x, (N, D))
-    _check_shape("prev_h", prev_h, (N, H))
-    _check_shape("weight_ih", weight_ih, (3 * H, D))
-    _check_shape("weight_hh", weight_hh, (3 * H, H))
-    _check_shape("bias_ih", bias_ih, (3 * H,))
-    _check_shape("bias_hh", bias_hh, (3 * H,))
+    N, D, H = x.shape[0], weight_ih.shape[1], weight_hh.shape[1]
+    _check_shapes(
+        ("weight_ih", weight_ih, (3 * H, D), "3H D"),
+        ("weight_hh", weight_hh, (3 * H, H), "3H H"),
+        ("bias_ih", bias_ih, (3 * H,), "3H"),
+        ("bias_hh", bias_hh, (3 * H,), "3H"),
+        ("x", x, (N, D), "N D"),
+        ("prev_h", prev_h, (N, H), "N H"),
+    )
 
     gx = x @ weight_ih.T + bias_ih
     gx_r, gx_z, gx_n = np.split(gx, 3, axis=1)
@@ -219,15 +272,15 @@ def gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
     weight_hh = _checked("weight_hh", weight_hh, 2)
     bias_ih = _checked("bias_ih", bias_ih, 1)
     bias_hh = _checked("bias_hh", bias_hh, 1)
-    N, T = x.shape[:2]
-    D = weight_ih.shape[1]
-    H = h0.shape[1]
-    _check_shape("x", x, (N, T, D))
-    _check_shape("h0", h0, (N, H))
-    _check_shape("weight_ih", weight_ih, (3 * H, D))
-    _check_shape("weight_hh", weight_hh, (3 * H, H))
-    _check_shape("bias_ih", bias_ih, (3 * H,))
-    _check_shape("bias_hh", bias_hh, (3 * H,))
+    N, T, D, H = x.shape[0], x.shape[1], weight_ih.shape[1], weight_hh.shape[1]
+    _check_shapes(
+        ("weight_ih", weight_ih, (3 * H, D), "3H D"),
+        ("weight_hh", weight_hh, (3 * H, H), "3H H"),
+        ("bias_ih", bias_ih, (3 * H,), "3H"),
+        ("bias_hh", bias_hh, (3 * H,), "3H"),
+        ("x", x, (N, T, D), "N T D"),
+        ("h0", h0, (N, H), "N H"),
+    )
     if T == 0:
         raise ValueError(f"x: expected at least one time step, got shape {x.shape}")
 

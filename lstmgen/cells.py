@@ -34,12 +34,21 @@ MAX_CONSTANT = 1e15        # |constant|, as written and once SymPy folds the con
 MAX_TITLE = 200            # characters of a title
 MAX_LATEX = 80             # characters of a `latex` form
 # names the documents and the checker already give a meaning
-RESERVED = {"L": "the loss", "ell": "the loss term of one step"}
+RESERVED = {"L": "the loss", "ell": "the loss term of one step",
+            "T": "the sequence length: the documents' last step and the generated code's number of steps"}
 # What a `latex` line may contain: letters, digits, scripts, braces, primes and commas, and these
 # commands (Greek letters, accents, math fonts), nothing that TeX would do rather than typeset.
 _GREEK = ("alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi pi "
           "varpi rho varrho sigma varsigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Pi "
           "Sigma Upsilon Phi Psi Omega")
+# What `lstmgen check` reads back as one symbol (a `latex` form must be one): these accents and fonts
+# over a letter, and Greek letters but these (the documents give them another meaning, or the reader has none)
+READABLE_ACCENTS = ("tilde", "hat", "bar", "vec", "dot", "breve", "check", "widetilde", "widehat", "overline",
+                    "mathbf", "mathit", "boldsymbol", "mathcal")
+VECTOR_FONTS = ("mathbf", "boldsymbol", "bm", "mathit", "mathrm", "vec", "pmb", "mathnormal")  # c as a vector: still c
+UNREADABLE_SYMBOLS = {"sigma": "is the sigmoid", "Sigma": "reads as a sum", "ell": "is the loss term of one step",
+                      "varsigma": "is not read back", "varpi": "is not read back", "varrho": "is not read back",
+                      "Upsilon": "is not read back"}
 LATEX_COMMANDS = frozenset((_GREEK + " tilde hat bar vec dot ddot breve check acute grave widetilde widehat "
                             "overline underline mathrm mathbf mathit mathsf mathtt mathcal boldsymbol ell imath "
                             "jmath prime ast star circ dagger").split())
@@ -241,6 +250,7 @@ class _Builder:
         self.gate_order: list[str] = []
         self.layout_orders: dict[str, list[str]] = {}
         self.latex: dict[str, str] = {}
+        self.latex_lines: dict[str, lark.Token] = {}  # name -> the form on its `latex` line, for errors
         self.functions = dict(BUILTIN)
         self.sizes: dict[str, tuple] = {}  # a cell file's function -> (operations, depth) of its formula, calls expanded
         self.raw_equations: list[tuple[str, lark.Tree, int]] = []
@@ -269,8 +279,17 @@ class _Builder:
             if state not in targets:
                 self.fail(tree, "state %s has no equation `%s = ...`" % (state, state))
         known_vectors = {self.input, *self.states, *targets}
-        return self.assemble([(target, self._expr(node, known_vectors), line)
+        cell = self.assemble([(target, self._expr(node, known_vectors), line)
                               for target, node, line in self.raw_equations], tree)
+        printed = {}  # what each quantity prints as, to the checker's eye (fonts dropped): no two alike
+        for q in sorted(cell.quantities.values(), key=lambda q: (q.name not in self.latex_lines, q.name)):
+            other = printed.setdefault(_printed_key(q.latex), q.name)
+            if other != q.name:
+                first, second = sorted((other, q.name), key=lambda n: n not in self.latex_lines)
+                self.fail(self.latex_lines.get(first, tree), "%s (%s) and %s (%s) read as one symbol in a checked "
+                          "document; give one another `latex` form" % (first, cell.quantities[first].latex, second,
+                                                                       cell.quantities[second].latex))
+        return cell
 
     def assemble(self, written_equations: list, where=None) -> Cell:
         """The validated Cell of equations (target, SymPy expression as written, line); the
@@ -338,13 +357,20 @@ class _Builder:
             self.fail(stmt.children[0], "the title contains the unprintable character %r" % bad)
         self.title = title
 
+    def _name(self, token) -> str:
+        """A name the file gives a quantity, refused at its line and column when it is reserved."""
+        name = str(token)
+        if name in RESERVED:
+            self.fail(token, "%s is reserved (%s); choose another name" % (name, RESERVED[name]))
+        return name
+
     def _input_decl(self, stmt):
         if self.input is not None:
             self.fail(stmt, "a second `input` line; a cell has one input vector")
-        self.input = str(stmt.children[0])
+        self.input = self._name(stmt.children[0])
 
     def _state_decl(self, stmt):
-        name = str(stmt.children[0])
+        name = self._name(stmt.children[0])
         if name in self.states:
             self.fail(stmt, "state %s declared twice" % name)
         self.states.append(name)
@@ -378,7 +404,13 @@ class _Builder:
                 break
         if depth != 0:
             self.fail(stmt.children[1], "the LaTeX form %s has unbalanced braces" % str(stmt.children[1]))
+        problem = _symbol_problem(form)  # documents print it, and the checker must read it back as one symbol
+        if problem:
+            self.fail(stmt.children[1], "the LaTeX form %s of %s does not read as one symbol: %s; write one letter "
+                      "with accents and scripts, such as \\tilde{c}, \\hat{h} or c_{in}"
+                      % (str(stmt.children[1]), stmt.children[0], problem))
         self.latex[str(stmt.children[0])] = form
+        self.latex_lines[str(stmt.children[0])] = stmt.children[1]
 
     def _function_def(self, stmt):
         fname, var, body = str(stmt.children[0]), str(stmt.children[1]), stmt.children[2]
@@ -401,7 +433,7 @@ class _Builder:
         self.sizes[fname] = size
 
     def _equation(self, stmt):
-        target = str(stmt.children[0])
+        target = self._name(stmt.children[0])
         if len(self.raw_equations) >= MAX_EQUATIONS:
             self.fail(stmt, "more than %d equations; a cell may have at most %d" % (MAX_EQUATIONS, MAX_EQUATIONS))
         if any(target == t for t, _, _ in self.raw_equations):
@@ -487,7 +519,7 @@ class _Builder:
                               % (fname, arity, "" if arity == 1 else "s", len(n.children) - 1))
                 return function(*[walk(arg) for arg in n.children[1:]])
             if kind == "dot":
-                matrix = str(n.children[0])
+                matrix = self._name(n.children[0])
                 if local is not None:
                     self.fail(n.children[0], "a function definition cannot contain @")
                 if matrix in known_vectors:
@@ -505,6 +537,7 @@ class _Builder:
                         self.fail(n.children[0], "a function definition may use only its variable %s"
                                   % next(iter(local)))
                     return local[name]
+                self._name(n.children[0])
                 if previous:
                     if name not in self.states:
                         self.fail(n.children[0], "%s[t-1]: only states have a previous value" % name)
@@ -530,7 +563,9 @@ class _Builder:
     def _name_preactivations(self, equations: list[Equation]) -> list[Equation]:
         """Give a name to the argument of a function whose derivative cannot be written with
         its output (relu, softsign, a user's gelu): `h = relu(W @ x)` becomes `a^h = W @ x`
-        and `h = relu(a^h)`, so that backward formulas can refer to a^h_t."""
+        and `h = relu(a^h)`, so that backward formulas can refer to a^h_t.  The name is one the
+        file does not use (in the file, in LaTeX or in Python): a^h, else a^h2, a^h3, ..."""
+        taken = _Taken(self, equations)
         out = []
         for eq in equations:
             rhs, extra = eq.rhs, []
@@ -541,11 +576,8 @@ class _Builder:
                 if not inner:
                     break
                 node = inner[0]
-                name = "a^%s" % eq.target + ("" if not extra else str(len(extra) + 1))
-                form = "a^{%s}" % self.latex.get(eq.target, eq.target)
-                if not _ONE_SYMBOL.match(form):  # a^{\tilde{c}} does not read as one symbol; a^{g} does
-                    form = "a^{%s}" % eq.target
-                self.latex.setdefault(name, form if len(extra) == 0 else "a^{%s,%d}" % (eq.target, len(extra) + 1))
+                name, form = taken.fresh(eq.target, self.latex.get(eq.target))
+                self.latex[name] = form
                 extra.append(Equation(name, node.args[0], eq.line))
                 rhs = rhs.xreplace({node.args[0]: symbols.vector(name)})
             out.extend(extra)
@@ -618,6 +650,45 @@ class _Builder:
         return out
 
 
+class _Taken:
+    """The names a cell file uses, as written, in Python and in LaTeX, so that a name the parser gives
+    (a pre-activation's a^g) is never one of them, nor prints or runs as one of them."""
+
+    def __init__(self, builder: "_Builder", equations: list[Equation]):
+        names = {builder.input, *builder.states, *builder.latex, *builder.functions}
+        names |= {eq.target for eq in equations}
+        names |= {(symbols.read(s).name if symbols.read(s) else s.name) for eq in equations for s in eq.rhs.free_symbols}
+        self.keys = set()
+        for name in names:
+            self.keys |= _keys(name, builder.latex.get(name, symbols.latex_name(name)))
+
+    def fresh(self, target: str, target_latex: str | None) -> tuple[str, str]:
+        """The name and LaTeX form of the next pre-activation of `target`: a^g, a^{g}; then a^g2, a^{g,2}.
+        The form is a^{the target's latex} where that reads as one symbol (a^{\\hat{h}} does not)."""
+        for k in range(1, MAX_EQUATIONS + 2):
+            name = "a^%s%s" % (target, "" if k == 1 else k)
+            form = "a^{%s}" % (target_latex or target)
+            if k > 1 or not _ONE_SYMBOL.match(form):
+                form = "a^{%s}" % target if k == 1 else "a^{%s,%d}" % (target, k)
+            keys = _keys(name, form)
+            if not keys & self.keys:
+                self.keys |= keys
+                return name, form
+        raise CellError("no free name for a pre-activation of %s" % target)  # more than MAX_EQUATIONS taken
+
+
+def _keys(name: str, latex: str) -> set:
+    """What must tell two quantities apart: their names in the file and in Python, and their LaTeX."""
+    return {("name", name), ("python", symbols.python_name(name)), ("latex", _printed_key(latex))}
+
+
+def _printed_key(latex: str) -> str:
+    """A LaTeX form as a reader tells symbols apart: without braces and spaces, and without the fonts
+    that mark a vector (\\mathbf{c} is c), so a^{g} and a^g, \\vec{c} and c are one symbol."""
+    text = re.sub(r"\\(%s)\s*\{([^{}]*)\}" % "|".join(VECTOR_FONTS), r"\2", latex)
+    return re.sub(r"[{}\s]", "", text)
+
+
 def _needs_a_name(node, rhs) -> bool:
     """A function of a product W v whose derivative cannot be written with its output (unless it is
     the whole equation q = f(P) of a function such as the sigmoid, whose derivative uses q)."""
@@ -681,6 +752,30 @@ def _latex_problem(form: str) -> str:
 _ONE_SYMBOL = re.compile(r"^([A-Za-z]|\\[A-Za-z]+|\\[A-Za-z]+\{[A-Za-z]\})"
                          r"(_([A-Za-z0-9]|\{[^{}]*\}))?(\^([A-Za-z0-9]|\{[^{}]*\}))?"
                          r"(_([A-Za-z0-9]|\{[^{}]*\}))?$")
+
+
+def _symbol_problem(form: str) -> str:
+    """Why `lstmgen check` would not read a `latex` form back as one symbol ('' when it would): a
+    letter, a Greek letter or an accented letter (READABLE_ACCENTS), with scripts."""
+    if "'" in form or "\\prime" in form:
+        return "a prime reads as a transpose"
+    match = _ONE_SYMBOL.match(form)
+    if not match:
+        if re.search(r"\\mathrm\{[^{}]{2,}\}", form):
+            return "\\mathrm of several letters reads as the name of a function"
+        return "it reads as a product of letters"
+    head = re.match(r"\\([A-Za-z]+)", form)
+    command = head.group(1) if head else None
+    if command in UNREADABLE_SYMBOLS:
+        return "\\%s %s" % (command, UNREADABLE_SYMBOLS[command])
+    if command and "{" not in form[: head.end() + 1] and command not in _GREEK.split():
+        return "\\%s is not a letter" % command
+    if command and form[head.end():].startswith("{") and command not in READABLE_ACCENTS:
+        return "the checker reads no \\%s; these accents and fonts it reads: %s" % (
+            command, ", ".join("\\" + a for a in READABLE_ACCENTS))
+    if re.search(r"_\{[^{}]*,", form):
+        return "a comma in a subscript reads as two subscripts"
+    return ""
 
 
 def _is_scaling(expr: sympy.Expr, sym: sympy.Symbol) -> bool:

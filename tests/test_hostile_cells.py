@@ -192,7 +192,7 @@ QUANTITY_NAMES = {
                           None),
     "keyword-gate": ('input x\nstate h output\nlatex if "\\iota"\nif = sigmoid(W @ x + U @ h[t-1])\n'
                      'h = if * h[t-1] + tanh(V @ x)\n', None),
-    "d-plus-name-is-a-keyword": ('input x\nstate h output\nlatex el "\\ell"\nh = tanh(W @ x + U @ h[t-1] + el)\n',
+    "d-plus-name-is-a-keyword": ('input x\nstate h output\nlatex el "\\epsilon"\nh = tanh(W @ x + U @ h[t-1] + el)\n',
                                  "del"),
     "builtin-parameter": ('input x\nstate h output\nlatex range "r"\nh = tanh(W @ x + U @ h[t-1] + range)\n',
                           "range"),
@@ -330,7 +330,7 @@ def test_a_latex_line_with_anything_but_math_markup_is_refused(tmp_path, form):
     assert_refused(lambda: cells.load(write_cell(tmp_path, text)), ":3:")
 
 
-@pytest.mark.parametrize("form", [r"\tilde{h}", r"\hat{h}", r"\mathrm{h}", r"\alpha", r"\Gamma_o", r"\bar{h}_{a,1}",
+@pytest.mark.parametrize("form", [r"\tilde{h}", r"\hat{h}", r"\mathcal{h}", r"\alpha", r"\Gamma_o", r"\bar{h}^{a,1}",
                                   r"\mathbf{h}"])
 def test_a_latex_line_of_math_markup_is_used(tmp_path, form):
     cell = write_cell(tmp_path, 'input x\nstate h output\nlatex h "%s"\nh = tanh(W @ x + U @ h[t-1])\n' % form)

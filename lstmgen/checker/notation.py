@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import sympy
 
 from .. import symbols
-from ..cells import Cell
+from ..cells import VECTOR_FONTS, Cell
 from ..functions import UserFunction, sigmoid
 
 # ----------------------------------------------------------------------------- time scripts
@@ -288,7 +288,7 @@ def normal_key(latex: str) -> str:
 
 
 def _plain_base(latex: str) -> str:
-    text = re.sub(r"\\(mathbf|boldsymbol|bm|mathit|mathrm|vec|pmb|mathnormal)\{([^{}]*)\}", r"\2", latex)
+    text = re.sub(r"\\(%s)\{([^{}]*)\}" % "|".join(VECTOR_FONTS), r"\2", latex)
     text = re.sub(r"\\widetilde", r"\\tilde", text)
     text = re.sub(r"\\widehat", r"\\hat", text)
     text = re.sub(r"\\overline", r"\\bar", text)

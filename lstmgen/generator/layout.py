@@ -131,12 +131,19 @@ class CellLayout:
                     self.fail(f"a parameter of {name} is also used by {other}")
 
         def rank(name):
-            owner = name if name in cell.gate_order else next(
-                (g for g in cell.gate_order if self.eq[g].rhs.has(symbols.vector(name))), None)
+            owner = self._owner(name)
             position = [eq.target for eq in cell.equations].index(name)
             return (cell.gate_order.index(owner), position) if owner else (len(cell.gate_order), position)
 
         return {name: found[name] for name in sorted(found, key=rank)}
+
+    def _owner(self, name: str) -> str | None:
+        """The gate of the cell file's gate order that the equation `name` is the gate of: itself, or
+        the listed gate that reads it (g for the a^g that g = gelu(a^g) names); None for neither."""
+        order = self.cell.gate_order
+        if name in order:
+            return name
+        return next((g for g in order if self.eq[g].rhs.has(symbols.vector(name))), None)
 
     def _input_width(self) -> str:
         """D; H when the input also enters elementwise (a residual ... + x): then the shape checks of x
@@ -248,13 +255,15 @@ class CellLayout:
             for group in self.groups:
                 group.args = [group.key]
         elif self.layout == "torch":
-            order = cell.layout_orders.get("torch") or (list(self.gates) if len(self.gates) == 1 else None)
+            # the order names the cell file's gates; a block is the gate's own or its pre-activation's (a^g of g)
+            owners = {self._owner(gate) or gate: gate for gate in self.gates}
+            order = cell.layout_orders.get("torch") or (list(owners) if len(self.gates) == 1 else None)
             if not order:
                 raise LayoutError(f"cell {cell.name} has no torch gate order (a line `order torch ...` in its "
                                   "cell file): PyTorch has modules only for LSTM, GRU and RNN")
-            if sorted(order) != sorted(self.gates):
-                self.fail("the torch order must name the gates " + " ".join(self.gates))
-            self.block_order = list(order)
+            if len(owners) != len(self.gates) or sorted(order) != sorted(owners):
+                self.fail("the torch order must name the gates " + " ".join(owners) + " (one block each)")
+            self.block_order = [owners[gate] for gate in order]
             names = {cell.input: "ih", cell.output: "hh"}
             for group in self.groups:
                 if list(sorted(group.members)) != sorted(self.gates):

@@ -164,11 +164,6 @@ def module_context(program: Program, fusion=None) -> dict:
             blocks.append({"key": statement.block, "comment": p.comment(statement.vias), "lines": lines})
 
     dims = _dims(input_group)
-
-    def size_d(owner: str) -> list[str]:
-        """The line that reads D, if anything uses D (an input of width H does not)."""
-        return [f"D = {owner}{dims['D']}"] if width == "D" else []
-
     initial = {s: output + "0" if s == cell.output else None for s in cell.states}
     seq_args = ([{"name": x, "shape": f"(N, T, {width})", "ndim": 3, "about": "inputs of every step"},
                  {"name": output + "0", "shape": "(N, H)", "ndim": 2, "about": f"initial state {cell.output}"}]
@@ -206,6 +201,8 @@ def module_context(program: Program, fusion=None) -> dict:
                                    ")"),
         "seq_unpack": fmt.unpack("    ", [f["name"] for f in seq_fields], "cache"),
         "backward_return": fmt.return_values("    ", [results[0], "d" + output + "0"] + ["d" + n for n in param_names]),
+        "step_sizes": _shape_checks(step_args, len(params)),
+        "seq_sizes": _shape_checks(seq_args, len(params)),
     }
     return {
         "code": code,
@@ -222,7 +219,6 @@ def module_context(program: Program, fusion=None) -> dict:
         "helpers": _helpers(cell),
         "doc_equations": p.forward_lines,
         "step_args": step_args,
-        "step_dims": [f"N = {x}.shape[0]", *size_d(""), f"H = prev_{output}.shape[1]"],
         "forward_lines": p.forward_lines,
         "step_returns": step_returns,
         "cache_fields": fields,
@@ -233,7 +229,6 @@ def module_context(program: Program, fusion=None) -> dict:
         "input": x,
         "output": output,
         "seq_args": seq_args,
-        "seq_dims": [f"N, T = {x}.shape[:2]", *size_d(""), f"H = {output}0.shape[1]"],
         "starts": starts,
         "accumulators": [r for r in gradient_returns if r["name"] in ["d" + n for n in param_names]],
         "seq_cache_fields": seq_fields,
@@ -243,6 +238,32 @@ def module_context(program: Program, fusion=None) -> dict:
         "input_gradient": results[0],
         "seq_input_shape": seq_args[0]["shape"],
     }
+
+
+SIZES = "NTDH"  # the sizes of the generated functions' arguments: batch, steps, input width, state width
+
+
+def _shape_checks(arguments: list[dict], parameters: int) -> list[str]:
+    """The sizes read off the arguments and the check of every argument's shape, the parameters (the
+    last `parameters` arguments) first, as the most trusted when shapes disagree:
+
+        N, D, H = x.shape[0], Wx.shape[0], Wh.shape[0]
+        _check_shapes(("Wx", Wx, (D, 4 * H), "D 4H"), ..., ("x", x, (N, D), "N D"), ...)
+    """
+    split = len(arguments) - parameters
+    trusted = arguments[split:] + arguments[:split]
+    axes = {a["name"]: [part.split(" * ") for part in a["shape"].strip("(),").split(", ")] for a in arguments}
+    sources = {}  # size -> the first axis that holds it (a multiple of it if no axis holds it alone)
+    for alone in (True, False):
+        for a in trusted:
+            for k, part in enumerate(axes[a["name"]]):
+                if part[-1] not in sources and (len(part) == 1) == alone:
+                    sources[part[-1]] = f"{a['name']}.shape[{k}]" + ("" if alone else f" // {part[0]}")
+    used = [size for size in SIZES if size in sources]
+    checks = ['("{0}", {0}, {1}, "{2}")'.format(a["name"], a["shape"], " ".join("".join(p) for p in axes[a["name"]]))
+              for a in trusted]
+    return fmt.statement("    ", ", ".join(used), ", ".join(sources[size] for size in used)) + \
+        fmt.bracketed("    ", "_check_shapes(", checks, ")")
 
 
 def _dims(group: Group) -> dict:
