@@ -27,7 +27,7 @@ from test_check_bounds import display, product_identity, wrong_terms
 
 from conftest import ROOT, assert_one_line_error, require, run_cli
 from lstmgen.checker import batch, bounds, check_file
-from lstmgen.errors import DocumentError, UsageError
+from lstmgen.errors import UsageError
 
 CLASS = ROOT / "docs" / "examples" / "class"
 LIMITS = {"LSTMGEN_SECONDS_PER_EQUATION": "1", "LSTMGEN_SECONDS_PER_DOCUMENT": "3"}
