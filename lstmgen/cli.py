@@ -26,9 +26,24 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError("%s (see %s --help)" % (message, self.prog))  # main() adds "lstmgen: error:"
 
 
+EXIT_CODES = (  # the README's table says the same
+    (0, "done; for check, merge and summary: every equation correct"),
+    (1, "check, merge, summary: some equation incorrect or unrecognized"),
+    (2, "unusable input or usage: one line on stderr naming the problem and the place"),
+    (INTERRUPTED, "interrupted (Ctrl-C); check writes the documents it finished"),
+    (PIPE_CLOSED, "standard output was closed (| head): ended quietly"),
+)
+
+
+def _cell_help(default: str) -> str:
+    return "built-in cell (%s) or .cell file (default: %s)" % (", ".join(render.BUILD_CELLS), default)
+
+
 def _parser() -> argparse.ArgumentParser:
+    epilog = "built-in cells: %s\n\nexit codes:\n%s" % (
+        ", ".join(render.BUILD_CELLS), "\n".join("  %-4d %s" % row for row in EXIT_CODES))
     parser = _Parser(prog="lstmgen", description="Derive, document, generate and check the backward "
-                     "pass of recurrent cells.")
+                     "pass of recurrent cells.", epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version="lstmgen " + __version__)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -37,11 +52,12 @@ def _parser() -> argparse.ArgumentParser:
                                        "built-in cells (or of the cells given with --cell) into DIR (default generated/).")
     build.add_argument("--out", default="generated", metavar="DIR", help="output folder (default: generated)")
     build.add_argument("--cell", action="append", metavar="CELL",
-                       help="build only this cell (a built-in name or a .cell file); may be repeated")
+                       help="build only this cell: a built-in one (%s) or a .cell file; may be repeated "
+                            "(default: every built-in cell)" % ", ".join(render.BUILD_CELLS))
 
     derive = sub.add_parser("derive", help="write the derivation document of a cell",
                             description="Derive a cell's backward pass and write it as LaTeX or Markdown.")
-    derive.add_argument("--cell", default="lstm", help="built-in cell name or .cell file (default: lstm)")
+    derive.add_argument("--cell", default="lstm", help=_cell_help("lstm"))
     derive.add_argument("--format", default=None, choices=render.FORMATS,
                         help="tex (standalone LaTeX), md (Markdown), html (one page, MathML) or pdf (LaTeX "
                              "compiled by pdflatex); default: from the -o file's suffix, else tex")
@@ -54,44 +70,51 @@ def _parser() -> argparse.ArgumentParser:
                         help="column: W x, as the seed (default); row: x W, as the generated code")
     derive.add_argument("--compact", action="store_true",
                         help="name each gate's delta once and write every gradient with it")
-    derive.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
+    derive.add_argument("-o", "--output", metavar="FILE", help="write here (default: standard output)")
 
     codegen = sub.add_parser("codegen", help="write the NumPy forward/backward module of a cell",
                              description="Generate a NumPy module with the step and sequence forward "
                                          "and backward functions of a cell (--target numba: with each "
                                          "step's elementwise work fused into Numba loops; needs lstmgen[fast]).")
-    codegen.add_argument("--cell", default="lstm", help="built-in cell name or .cell file (default: lstm)")
-    codegen.add_argument("--layout", default="cs231n", help="weight layout: cs231n (default), torch or per-gate")
-    codegen.add_argument("--target", default="numpy", help="numpy (default) or numba")
-    codegen.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
+    codegen.add_argument("--cell", default="lstm", help=_cell_help("lstm"))
+    codegen.add_argument("--layout", default="cs231n", choices=render.LAYOUTS,
+                         help="weight layout: cs231n (the gates' blocks side by side: Wx (D, G*H); the default), "
+                              "torch (PyTorch's weight_ih, weight_hh, bias_ih, bias_hh) or per-gate (one "
+                              "argument per parameter)")
+    codegen.add_argument("--target", default="numpy", choices=render.TARGETS,
+                         help="numpy (readable, the default) or numba (fused loops; needs lstmgen[fast])")
+    codegen.add_argument("-o", "--output", metavar="FILE", help="write here (default: standard output)")
 
     check = sub.add_parser("check", help="check a handwritten derivation, equation by equation",
                            description="Read LaTeX/Markdown derivations and judge every equation; a folder's "
                                        "documents (a class) in parallel. Exit 0: all correct; 1: some incorrect "
                                        "or unrecognized; 2: unusable input; 130: interrupted (Ctrl-C).")
-    check.add_argument("files", nargs="+", metavar="FILE", help=".md/.tex files or folders of them")
+    check.add_argument("files", nargs="+", metavar="FILE", help=".md/.tex files or folders of them; - reads "
+                                                               "one document from standard input")
     check.add_argument("--cell", default=None,
-                       help="built-in cell name or .cell file (default: the cell the document's forward "
-                            "equations state, else lstm)")
+                       help=_cell_help("the cell the document's forward equations state, else lstm"))
     output = check.add_mutually_exclusive_group()
-    output.add_argument("--json", action="store_true", help="print the report as JSON")
+    output.add_argument("--json", action="store_true", help="print the report as JSON (default: text)")
     output.add_argument("--jsonl", action="store_true",
                         help="JSON Lines: a line per document as each finishes, then every document again in "
                              "path order (README, \"Grading a class\")")
     check.add_argument("--jobs", type=_positive, default=None, metavar="N",
                        help="documents checked at once, each in its own process (default: the usable cores)")
     check.add_argument("--shard", default=None, metavar="K/N",
-                       help="check only the K-th of N slices of the documents in path order (K, K+N, ...)")
+                       help="check only the K-th of N slices of the documents in path order (K, K+N, ...; "
+                            "default: 1/1, all)")
     check.add_argument("--cache", default=None, metavar="DIR",
                        help="keep results by the content of each document (and cell, limits, lstmgen version); "
-                            "an unchanged document is not checked again")
+                            "an unchanged document is not checked again (default: no cache)")
     check.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                       help="check on this Dask cluster (tcp://host:8786; needs lstmgen[dask])")
+                       help="check on this Dask cluster (tcp://host:8786; needs lstmgen[dask]; default: the "
+                            "--jobs processes here)")
 
     check.add_argument("--csv", metavar="FILE", help="also write the gradebook: one CSV row per document (score, counts, "
-                                                    "answer notes)")
+                                                    "answer notes; default: none)")
     check.add_argument("--gradescope", metavar="FILE",
-                       help="also write Gradescope's autograder results.json (all the documents as one submission)")
+                       help="also write Gradescope's autograder results.json (all the documents as one submission; "
+                            "default: none)")
 
 
     merge = sub.add_parser("merge", help="join the JSON Lines of check --jsonl --shard runs into one report",
@@ -100,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
                                        "Exit codes as check's.")
     merge.add_argument("files", nargs="+", metavar="FILE.jsonl", help="JSON Lines files of lstmgen check --jsonl")
     merged = merge.add_mutually_exclusive_group()
-    merged.add_argument("--json", action="store_true", help="print the report as JSON")
+    merged.add_argument("--json", action="store_true", help="print the report as JSON (default: text)")
     merged.add_argument("--jsonl", action="store_true", help="print one JSON Lines file, as one unsharded run")
 
     summary = sub.add_parser("summary", help="a class's mistakes: which, how many students, an example of each",
@@ -108,9 +131,11 @@ def _parser() -> argparse.ArgumentParser:
                                          "equations it was found in and an example line. Reads the reports of "
                                          "`lstmgen check --json` (.json) or their JSON Lines (.jsonl), or checks the "
                                          ".md/.tex documents and folders given.")
-    summary.add_argument("files", nargs="+", metavar="FILE", help="REPORT.json, REPORT.jsonl, documents or folders")
-    summary.add_argument("--cell", default=None, help="for documents: as `lstmgen check --cell`")
-    summary.add_argument("--json", action="store_true", help="print the summary as JSON")
+    summary.add_argument("files", nargs="+", metavar="FILE", help="REPORT.json, REPORT.jsonl, documents or folders "
+                                                                 "(- : one document on standard input)")
+    summary.add_argument("--cell", default=None, help="for documents: as `lstmgen check --cell` (default: the "
+                                                      "cell each document states, else lstm)")
+    summary.add_argument("--json", action="store_true", help="print the summary as JSON (default: text)")
     return parser
 
 

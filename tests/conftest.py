@@ -85,11 +85,16 @@ def numpy_module(tmp_path_factory):
     return load
 
 
-def run_cli(*args, cwd=None) -> subprocess.CompletedProcess:
-    """`python -m lstmgen ARGS` in a fresh interpreter, UTF-8 output captured as text."""
+def run_cli(*args, cwd=None, input: str | bytes | None = None) -> subprocess.CompletedProcess:
+    """`python -m lstmgen ARGS` in a fresh interpreter, UTF-8 output captured as text; `input` is
+    its standard input (text is sent as UTF-8), else none."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONIOENCODING="utf-8")
-    return subprocess.run([sys.executable, "-m", "lstmgen", *map(str, args)], capture_output=True, text=True,
-                          encoding="utf-8", env=env, cwd=cwd or ROOT, timeout=300)
+    raw = input.encode("utf-8") if isinstance(input, str) else input
+    proc = subprocess.run([sys.executable, "-m", "lstmgen", *map(str, args)], capture_output=True, input=raw,
+                          stdin=None if raw is not None else subprocess.DEVNULL, env=env, cwd=cwd or ROOT,
+                          timeout=300)
+    proc.stdout, proc.stderr = proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8")
+    return proc
 
 
 def assert_one_line_error(proc, fragment: str = "") -> None:

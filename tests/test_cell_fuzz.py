@@ -34,7 +34,12 @@ PLAIN = ["a", "d", "e", "f", "g", "k", "m", "n", "q", "r", "s", "u", "v", "y", "
 # names that are Python words, the module's own names or SymPy's (given a `latex` line, as they need one)
 RISKY = ["lambda", "el", "if", "range", "len", "np", "Abs", "Add", "h_all", "t", "N", "cache", "sigmoid", "dx",
          "prev_h", "x_rows", "Symbol", "None", "ef"]
-FUNCTION_NAMES = ["gelu", "swish", "hs", "f_1", *CLASS_NAMES, "list", "range", "lambda", "np", "x", "h", "f^2"]
+GOOD_FUNCTION_NAMES = ["gelu", "swish", "hs", "f_1"]
+BAD_FUNCTION_NAMES = [*CLASS_NAMES, "list", "range", "lambda", "np", "x", "h", "f^2"]
+# a file with a bad function name is refused whatever else it holds: drawn from one list, the bad ones
+# (most of them) left a third of the files giving code (332 of 1000 in one CI run), too few for the
+# property; a quarter of the names are bad now
+FUNCTION_NAMES = st.sampled_from([GOOD_FUNCTION_NAMES] * 3 + [BAD_FUNCTION_NAMES]).flatmap(st.sampled_from)
 BODIES = ["z * sigmoid(z)", "z / (1 + z * z)", "tanh(z) ** 2", "max(0, min(1, 0.2 * z + 0.5))", "exp(-z * z)",
           "softsign(z) * 2", "sigmoid(z) - 0.5", "z ** 3 / 3 + z", "log(1 + z * z)", "relu(z) + 0.1 * z"]
 VARIABLES = ["z", "u", "lambda", "np", "x", "W"]
@@ -108,7 +113,7 @@ def cell_files(draw) -> str:
     lines += ["state h output"] + ["state %s" % s for s in states[1:]]
     used = set(states) | {x}
     latex_names = [x] if x != "x" else []
-    user = draw(st.lists(st.sampled_from(FUNCTION_NAMES), max_size=2, unique=True))
+    user = draw(st.lists(FUNCTION_NAMES, max_size=2, unique=True))
     for name in user:
         variable, body = draw(st.sampled_from(VARIABLES)), draw(st.sampled_from(BODIES))
         lines.append("function %s(%s) = %s" % (name, variable, re.sub(r"\bz\b", variable, body)))

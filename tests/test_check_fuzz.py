@@ -92,4 +92,8 @@ def test_random_documents(pieces, wrapper):
         assert entry.status in STATUSES
         assert 1 <= entry.line <= lines
         assert LAST_RESORT not in entry.message, entry.message
-    assert sum(report.summary.values()) == len(report.equations)
+    summary = report.summary
+    assert sum(summary[status] for status in STATUSES) == len(report.equations)
+    scored = [e for e in report.equations if e.kind != "forward" and e.status != "unrecognized"]
+    assert summary["possible"] == len(scored)
+    assert summary["score"] == sum(e.status == "correct" for e in scored)

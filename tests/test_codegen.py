@@ -348,11 +348,11 @@ h = tanh(W_x^n @ x + W_h^n @ h[t-1] + b^n + b)
 
 
 RESERVED = {  # cell file -> the name it takes from the generated module (each generated code that crashed or
-    # silently read the wrong array: a bias H replaced by the hidden size, a function H called as an int)
+    # silently read the wrong array: a bias H replaced by the hidden size, a function H called as an int);
+    # T is refused earlier, by the cell file itself, for every command (tests/test_cell_names.py)
     "bias_H": ("f = sigmoid(W_x @ x + W_h @ h[t-1] + H)\nh = f * h[t-1]", "H"),
     "input_N": ("f = sigmoid(W_x @ N + W_h @ h[t-1] + b)\nh = f * h[t-1]", "N"),
     "intermediate_t": ("f = sigmoid(W_x @ x + W_h @ h[t-1] + b)\nt = f * h[t-1]\nh = t + f", "t"),
-    "gate_T": ("T = tanh(W_x @ x + W_h @ h[t-1] + b)\nh = 0.5 * T + 0.5 * h[t-1]", "T"),
     "function_D": ("function D(z) = z * sigmoid(z)\nh = D(W_x @ x + W_h @ h[t-1] + b)", "D"),
     "function_f_and_gate_f": ("function f(z) = z * sigmoid(z)\nf = f(W_x @ x + W_h @ h[t-1] + b)\n"
                               "h = f * h[t-1]", "f"),

@@ -25,6 +25,7 @@ and a worker process that is killed past a limit (README, "Limits").
 """
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -259,22 +260,42 @@ def _definitions(emit, found, notation, skip: dict, per_equation: float) -> dict
     return {}
 
 
+STDIN = "-"  # the file name that reads standard input
+STDIN_SOURCE = "<stdin>"  # how its report names it
+
+
 def _read(path: Path) -> str:
     try:
         if path.stat().st_size > MAX_DOCUMENT_BYTES:
             raise DocumentError("%s: larger than %d bytes" % (path, MAX_DOCUMENT_BYTES))
         with path.open("rb") as handle:
             raw = handle.read(MAX_DOCUMENT_BYTES + 1)  # no more, should it grow after the stat
-        if len(raw) > MAX_DOCUMENT_BYTES:
-            raise DocumentError("%s: larger than %d bytes" % (path, MAX_DOCUMENT_BYTES))
     except OSError as exc:
         raise DocumentError("%s: cannot read it (%s)" % (path, exc.strerror or exc)) from None
+    return _decoded(raw, str(path))
+
+
+def read_stdin() -> str:
+    """The document on standard input (`lstmgen check -`), within the same bounds as a file's."""
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:
+        raise DocumentError("%s: no standard input to read" % STDIN_SOURCE)
+    try:
+        raw = stream.read(MAX_DOCUMENT_BYTES + 1)
+    except OSError as exc:
+        raise DocumentError("%s: cannot read it (%s)" % (STDIN_SOURCE, exc.strerror or exc)) from None
+    return _decoded(raw, STDIN_SOURCE)
+
+
+def _decoded(raw: bytes, name: str) -> str:
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        raise DocumentError("%s: larger than %d bytes" % (name, MAX_DOCUMENT_BYTES))
     if b"\x00" in raw:
-        raise DocumentError("%s: a binary file, not a Markdown or LaTeX document" % path)
+        raise DocumentError("%s: a binary file, not a Markdown or LaTeX document" % name)
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise DocumentError("%s: not UTF-8 text" % path) from None
+        raise DocumentError("%s: not UTF-8 text" % name) from None
 
 
 def check_file(path, cell: str | None = None) -> FileReport:
@@ -294,7 +315,8 @@ def check_all(paths: list, cell: str | None = None) -> list[FileReport]:
     reports = []
     for document in documents:
         try:
-            reports.append(check_file(document.path, cell))
+            text = document.text if document.text is not None else _read(document.path)
+            reports.append(check_text(text, cell=cell, source=str(document.path)))
         except DocumentError as exc:
             if not several:
                 raise

@@ -21,7 +21,6 @@ concurrent.futures.ProcessPoolExecutor.
 """
 from __future__ import annotations
 
-import json
 import os
 import queue
 import sys
@@ -34,7 +33,7 @@ from .. import __version__, cells
 from ..errors import DocumentError, UsageError
 from . import bounds
 from . import gradebook
-from .report import EquationReport, FileReport, to_json, to_text
+from .report import EquationReport, FileReport, json_line, to_json, to_text
 from .results_cache import ResultsCache, cell_identity
 
 SUFFIXES = (".md", ".tex", ".markdown")
@@ -49,15 +48,23 @@ class Interrupted(KeyboardInterrupt):
 class Document:
     path: Path
     key: str  # the path relative to its folder argument (posix), or a file argument's name
+    text: str | None = None  # standard input's document, read once; a file is read when checked
 
 
 def find(paths: list) -> tuple[list[Document], bool]:
     """The documents that the files and folders in `paths` name, in key order (ties: by path),
-    and whether there are several (more than one, or any folder: a class)."""
+    and whether there are several (more than one, or any folder: a class).  The name "-" reads
+    one document from standard input."""
+    from . import STDIN, STDIN_SOURCE, read_stdin
+
     out = []
+    if sum(str(name) == STDIN for name in paths) > 1:
+        raise UsageError("%s (standard input) is given more than once" % STDIN)
     for name in paths:
         path = Path(name)
-        if path.is_dir():
+        if str(name) == STDIN:
+            out.append(Document(Path(STDIN_SOURCE), STDIN_SOURCE, read_stdin()))
+        elif path.is_dir():
             found = [p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES]
             if not found:
                 raise DocumentError("%s: a folder with no .md or .tex documents" % name)
@@ -134,7 +141,7 @@ class Job:
 
         source = str(document.path)
         try:
-            text = _read(document.path)
+            text = document.text if document.text is not None else _read(document.path)
         except DocumentError as exc:
             return _unusable(index, source, exc)
         key = self.cache.key(text, source) if self.cache is not None else None
@@ -251,7 +258,7 @@ class DaskPool:
         cell = _shipped_cell(job.cell)
         window = 2 * max(1, sum(self.client.nthreads().values())) + 2
         pending = {}
-        waiting = self.distributed.as_completed()
+        waiting = self.distributed.as_completed(loop=self.client.loop)  # this client's, not a default one
         todo = iter(items)
 
         def submit_next() -> bool:
@@ -345,7 +352,7 @@ class JsonLines:
 
     def write(self, report: FileReport, order: str, index: int, key: str) -> None:
         line = dict(report.to_dict(), batch=dict(self.batch, index=index, key=key, order=order))
-        self.stream.write(json.dumps(line, ensure_ascii=False) + "\n")
+        self.stream.write(json_line(line))
         self.stream.flush()
 
 
@@ -367,7 +374,14 @@ def _progress(total: int):
         return _Silent()
     from tqdm import tqdm
 
-    return tqdm(total=total, file=sys.stderr, unit="doc", desc="lstmgen check", dynamic_ncols=True)
+    try:
+        sized = os.get_terminal_size(sys.stderr.fileno()).columns > 0
+    except OSError:
+        sized = False
+    # a terminal that reports no size (a pty nobody sized, as in some containers) gets 80 x 24:
+    # tqdm would fit its bar into 0 columns and hide it below row 0
+    return tqdm(total=total, file=sys.stderr, unit="doc", desc="lstmgen check",
+                dynamic_ncols=sized, ncols=None if sized else 80, nrows=None if sized else 24)
 
 
 def run(paths: list, cell: str | None = None, output: str = "text", jobs: int | None = None,

@@ -144,6 +144,8 @@ class Lost:
 
 
 _workers = threading.local()
+_forking = threading.Lock()
+CANCEL_SLICE = 0.2  # seconds: how soon a waiting thread notices cancel()
 _every_worker: "weakref.WeakSet[_Worker]" = weakref.WeakSet()
 
 
@@ -238,12 +240,15 @@ class _Worker:
         self.cancel = getattr(_workers, "cancel", None)
         # Ctrl-C reaches the whole process group: blocked in the forking thread, the child is born
         # with it blocked until it ignores it (_serve), so it never dies of one half-started.
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
-            self.process.start()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        child.close()
+        # One fork at a time, the child's end closed before the next: a worker forked by another
+        # thread in between would hold this pipe open, and this worker's death would go unseen.
+        with _forking:
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                self.process.start()
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            child.close()
         self.owner = os.getpid()
         if not _every_worker:  # after multiprocessing's own exit handler, so that it runs first
             atexit.unregister(_stop_every_worker)
@@ -274,12 +279,23 @@ class _Worker:
             return lose.lost
 
     def _next(self, timeout: float, phase):
-        if not self.connection.poll(max(timeout, 0.0)):
-            raise _Lose(Lost(phase, "time"))
+        # waited for in slices, so that cancel() from another thread is seen within one
+        end = time.monotonic() + max(timeout, 0.0)
+        while not self._poll(min(max(end - time.monotonic(), 0.0), CANCEL_SLICE)):
+            if self.cancel is not None and self.cancel.is_set():
+                raise _Lose(Lost(phase, "time"))  # run() then raises Cancelled
+            if time.monotonic() >= end:
+                raise _Lose(Lost(phase, "time"))
         try:
             return self.connection.recv()
         except (EOFError, OSError):
             raise _Lose(Lost(phase, "memory")) from None
+
+    def _poll(self, seconds: float) -> bool:
+        try:
+            return self.connection.poll(seconds)
+        except OSError:  # closed by cancel() from another thread: recv() below reports it
+            return True
 
     def stop(self):
         """Kill the process (when this process made it) and close the connection."""

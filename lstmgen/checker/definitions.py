@@ -61,8 +61,9 @@ def _implicit_gradients(equations, notation: Notation) -> None:
         for base in GRADIENT_BASES:
             if base not in text:
                 continue
-            for key in {make_key(base, short, ""), make_key(base, "", short), make_key(base, written, ""),
-                        make_key(base, "", written)}:
+            # in a fixed order (not a set's, which changes with the hash seed and so the report)
+            for key in dict.fromkeys([make_key(base, short, ""), make_key(base, "", short),
+                                      make_key(base, written, ""), make_key(base, "", written)]):
                 if key in notation.names or key in notation.definitions:
                     continue
                 pre = None if meaning.name in cell.states else preactivation_gradient(cell, meaning.name)

@@ -111,7 +111,7 @@ def merged(paths: list) -> tuple[dict, list]:
     if len(shards) < needed:  # (n and total come from the files: never counted up to, they may be huge)
         absent = list(itertools.islice((k for k in range(1, needed + 1) if k not in shards), 5))
         raise DocumentError("%d of %d shards missing (%s%s): %d of %d documents" % (
-            needed - len(shards), n, ", ".join("%d/%d" % (k, n) for k in absent),
+            needed - len(shards), n, ", ".join("shard %d/%d" % (k, n) for k in absent),
             ", ..." if needed - len(shards) > 5 else "", total - len(documents), total))
     if len(documents) < total:
         gap = next(index for index in range(total) if index not in documents)

@@ -208,6 +208,19 @@ def envelope(documents: list) -> dict:
     return out
 
 
+_LINE_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def json_line(data) -> str:
+    """`data` as one line of JSON Lines, its newline included.  JSON may hold U+0085, U+2028 and
+    U+2029 raw, but Python's str.splitlines (and JavaScript before ES2019) end a line there: they
+    are escaped, as the control characters are."""
+    text = json.dumps(data, ensure_ascii=False)
+    for raw, escaped in _LINE_BREAKS.items():
+        text = text.replace(raw, escaped)
+    return text + "\n"
+
+
 def to_json(reports: list) -> str:
     """`lstmgen check --json`: the envelope of the reports, one or many."""
     return json.dumps(envelope([r.to_dict() for r in reports]), indent=2, ensure_ascii=False) + "\n"
