@@ -27,8 +27,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 EXIT_CODES = (  # the README's table says the same
-    (0, "done; for check, merge and summary: every equation correct"),
-    (1, "check, merge, summary: some equation incorrect or unrecognized"),
+    (0, "done; for check and merge: every equation correct (summary reports: 0)"),
+    (1, "check and merge: some equation incorrect or unrecognized"),
     (2, "unusable input or usage: one line on stderr naming the problem and the place"),
     (INTERRUPTED, "interrupted (Ctrl-C); check writes the documents it finished"),
     (PIPE_CLOSED, "standard output was closed (| head): ended quietly"),

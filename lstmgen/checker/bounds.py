@@ -396,8 +396,8 @@ def _picklable_error(exc: Exception) -> BaseException:
 def _cap_memory() -> None:
     """Cap the address space at MAX_MEMORY_BYTES, so that resident memory (never more than the
     address space) stays under it; a worker whose parent already maps more may still grow by
-    MIN_MEMORY_GROWTH.  (A cap of the address space now plus what is not yet resident let the
-    pages mapped but not yet touched become resident on top: 1.28 GB in one CI run.)"""
+    MIN_MEMORY_GROWTH.  (The address space at the fork plus what was not yet resident, the cap
+    before, came to 1.13 GB here: the mapped pages not yet touched could become resident on top.)"""
     try:
         import resource
 
