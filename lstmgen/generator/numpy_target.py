@@ -189,6 +189,7 @@ def module_context(program: Program, fusion=None) -> dict:
     # refilling an input buffer or scaling a returned state in place cannot change the gradients
     caller_owned = _with_views(program, p.names, {a["name"] for a in step_args} | {r["name"] for r in step_returns})
     seq_owned = _with_views(program, p.names, set(seq_names))
+    plan.column_major &= seq_owned  # the copies it makes: a transposed one where the backward wants it
     code = {  # the lines whose length decides their layout
         "step_forward_def": fmt.bracketed("", f"def {m.prefix}_step_forward(", [a["name"] for a in step_args], "):"),
         "cache": fmt.bracketed("    ", f"cache = {camel}StepCache(", [_owned(f["name"], caller_owned) for f in fields],
@@ -197,7 +198,8 @@ def module_context(program: Program, fusion=None) -> dict:
         "step_backward_return": fmt.return_values("    ", [r["name"] for r in gradient_returns]),
         "forward_def": fmt.bracketed("", f"def {m.prefix}_forward(", seq_names, "):"),
         "dtype": fmt.bracketed("    ", "dtype = np.result_type(", seq_names, ")"),
-        "seq_cache": fmt.bracketed("    ", f"cache = {camel}Cache(", [_owned(f["name"], seq_owned) for f in seq_fields],
+        "seq_cache": fmt.bracketed("    ", f"cache = {camel}Cache(", [_owned(f["name"], seq_owned, plan.column_major)
+                                                                for f in seq_fields],
                                    ")"),
         "seq_unpack": fmt.unpack("    ", [f["name"] for f in seq_fields], "cache"),
         "backward_return": fmt.return_values("    ", [results[0], "d" + output + "0"] + ["d" + n for n in param_names]),
@@ -217,6 +219,7 @@ def module_context(program: Program, fusion=None) -> dict:
         "cache_class": camel + "Cache",
         "layout_notes": _layout_notes(m),
         "helpers": _helpers(cell),
+        "column_major_copy": bool(plan.column_major),
         "doc_equations": p.forward_lines,
         "step_args": step_args,
         "forward_lines": p.forward_lines,
@@ -331,9 +334,12 @@ def _helpers(cell) -> list[dict]:
     return out
 
 
-def _owned(name: str, caller_owned) -> str:
-    """A cache field's keyword argument: the array itself, or a copy of one the caller holds too."""
-    return f"{name}={name}.copy()" if name in caller_owned else f"{name}={name}"
+def _owned(name: str, caller_owned, column_major=()) -> str:
+    """A cache field's keyword argument: the array itself, or a copy of one the caller holds too
+    (stored column by column when the backward multiplies by its transpose)."""
+    if name not in caller_owned:
+        return f"{name}={name}"
+    return f"{name}=_column_major_copy({name})" if name in column_major else f"{name}={name}.copy()"
 
 
 def _with_views(program: Program, names: dict[str, str], owned: set[str]) -> set[str]:

@@ -68,6 +68,9 @@ class SequencePlan:
         self.in_place: dict[str, str] = {}        # gate name -> the piece it overwrites
         self._plan_forward()
         self._plan_backward()
+        backward_copies, _ = self._transposed_copies(st.expr for st in self.in_loop)
+        # the matrices the cache keeps column by column (numpy_target narrows them to those it copies)
+        self.column_major = {self.names[name] for name in backward_copies}
 
     # ---- helpers ---------------------------------------------------------------------------
     def _parameter_symbols(self):
@@ -364,11 +367,13 @@ class SequencePlan:
         use its contiguous copy (`copies`)."""
         return print_numpy(expr, self.names, self.p.transposed, self.copies)
 
-    def _transposed_copies(self, exprs) -> tuple[dict[str, str], list[str]]:
+    def _transposed_copies(self, exprs, column_major=()) -> tuple[dict[str, str], list[str]]:
         """{matrix symbol name: name of its contiguous transpose} for the products in `statements` that
         multiply by a transpose, and the lines that make the copies before the loop: BLAS multiplies a
         (N, 4H) batch by a (4H, H) matrix stored row by row faster than by the transpose of an (H, 4H) one
-        (measured here: 1.2-1.7x, as the one product in the loop that cannot be batched)."""
+        (measured here: 1.2-1.7x, as the one product in the loop that cannot be batched).  In the
+        backward, the cache already keeps such a matrix column by column (`column_major`), so that its
+        transpose is a contiguous view: the copy the cache makes anyway is the transposed one."""
         copies, lines = {}, []
         taken = set(self.names.values())
         for expr in exprs:
@@ -382,8 +387,12 @@ class SequencePlan:
                 if name in taken:
                     continue
                 copies[matrix.name] = name
-                lines.append(f"{name} = np.ascontiguousarray({self.name(matrix)}.T)"
-                             f"  # transposed once: faster products in the loop")
+                if self.name(matrix) in column_major:
+                    lines.append(f"{name} = {self.name(matrix)}.T  # contiguous: the cache keeps "
+                                 f"{self.name(matrix)} column by column")
+                else:
+                    lines.append(f"{name} = np.ascontiguousarray({self.name(matrix)}.T)"
+                                 f"  # transposed once: faster products in the loop")
         return copies, lines
 
     def _into(self, expr, out: str, assign: str | None = None):
@@ -477,7 +486,7 @@ class SequencePlan:
             stack = self.name(self.primary.target)
             body.append("{} = _blocks({}, {})".format(
                 ", ".join(self.name(a) for a in self.primary.expr.args), stack, len(self.primary.expr.args)))
-        self.copies, copy_lines = self._transposed_copies(st.expr for st in self.in_loop)
+        self.copies, copy_lines = self._transposed_copies((st.expr for st in self.in_loop), self.column_major)
         entries = [self._entry(st, self._backward_statement(st), accumulated=st in self.accumulated)
                    for st in self.in_loop if st is not self.primary]
         body += self._fused(entries, "backward", carried={z.split(" = ")[0] for z in zeros})
