@@ -55,33 +55,6 @@ def _blocks(v, count):
 
 
 @numba.njit
-def _gru_forward_step(gh_r_, gx_r_, gh_z_, gx_z_, r_, z_):
-    """One step of gru_forward, entry by entry: r, z."""
-    for row in range(gh_r_.shape[0]):
-        for col in range(gh_r_.shape[1]):
-            gh_r = gh_r_[row, col]
-            gx_r = gx_r_[row, col]
-            gh_z = gh_z_[row, col]
-            gx_z = gx_z_[row, col]
-            r = gx_r + gh_r
-            z = gx_z + gh_z
-            r_[row, col] = r
-            z_[row, col] = z
-
-
-@numba.njit
-def _gru_forward_step2(gh_n_, gx_n_, r_, n_):
-    """One step of gru_forward, entry by entry: n."""
-    for row in range(gh_n_.shape[0]):
-        for col in range(gh_n_.shape[1]):
-            gh_n = gh_n_[row, col]
-            gx_n = gx_n_[row, col]
-            r = r_[row, col]
-            n = gx_n + r * gh_n
-            n_[row, col] = n
-
-
-@numba.njit
 def _gru_backward_step(dnext_h_, n_, prev_h_, z_, gh_n_, r_, dz_, dn_, dr_):
     """One step of gru_backward, entry by entry: dz, dn, dr."""
     real = dnext_h_.dtype.type  # constants as real(1): float32 arrays stay float32 math
@@ -194,10 +167,8 @@ class GruCache(NamedTuple):
 
     x_all: np.ndarray  # (T, N, D) the inputs
     h_all: np.ndarray  # (T + 1, N, H) state h; [0] is its initial value
+    gx_all: np.ndarray  # (T, N, 3 * H) the gates r, z, n (computed over their pre-activations)
     gh_all: np.ndarray  # (T, N, 3 * H) pre-activations
-    r_all: np.ndarray  # (T, N, H) gate r
-    z_all: np.ndarray  # (T, N, H) gate z
-    n_all: np.ndarray  # (T, N, H) gate n
     weight_ih: np.ndarray  # (3 * H, D) weights applied to x, gate blocks r, z, n
     weight_hh: np.ndarray  # (3 * H, H) weights applied to prev_h, gate blocks r, z, n
 
@@ -342,9 +313,6 @@ def gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
     h_all = np.empty((T + 1, N, H), dtype=dtype)
     h_all[0] = h0
     gh_all = np.empty((T, N, 3 * H), dtype=dtype)
-    r_all = np.empty((T, N, H), dtype=dtype)
-    z_all = np.empty((T, N, H), dtype=dtype)
-    n_all = np.empty((T, N, H), dtype=dtype)
 
     # The products with the input for every step at once: one matrix product over all T * N rows.
     x_rows = x_all.reshape(T * N, D)
@@ -355,27 +323,18 @@ def gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
     weight_hh_T = np.ascontiguousarray(weight_hh.T)  # transposed once: faster products in the loop
 
     for t in range(T):
-        prev_h, next_h, gh, r, z, n = h_all[t], h_all[t + 1], gh_all[t], r_all[t], z_all[t], n_all[t]
+        prev_h, next_h, gh = h_all[t], h_all[t + 1], gh_all[t]
         gx = gx_all[t]
         gx_r, gx_z, gx_n = _blocks(gx, 3)
         np.add(prev_h @ weight_hh_T, bias_hh, out=gh)
         gh_r, gh_z, gh_n = _blocks(gh, 3)
-        _gru_forward_step(gh_r, gx_r, gh_z, gx_z, r, z)
-        sigmoid(r, out=r)
-        _gru_forward_step2(gh_n, gx_n, r, n)
-        sigmoid(z, out=z)
-        np.tanh(n, out=n)
+        r = sigmoid(gx_r + gh_r, out=gx_r)
+        z = sigmoid(gx_z + gh_z, out=gx_z)
+        n = np.tanh(gx_n + r * gh_n, out=gx_n)
         np.add((1 - z) * n, z * prev_h, out=next_h)
     h = np.array(h_all[1:].transpose(1, 0, 2), order="C")  # a copy: the cache keeps its own
     cache = GruCache(
-        x_all=x_all,
-        h_all=h_all,
-        gh_all=gh_all,
-        r_all=r_all,
-        z_all=z_all,
-        n_all=n_all,
-        weight_ih=weight_ih.copy(),
-        weight_hh=weight_hh.copy(),
+        x_all=x_all, h_all=h_all, gx_all=gx_all, gh_all=gh_all, weight_ih=weight_ih.copy(), weight_hh=weight_hh.copy()
     )
     return h, cache
 
@@ -396,7 +355,7 @@ def gru_backward(dh, cache):
         dbias_hh: (3 * H,) dL/dbias_hh, summed over the steps
     """
     _check_cache(cache, GruCache, "gru_forward")
-    x_all, h_all, gh_all, r_all, z_all, n_all, weight_ih, weight_hh = cache
+    x_all, h_all, gx_all, gh_all, weight_ih, weight_hh = cache
     T, N = x_all.shape[:2]
     D = x_all.shape[2]
     H = h_all.shape[2]
@@ -404,24 +363,30 @@ def gru_backward(dh, cache):
     _check_shape("dh", dh, (N, T, H))
 
     dtype = np.result_type(dh, *cache)
+    if not gx_all.flags.writeable:
+        raise ValueError("cache: already used by a backward pass (gx_all holds its deltas); run gru_forward again")
     if not gh_all.flags.writeable:
         raise ValueError("cache: already used by a backward pass (gh_all holds its deltas); run gru_forward again")
-    # dgx_all reuses the cache's gh_all (block [t] is free once step t has read it)
-    dgx_all = gh_all if gh_all.dtype == dtype else np.empty((T, N, 3 * H), dtype=dtype)
+    # dgx_all reuses the cache's gx_all (block [t] is free once step t has read it)
+    dgx_all = gx_all if gx_all.dtype == dtype else np.empty((T, N, 3 * H), dtype=dtype)
     dgx = np.empty((N, 3 * H), dtype=dtype)
-    dgh_all = np.empty((T, N, 3 * H), dtype=dtype)
+    # dgh_all reuses the cache's gh_all (block [t] is free once step t has read it)
+    dgh_all = gh_all if gh_all.dtype == dtype else np.empty((T, N, 3 * H), dtype=dtype)
+    dgh = np.empty((N, 3 * H), dtype=dtype)
     dprev_h = np.zeros((N, H), dtype=dtype)
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
-        prev_h, r, z, n = h_all[t], r_all[t], z_all[t], n_all[t]
+        prev_h = h_all[t]
+        r, z, n = _blocks(gx_all[t], 3)
         _, _, gh_n = _blocks(gh_all[t], 3)
-        dgh = dgh_all[t]
         dr, dz, dn = _blocks(dgx, 3)
         _gru_backward_step(dnext_h, n, prev_h, z, gh_n, r, dz, dn, dr)
         np.concatenate([dr, dz, r * dn], axis=1, out=dgh)
         dprev_h = dgh @ weight_hh + dnext_h * z
         dgx_all[t] = dgx
+        dgh_all[t] = dgh
+    gx_all.flags.writeable = False  # it holds deltas now: a cache serves one backward
     gh_all.flags.writeable = False  # it holds deltas now: a cache serves one backward
 
     # Every step's deltas are stored: each weight's gradient is one matrix product over all T * N rows.

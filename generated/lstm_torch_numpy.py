@@ -147,7 +147,7 @@ class LstmCache(NamedTuple):
     x_all: np.ndarray  # (T, N, D) the inputs
     h_all: np.ndarray  # (T + 1, N, H) state h; [0] is its initial value
     c_all: np.ndarray  # (T + 1, N, H) state c; [0] is its initial value
-    a_all: np.ndarray  # (T, N, 4 * H) the gates f, i, o, g (computed over their pre-activations)
+    a_all: np.ndarray  # (T, N, 4 * H) the gates i, f, g, o (computed over their pre-activations)
     weight_ih: np.ndarray  # (4 * H, D) weights applied to x, gate blocks i, f, g, o
     weight_hh: np.ndarray  # (4 * H, H) weights applied to prev_h, gate blocks i, f, g, o
 

@@ -150,9 +150,8 @@ class MguCache(NamedTuple):
 
     x_all: np.ndarray  # (T, N, D) the inputs
     h_all: np.ndarray  # (T + 1, N, H) state h; [0] is its initial value
-    f_all: np.ndarray  # (T, N, H) gate f
+    gx_all: np.ndarray  # (T, N, 2 * H) the gates f, n (computed over their pre-activations)
     r_all: np.ndarray  # (T, N, H) r at t
-    n_all: np.ndarray  # (T, N, H) gate n
     Wx: np.ndarray  # (D, 2 * H) weights applied to x, gate blocks f, n
     Wh: np.ndarray  # (H, H) weights applied to prev_h of gate f
     Wr: np.ndarray  # (H, H) weights applied to r of gate n
@@ -289,9 +288,7 @@ def mgu_forward(x, h0, Wx, Wh, Wr, b):
     x_all = np.array(x.transpose(1, 0, 2), dtype=dtype, order="C")
     h_all = np.empty((T + 1, N, H), dtype=dtype)
     h_all[0] = h0
-    f_all = np.empty((T, N, H), dtype=dtype)
     r_all = np.empty((T, N, H), dtype=dtype)
-    n_all = np.empty((T, N, H), dtype=dtype)
 
     # The products with the input for every step at once: one matrix product over all T * N rows.
     x_rows = x_all.reshape(T * N, D)
@@ -300,22 +297,21 @@ def mgu_forward(x, h0, Wx, Wh, Wr, b):
     gx_all += b
 
     for t in range(T):
-        prev_h, next_h, f, r, n = h_all[t], h_all[t + 1], f_all[t], r_all[t], n_all[t]
+        prev_h, next_h, r = h_all[t], h_all[t + 1], r_all[t]
         gx = gx_all[t]
         gx_f, gx_n = _blocks(gx, 2)
         gh_f = prev_h @ Wh
-        sigmoid(gx_f + gh_f, out=f)
+        f = sigmoid(gx_f + gh_f, out=gx_f)
         np.multiply(f, prev_h, out=r)
         gr_n = r @ Wr
-        np.tanh(gx_n + gr_n, out=n)
+        n = np.tanh(gx_n + gr_n, out=gx_n)
         np.add((1 - f) * prev_h, f * n, out=next_h)
     h = np.array(h_all[1:].transpose(1, 0, 2), order="C")  # a copy: the cache keeps its own
     cache = MguCache(
         x_all=x_all,
         h_all=h_all,
-        f_all=f_all,
+        gx_all=gx_all,
         r_all=r_all,
-        n_all=n_all,
         Wx=Wx.copy(),
         Wh=_column_major_copy(Wh),
         Wr=_column_major_copy(Wr),
@@ -339,7 +335,7 @@ def mgu_backward(dh, cache):
         db: (2 * H,) dL/db, summed over the steps
     """
     _check_cache(cache, MguCache, "mgu_forward")
-    x_all, h_all, f_all, r_all, n_all, Wx, Wh, Wr = cache
+    x_all, h_all, gx_all, r_all, Wx, Wh, Wr = cache
     T, N = x_all.shape[:2]
     D = x_all.shape[2]
     H = h_all.shape[2]
@@ -347,20 +343,26 @@ def mgu_backward(dh, cache):
     _check_shape("dh", dh, (N, T, H))
 
     dtype = np.result_type(dh, *cache)
-    dgx_all = np.empty((T, N, 2 * H), dtype=dtype)
+    if not gx_all.flags.writeable:
+        raise ValueError("cache: already used by a backward pass (gx_all holds its deltas); run mgu_forward again")
+    # dgx_all reuses the cache's gx_all (block [t] is free once step t has read it)
+    dgx_all = gx_all if gx_all.dtype == dtype else np.empty((T, N, 2 * H), dtype=dtype)
+    dgx = np.empty((N, 2 * H), dtype=dtype)
     dprev_h = np.zeros((N, H), dtype=dtype)
     Wr_T = Wr.T  # contiguous: the cache keeps Wr column by column
     Wh_T = Wh.T  # contiguous: the cache keeps Wh column by column
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
-        prev_h, f, n = h_all[t], f_all[t], n_all[t]
-        dgx = dgx_all[t]
+        prev_h = h_all[t]
+        f, n = _blocks(gx_all[t], 2)
         df, dn = _blocks(dgx, 2)
         np.multiply(dnext_h * f, 1 - n**2, out=dn)
         dr = dn @ Wr_T
         np.multiply(dnext_h * (n - prev_h) + dr * prev_h, f * (1 - f), out=df)
         dprev_h = dr * f + dnext_h * (1 - f) + df @ Wh_T
+        dgx_all[t] = dgx
+    gx_all.flags.writeable = False  # it holds deltas now: a cache serves one backward
 
     # Every step's deltas are stored: each weight's gradient is one matrix product over all T * N rows.
     prev_h_rows = h_all[:-1].reshape(T * N, H)

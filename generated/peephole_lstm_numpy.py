@@ -157,10 +157,7 @@ class PeepholeLstmCache(NamedTuple):
     x_all: np.ndarray  # (T, N, D) the inputs
     h_all: np.ndarray  # (T + 1, N, H) state h; [0] is its initial value
     c_all: np.ndarray  # (T + 1, N, H) state c; [0] is its initial value
-    a_all: np.ndarray  # (T, N, 4 * H) the gates g (computed over their pre-activations)
-    f_all: np.ndarray  # (T, N, H) gate f
-    i_all: np.ndarray  # (T, N, H) gate i
-    o_all: np.ndarray  # (T, N, H) gate o
+    a_all: np.ndarray  # (T, N, 4 * H) the gates i, f, o, g (computed over their pre-activations)
     Wx: np.ndarray  # (D, 4 * H) weights applied to x, gate blocks i, f, o, g
     Wh: np.ndarray  # (H, 4 * H) weights applied to prev_h, gate blocks i, f, o, g
     p_i: np.ndarray  # (H,) p^i, the block of gate i
@@ -329,9 +326,6 @@ def peephole_lstm_forward(x, h0, Wx, Wh, b, p):
     h_all[0] = h0
     c_all = np.empty((T + 1, N, H), dtype=dtype)
     c_all[0] = 0
-    f_all = np.empty((T, N, H), dtype=dtype)
-    i_all = np.empty((T, N, H), dtype=dtype)
-    o_all = np.empty((T, N, H), dtype=dtype)
     p_i, p_f, p_o = np.split(p, 3)
 
     # The products with the input for every step at once: one matrix product over all T * N rows.
@@ -341,21 +335,15 @@ def peephole_lstm_forward(x, h0, Wx, Wh, b, p):
     a_all += b
 
     for t in range(T):
-        prev_h = h_all[t]
-        next_h = h_all[t + 1]
-        prev_c = c_all[t]
-        next_c = c_all[t + 1]
-        f = f_all[t]
-        i = i_all[t]
-        o = o_all[t]
+        prev_h, next_h, prev_c, next_c = h_all[t], h_all[t + 1], c_all[t], c_all[t + 1]
         a = a_all[t]
         a += prev_h @ Wh
         a_i, a_f, a_o, a_g = _blocks(a, 4)
-        sigmoid(a_f + p_f * prev_c, out=f)
-        sigmoid(a_i + p_i * prev_c, out=i)
+        f = sigmoid(a_f + p_f * prev_c, out=a_f)
+        i = sigmoid(a_i + p_i * prev_c, out=a_i)
         g = np.tanh(a_g, out=a_g)
         np.add(f * prev_c, i * g, out=next_c)
-        sigmoid(a_o + p_o * next_c, out=o)
+        o = sigmoid(a_o + p_o * next_c, out=a_o)
         np.multiply(o, np.tanh(next_c), out=next_h)
     h = np.array(h_all[1:].transpose(1, 0, 2), order="C")  # a copy: the cache keeps its own
     cache = PeepholeLstmCache(
@@ -363,9 +351,6 @@ def peephole_lstm_forward(x, h0, Wx, Wh, b, p):
         h_all=h_all,
         c_all=c_all,
         a_all=a_all,
-        f_all=f_all,
-        i_all=i_all,
-        o_all=o_all,
         Wx=Wx.copy(),
         Wh=_column_major_copy(Wh),
         p_i=p_i.copy(),
@@ -391,7 +376,7 @@ def peephole_lstm_backward(dh, cache):
         dp: (3 * H,) dL/dp, summed over the steps
     """
     _check_cache(cache, PeepholeLstmCache, "peephole_lstm_forward")
-    x_all, h_all, c_all, a_all, f_all, i_all, o_all, Wx, Wh, p_i, p_f, p_o = cache
+    x_all, h_all, c_all, a_all, Wx, Wh, p_i, p_f, p_o = cache
     T, N = x_all.shape[:2]
     D = x_all.shape[2]
     H = h_all.shape[2]
@@ -414,8 +399,8 @@ def peephole_lstm_backward(dh, cache):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
         dnext_c = dprev_c
-        prev_c, next_c, f, i, o = c_all[t], c_all[t + 1], f_all[t], i_all[t], o_all[t]
-        _, _, _, g = _blocks(a_all[t], 4)
+        prev_c, next_c = c_all[t], c_all[t + 1]
+        i, f, o, g = _blocks(a_all[t], 4)
         di, df, do, dg = _blocks(da, 4)
         np.multiply(dnext_h * np.tanh(next_c), o * (1 - o), out=do)
         dnext_c_total = dnext_c + dnext_h * (o * (1 - np.tanh(next_c) ** 2)) + do * p_o

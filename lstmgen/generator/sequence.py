@@ -143,14 +143,19 @@ class SequencePlan:
             if not st.key.startswith("equation:") or len(st.targets) != 1:
                 continue
             expr = st.expr
-            if type(expr).__name__ not in _IN_PLACE or len(expr.args) != 1 or not expr.args[0].is_Symbol:
+            if type(expr).__name__ not in _IN_PLACE or len(expr.args) != 1:
                 continue
-            piece = self.name(expr.args[0])
             target = self.p.target(st)
-            if piece in self.blocks and piece not in backward_reads and reads_later.get(piece) == {k} and \
-                    symbols.read(st.target).name not in m.cell.states:
-                self.in_place[target] = piece
-                self.blocks[target] = self.blocks[piece]
+            # the block it overwrites: its argument, or a term of its argument (the GRU's r over
+            # gx_r + gh_r), that no other statement and not the backward reads
+            terms = [expr.args[0]] if expr.args[0].is_Symbol else list(expr.args[0].args) \
+                if isinstance(expr.args[0], sympy.Add) else []
+            pieces = [self.name(term) for term in terms if term.is_Symbol and term.name in self.names]
+            free = [piece for piece in pieces if piece in self.blocks and piece not in backward_reads
+                    and reads_later.get(piece) == {k} and piece not in self.in_place.values()]
+            if free and symbols.read(st.target).name not in m.cell.states:
+                self.in_place[target] = free[0]
+                self.blocks[target] = self.blocks[free[0]]
         # everything else the backward reads: its own buffer (what the preamble computes from the
         # parameters, such as the blocks of a stacked peephole vector, is the same at every step)
         self.constants = {self.name(t) for st in self.preamble for t in st.targets}
@@ -302,7 +307,7 @@ class SequencePlan:
         runs, run = [], []
         for kind, st, _ in self.loop:
             target = self.p.target(st) if kind == "compute" and len(st.targets) == 1 else None
-            if target in self.in_place:
+            if target in self.in_place and st.expr.args[0].is_Symbol:  # an activation of its block alone
                 run.append(st)
             else:
                 runs.append(run)
@@ -593,7 +598,8 @@ class SequencePlan:
                 continue
             if name in self.cached or any(n in self.cached for n, (b, _, _) in self.blocks.items() if b is buffer):
                 about = buffer.about
-                holders = [n for n, (b, _, _) in self.blocks.items() if b is buffer and n in self.in_place]
+                holders = [n for n, (b, _, _) in sorted(self.blocks.items(), key=lambda item: item[1][1])
+                           if b is buffer and n in self.in_place]
                 if holders:
                     about = "the gates " + ", ".join(holders) + " (computed over their pre-activations)"
                 fields.append({"name": buffer.name, "shape": buffer.shape, "about": about})
