@@ -5,6 +5,10 @@ peak memory of the whole process tree, and a long run of fuzzed documents throug
     python benchmarks/check_pool.py --documents 100 --executor processes   # also a ProcessPoolExecutor
     python benchmarks/check_pool.py --fuzz 10000      # 10,000 fuzzed documents through --jobs 2
 
+After the pool runs comes the ceiling: 100 of the documents checked in one process, and in two
+independent processes of half each (no pool, no workers): the speed-up this machine gives two
+processes doing this work, which bounds what --jobs 2 can reach.
+
 Every run is a fresh `python -m lstmgen check DIR --jsonl` (as a teacher runs it), its output sent
 to a file.  The documents are generated/lstm_derivation.md (60 display equations) with a few of its
 equations changed per student (a seeded choice of small mistakes), so that they differ as a class's
@@ -120,6 +124,29 @@ def _check_one(path: str) -> str:
     return str(check_file(path).summary)
 
 
+def serial(paths: list[str]) -> None:
+    """Check `paths` one after another in this process: no pool, no bounds worker."""
+    for path in paths:
+        print(_check_one(path), flush=True)
+
+
+def ceiling(folder: Path, count: int) -> tuple[float, float]:
+    """What this machine gives two independent processes doing the checker's own work: seconds for
+    one process checking `count` documents, and for two processes started together checking half
+    each (the wall time until both are done).  Their ratio bounds any pool's --jobs 2 speed-up."""
+    paths = sorted(str(p) for p in folder.glob("*.md"))[:count]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    command = [sys.executable, __file__, "--_serial"]
+    started = time.monotonic()
+    subprocess.run(command + paths, stdout=subprocess.DEVNULL, env=env, cwd=ROOT, check=True)
+    one = time.monotonic() - started
+    started = time.monotonic()
+    halves = [subprocess.Popen(command + paths[k::2], stdout=subprocess.DEVNULL, env=env, cwd=ROOT) for k in (0, 1)]
+    if any(proc.wait() for proc in halves):
+        raise SystemExit("the ceiling run failed")
+    return one, time.monotonic() - started
+
+
 def process_pool(folder: str, jobs: int) -> None:
     """The same class through concurrent.futures.ProcessPoolExecutor (each process drives its own
     bounds worker): the alternative batch.py's threads were measured against."""
@@ -145,8 +172,14 @@ def main() -> None:
     parser.add_argument("--executor", choices=["threads", "processes"], nargs="+", default=["threads"],
                         help="threads: lstmgen check --jobs N; processes: a ProcessPoolExecutor of check_file")
     parser.add_argument("--fuzz", type=int, default=0, help="instead: this many fuzzed documents with --jobs 2")
+    parser.add_argument("--ceiling", type=int, default=100, metavar="DOCUMENTS",
+                        help="documents of the ceiling run: one process against two independent ones (0: none)")
     parser.add_argument("--_process-pool", nargs=2, metavar=("DIR", "JOBS"), help=argparse.SUPPRESS)
+    parser.add_argument("--_serial", nargs="+", metavar="PATH", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args._serial:
+        serial(args._serial)
+        return
     if args._process_pool:
         process_pool(args._process_pool[0], int(args._process_pool[1]))
         return
@@ -181,6 +214,15 @@ def main() -> None:
                     if jobs != 1 and (executor, jobs) in times:
                         print("%s: --jobs %d is %.2fx faster than --jobs 1" % (
                             executor, jobs, times[executor, 1] / times[executor, jobs]))
+        if args.ceiling:
+            one, two = ceiling(folder, min(args.ceiling, args.documents))
+            print("ceiling: %d documents in one process %.1f s, halves in two independent processes %.1f s: "
+                  "%.2fx, what this machine gives two processes at this work" % (
+                      min(args.ceiling, args.documents), one, two, one / two))
+            for executor in args.executor:
+                if (executor, 1) in times and (executor, 2) in times:
+                    print("%s: --jobs 2 reaches %.0f%% of the ceiling" % (
+                        executor, 100 * times[executor, 1] / times[executor, 2] / (one / two)))
     print("load average at the end: %s" % " ".join("%.2f" % x for x in os.getloadavg()))
 
 
