@@ -63,8 +63,8 @@ def _column_major_copy(matrix, rows=64):
 
 
 @numba.njit
-def _gru_backward_step(dnext_h_, n_, prev_h_, z_, gh_n_, r_, dz_, dn_, dr_):
-    """One step of gru_backward, entry by entry: dz, dn, dr."""
+def _gru_backward_step(dnext_h_, n_, prev_h_, z_, gh_n_, r_, dz_, dn_, dr_, dgh_n_):
+    """One step of gru_backward, entry by entry: dz, dn, dr, dgh_n."""
     real = dnext_h_.dtype.type  # constants as real(1): float32 arrays stay float32 math
     for row in range(dnext_h_.shape[0]):
         for col in range(dnext_h_.shape[1]):
@@ -77,9 +77,11 @@ def _gru_backward_step(dnext_h_, n_, prev_h_, z_, gh_n_, r_, dz_, dn_, dr_):
             dz = dnext_h * (prev_h - n) * (z * (real(1) - z))
             dn = dnext_h * (real(1) - z) * (real(1) - n**2)
             dr = dn * gh_n * (r * (real(1) - r))
+            dgh_n = r * dn
             dz_[row, col] = dz
             dn_[row, col] = dn
             dr_[row, col] = dr
+            dgh_n_[row, col] = dgh_n
 
 
 def _checked(name, value, ndim):
@@ -176,7 +178,7 @@ class GruCache(NamedTuple):
     x_all: np.ndarray  # (T, N, D) the inputs
     h_all: np.ndarray  # (T + 1, N, H) state h; [0] is its initial value
     gx_all: np.ndarray  # (T, N, 3 * H) the gates r, z, n (computed over their pre-activations)
-    gh_all: np.ndarray  # (T, N, 3 * H) pre-activations
+    gh_n_all: np.ndarray  # (T, N, H) the part of n's pre-activation from h
     Wx: np.ndarray  # (D, 3 * H) weights applied to x, gate blocks r, z, n
     Wh: np.ndarray  # (H, 3 * H) weights applied to prev_h, gate blocks r, z, n
 
@@ -311,7 +313,7 @@ def gru_forward(x, h0, Wx, Wh, bx, bh):
     x_all = np.array(x.transpose(1, 0, 2), dtype=dtype, order="C")
     h_all = np.empty((T + 1, N, H), dtype=dtype)
     h_all[0] = h0
-    gh_all = np.empty((T, N, 3 * H), dtype=dtype)
+    gh_n_all = np.empty((T, N, H), dtype=dtype)
 
     # The products with the input for every step at once: one matrix product over all T * N rows.
     x_rows = x_all.reshape(T * N, D)
@@ -320,17 +322,20 @@ def gru_forward(x, h0, Wx, Wh, bx, bh):
     gx_all += bx
 
     for t in range(T):
-        prev_h, next_h, gh = h_all[t], h_all[t + 1], gh_all[t]
+        prev_h, next_h = h_all[t], h_all[t + 1]
         gx = gx_all[t]
         gx_r, gx_z, gx_n = _blocks(gx, 3)
-        np.add(prev_h @ Wh, bh, out=gh)
+        gh = prev_h @ Wh + bh
         gh_r, gh_z, gh_n = _blocks(gh, 3)
+        gh_n_all[t] = gh_n  # the block the backward reads
         r = sigmoid(gx_r + gh_r, out=gx_r)
         z = sigmoid(gx_z + gh_z, out=gx_z)
         n = np.tanh(gx_n + r * gh_n, out=gx_n)
         np.add((1 - z) * n, z * prev_h, out=next_h)
     h = np.array(h_all[1:].transpose(1, 0, 2), order="C")  # a copy: the cache keeps its own
-    cache = GruCache(x_all=x_all, h_all=h_all, gx_all=gx_all, gh_all=gh_all, Wx=Wx.copy(), Wh=_column_major_copy(Wh))
+    cache = GruCache(
+        x_all=x_all, h_all=h_all, gx_all=gx_all, gh_n_all=gh_n_all, Wx=Wx.copy(), Wh=_column_major_copy(Wh)
+    )
     return h, cache
 
 
@@ -350,7 +355,7 @@ def gru_backward(dh, cache):
         dbh: (3 * H,) dL/dbh, summed over the steps
     """
     _check_cache(cache, GruCache, "gru_forward")
-    x_all, h_all, gx_all, gh_all, Wx, Wh = cache
+    x_all, h_all, gx_all, gh_n_all, Wx, Wh = cache
     T, N = x_all.shape[:2]
     D = x_all.shape[2]
     H = h_all.shape[2]
@@ -360,41 +365,41 @@ def gru_backward(dh, cache):
     dtype = np.result_type(dh, *cache)
     if not gx_all.flags.writeable:
         raise ValueError("cache: already used by a backward pass (gx_all holds its deltas); run gru_forward again")
-    if not gh_all.flags.writeable:
-        raise ValueError("cache: already used by a backward pass (gh_all holds its deltas); run gru_forward again")
+    if not gh_n_all.flags.writeable:
+        raise ValueError("cache: already used by a backward pass (gh_n_all holds its deltas); run gru_forward again")
     # dgx_all reuses the cache's gx_all (block [t] is free once step t has read it)
     dgx_all = gx_all if gx_all.dtype == dtype else np.empty((T, N, 3 * H), dtype=dtype)
     dgx = np.empty((N, 3 * H), dtype=dtype)
-    # dgh_all reuses the cache's gh_all (block [t] is free once step t has read it)
-    dgh_all = gh_all if gh_all.dtype == dtype else np.empty((T, N, 3 * H), dtype=dtype)
-    dgh = np.empty((N, 3 * H), dtype=dtype)
+    # dgh_n_all reuses the cache's gh_n_all (block [t] is free once step t has read it)
+    dgh_n_all = gh_n_all if gh_n_all.dtype == dtype else np.empty((T, N, H), dtype=dtype)
+    dgh_n = np.empty((N, H), dtype=dtype)
     dprev_h = np.zeros((N, H), dtype=dtype)
     Wh_T = Wh.T  # contiguous: the cache keeps Wh column by column
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
-        prev_h = h_all[t]
+        prev_h, gh_n = h_all[t], gh_n_all[t]
         r, z, n = _blocks(gx_all[t], 3)
-        _, _, gh_n = _blocks(gh_all[t], 3)
         dr, dz, dn = _blocks(dgx, 3)
-        _gru_backward_step(dnext_h, n, prev_h, z, gh_n, r, dz, dn, dr)
-        np.concatenate([dr, dz, r * dn], axis=1, out=dgh)
+        _gru_backward_step(dnext_h, n, prev_h, z, gh_n, r, dz, dn, dr, dgh_n)
+        dgh = np.concatenate([dr, dz, dgh_n], axis=1)
         dprev_h = dgh @ Wh_T + dnext_h * z
         dgx_all[t] = dgx
-        dgh_all[t] = dgh
+        dgh_n_all[t] = dgh_n
     gx_all.flags.writeable = False  # it holds deltas now: a cache serves one backward
-    gh_all.flags.writeable = False  # it holds deltas now: a cache serves one backward
+    gh_n_all.flags.writeable = False  # it holds deltas now: a cache serves one backward
 
     # Every step's deltas are stored: each weight's gradient is one matrix product over all T * N rows.
+    dgh_n_rows = dgh_n_all.reshape(T * N, H)
     prev_h_rows = h_all[:-1].reshape(T * N, H)
-    dgh_rows = dgh_all.reshape(T * N, 3 * H)
     dgx_rows = dgx_all.reshape(T * N, 3 * H)
     x_rows = x_all.reshape(T * N, D)
     dx_all = (dgx_rows @ Wx.T).reshape(T, N, D)
     dWx = x_rows.T @ dgx_rows
     dbx = dgx_rows.sum(axis=0)
-    dWh = prev_h_rows.T @ dgh_rows
-    dbh = dgh_rows.sum(axis=0)
+    # dgh = [dr, dz, dgh_n]: its blocks dr, dz are dgx's, only dgh_n was stored
+    dWh = np.concatenate([prev_h_rows.T @ dgx_rows[:, : 2 * H], prev_h_rows.T @ dgh_n_rows], axis=1)
+    dbh = np.concatenate([dgx_rows[:, : 2 * H].sum(axis=0), dgh_n_rows.sum(axis=0)])
     dx = dx_all.transpose(1, 0, 2)  # batch-major: a view, no copy
     dh0 = dprev_h
     return dx, dh0, dWx, dWh, dbx, dbh

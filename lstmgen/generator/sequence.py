@@ -56,7 +56,7 @@ class SequencePlan:
         self.copies: dict[str, str] = {}  # inside a loop: matrices whose transpose has a contiguous copy
         self.m = printer.m
         self.program = printer.program
-        self.names = printer.names
+        self.names = dict(printer.names)  # the step's names, and those of the sequence functions' own values
         cell, py = self.m.cell, self.m.py
         self.x = py[cell.input]
         self.width_of_input = self.m.input_width
@@ -85,6 +85,10 @@ class SequencePlan:
 
     def name(self, sym: sympy.Symbol) -> str:
         return self.names[sym.name]
+
+    def target(self, statement: Statement) -> str:
+        """The Python name(s) a statement assigns, as the step printer writes them."""
+        return ", ".join(self.names[t.name] for t in statement.targets)
 
     def _is_input_product(self, term) -> bool:
         return isinstance(term, Dot) and symbols.read(term.args[1]) is not None and \
@@ -117,20 +121,26 @@ class SequencePlan:
             if inputs:
                 hoist = [t for t in terms if self._is_input_product(t) or self._is_constant(t)]
                 rest = [t for t in terms if t not in hoist]
-                buffer = Buffer(self.p.target(st) + "_all", self._row_width(st.about[0][0]),
+                buffer = Buffer(self.target(st) + "_all", self._row_width(st.about[0][0]),
                                 st.about[0][1] if len(st.targets) == 1 else "pre-activations")
-                self.buffers[self.p.target(st)] = buffer
+                self.buffers[self.target(st)] = buffer
                 self.hoisted.append((buffer, total(hoist)))
                 self.loop.append(("bind", st, rest))
                 continue
             self.loop.append(("compute", st, None))
-        # a product whose blocks the backward reads is computed into a buffer of its own
+        # a product whose blocks the backward reads is computed into a buffer of its own; when it reads
+        # only some of them (the GRU's gh_n), the product is a temporary and those blocks are copied
+        # into buffers of their own (`kept_blocks`), which the loop below gives them
+        self.kept_blocks: dict[str, str] = {}  # block name -> the product it is split from
         for st in statements:
             if isinstance(st.expr, Split) and st not in self.preamble and any(
                     self.name(t) in self.cached for t in st.targets):
                 source = self.name(st.expr.args[0])
-                if source not in self.buffers:
-                    width = next(self._row_width(o.about[0][0]) for o in statements if self.p.target(o) == source)
+                kept = [self.name(t) for t in st.targets if self.name(t) in self.cached]
+                if source not in self.buffers and len(kept) < len(st.targets) and int(st.expr.args[2]) == 1:
+                    self.kept_blocks.update((name, source) for name in kept)
+                elif source not in self.buffers:
+                    width = next(self._row_width(o.about[0][0]) for o in statements if self.target(o) == source)
                     self.buffers[source] = Buffer(source + "_all", width, "pre-activations")
         # the blocks of split buffers; a gate's activation in place over its block
         for st in statements:
@@ -145,7 +155,7 @@ class SequencePlan:
             expr = st.expr
             if type(expr).__name__ not in _IN_PLACE or len(expr.args) != 1:
                 continue
-            target = self.p.target(st)
+            target = self.target(st)
             # the block it overwrites: its argument, or a term of its argument (the GRU's r over
             # gx_r + gh_r), that no other statement and not the backward reads
             terms = [expr.args[0]] if expr.args[0].is_Symbol else list(expr.args[0].args) \
@@ -188,7 +198,7 @@ class SequencePlan:
         for buffer in self._own_buffers():
             out.append(f"{buffer.name} = np.empty({buffer.shape}, dtype=dtype)")
         for st in self.preamble:
-            out.append(_Assign(self.p.target(st), self.print(st.expr)))
+            out.append(_Assign(self.target(st), self.print(st.expr)))
         names = dict(self.names, **{symbols.vector(cell.input).name: f"{self.x}_rows"})
         if self.hoisted:
             out += ["", "# The products with the input for every step at once: one matrix product over all T * N rows.",
@@ -214,7 +224,7 @@ class SequencePlan:
                 continue
             if kind == "bind":
                 if rest:
-                    target = self.p.target(st)
+                    target = self.target(st)
                     entries.append(Entry(["{} += {}".format(target, self.print(total(rest)))],
                                          self._reads(total(rest)), {target}))
                 continue
@@ -256,7 +266,7 @@ class SequencePlan:
         for name, buffer in self.buffers.items():
             if name.startswith("state:") or buffer in [h[0] for h in self.hoisted]:
                 continue
-            if (forward and name not in self.blocks) or name in self.loop_reads:
+            if name not in self.blocks and name not in self.kept_blocks if forward else name in self.loop_reads:
                 targets.append(name)
                 values.append(f"{buffer.name}[t]")
         lines = _bind(targets, values)
@@ -285,9 +295,11 @@ class SequencePlan:
         return lines
 
     def _forward_statement(self, st: Statement) -> list[str]:
-        target = self.p.target(st)
+        target = self.target(st)
         if isinstance(st.expr, Split) and int(st.expr.args[2]) == 1:
-            return [_Assign(target, "_blocks({}, {})".format(self.print(st.expr.args[0]), int(st.expr.args[1])))]
+            kept = [self.name(t) for t in st.targets if self.name(t) in self.kept_blocks]
+            return [_Assign(target, "_blocks({}, {})".format(self.print(st.expr.args[0]), int(st.expr.args[1])))] + [
+                f"{self.buffers[name].name}[t] = {name}  # the block the backward reads" for name in kept]
         if isinstance(st.expr, Split) or len(st.targets) > 1:
             return [_Assign(target, self.print(st.expr))]
         if st.key.startswith("equation:") and self.print(st.expr) == target:
@@ -306,7 +318,7 @@ class SequencePlan:
         together.  {id(statement): the Entry that replaces the run (at its first statement), or None}."""
         runs, run = [], []
         for kind, st, _ in self.loop:
-            target = self.p.target(st) if kind == "compute" and len(st.targets) == 1 else None
+            target = self.target(st) if kind == "compute" and len(st.targets) == 1 else None
             if target in self.in_place and st.expr.args[0].is_Symbol:  # an activation of its block alone
                 run.append(st)
             else:
@@ -319,14 +331,14 @@ class SequencePlan:
             for st in run:
                 by_function.setdefault(type(st.expr).__name__, []).append(st)
             for function, group in by_function.items():
-                blocks = [self.blocks[self.in_place[self.p.target(st)]] for st in group]
+                blocks = [self.blocks[self.in_place[self.target(st)]] for st in group]
                 indices = sorted(index for _, index, _ in blocks)
                 if len(group) < 2 or len({b[0].name for b in blocks}) > 1 or indices != list(
                         range(indices[0], indices[0] + len(group))):
                     continue
-                group.sort(key=lambda st: self.blocks[self.in_place[self.p.target(st)]][1])
+                group.sort(key=lambda st: self.blocks[self.in_place[self.target(st)]][1])
                 source = next(self.name(o.expr.args[0]) for o in self.program.forward if isinstance(o.expr, Split)
-                              and self.in_place[self.p.target(group[0])] in [self.name(t) for t in o.targets])
+                              and self.in_place[self.target(group[0])] in [self.name(t) for t in o.targets])
                 view = f"{source}_{function}"
                 if view in self.names.values():
                     continue
@@ -334,7 +346,7 @@ class SequencePlan:
                 bounds = "{}{} : {} * H".format("" if start == 0 else "H" if start == 1 else f"{start} * H", "", stop)
                 bounds = bounds if start else f": {stop} * H"
                 call = numpy_call_into(group[0].expr.func(sympy.Symbol(view)), view, {view: view}, ())
-                gates = [self.p.target(st) for st in group]
+                gates = [self.target(st) for st in group]
                 pieces = [self.in_place[g] for g in gates]
                 entry = Entry([f"{view} = {source}[:, {bounds}]  # the blocks of {', '.join(gates)}, side by side",
                                _Into(None, *call), "{} = {}".format(", ".join(gates), ", ".join(pieces))],
@@ -357,7 +369,7 @@ class SequencePlan:
                 stored = item.args[-1].removeprefix("out=")
             elif isinstance(item, _Assign) and item.target.endswith("[...]"):
                 stored = item.target.removesuffix("[...]")
-        elementwise = (len(st.targets) == 1 and not accumulated and self.p.target(st) not in self.in_place
+        elementwise = (len(st.targets) == 1 and not accumulated and self.target(st) not in self.in_place
                        and not st.expr.has(Dot, TDot, Stack, BatchSum, Split, WeightGradient, Copy))
         return Entry(items, self._reads(st.expr), writes, st, elementwise, stored)
 
@@ -426,17 +438,21 @@ class SequencePlan:
             else:
                 self.in_loop.append(st)
         self.dx_in_loop = any(st.target == input_adjoint for st in self.in_loop)
+        primary = next((st for st in self.in_loop if st.target in stacks and isinstance(st.expr, Stack)
+                        and all(a.is_Symbol and a.name.startswith("delta:") for a in st.expr.args)), None)
+        self.primary = primary
+        self.shared_stacks = self._share_blocks(stacks) if primary is not None else {}
+        self._explained: set[str] = set()  # shared stacks whose comment the lines after the loop have
         # what the statements after the loop read: stored per step
         after_reads = {s for st in self.after for s in st.expr.free_symbols if s.name in self.names}
+        after_reads -= {sympy.Symbol(name) for name in self.shared_stacks}
+        after_reads |= {piece for pieces in self.shared_stacks.values() for piece in pieces if not isinstance(piece, int)}
         self.delta_buffers: dict[str, Buffer] = {}
         self.delta_blocks: dict[str, tuple] = {}
         for st in self.in_loop:
             name = self.name(st.target)
             if st.target in stacks and st.target in after_reads:
                 self.delta_buffers[name] = Buffer(name + "_all", self._stack_width(st.target), "stacked deltas")
-        primary = next((st for st in self.in_loop if st.target in stacks and isinstance(st.expr, Stack)
-                        and all(a.is_Symbol and a.name.startswith("delta:") for a in st.expr.args)), None)
-        self.primary = primary
         if primary is not None:
             buffer = self.delta_buffers[self.name(primary.target)]
             for index, arg in enumerate(primary.expr.args):
@@ -448,6 +464,46 @@ class SequencePlan:
                 self.delta_buffers[name] = Buffer(name + "_all", width, "deltas")
         self.after_reads = after_reads
         self.loop_reads = {self.name(sym) for st in self.in_loop for sym in st.expr.free_symbols if sym.name in self.names}
+
+    def _share_blocks(self, stacks) -> dict[str, list]:
+        """Stacked deltas whose blocks are partly blocks of the primary stack (the GRU's
+        dgh = [dr, dz, r * dn] beside dgx = [dr, dz, dn]): only their own blocks are stored, each
+        computed into a (T, N, H) buffer of its own, and the weight and bias gradients after the loop
+        are taken block by block.  {stack symbol name: per block, the primary's index or the symbol of
+        the stack's own block}; the in-loop statements are rewritten to compute the own blocks first."""
+        index = {arg.name: k for k, arg in enumerate(self.primary.expr.args)}
+        out = {}
+        taken = set(self.names.values())
+        for position, st in enumerate(list(self.in_loop)):
+            if st is self.primary or st.target not in stacks or not isinstance(st.expr, Stack):
+                continue
+            readers = [a for a in self.after if st.target in a.expr.free_symbols]
+            shared = [arg.is_Symbol and arg.name in index for arg in st.expr.args]
+            if not readers or not any(shared) or all(shared) or not all(
+                    isinstance(a.expr, (WeightGradient, BatchSum)) for a in readers):
+                continue
+            group = next(g for g in self.m.groups if stack_tag(g) == st.target)
+            gates = self.m.block_names(group).split(", ")
+            pieces, args, first = [], [], []
+            for arg, is_shared, gate in zip(st.expr.args, shared, gates):
+                if is_shared:
+                    pieces.append(index[arg.name])
+                    args.append(arg)
+                    continue
+                name = f"{self.name(st.target)}_{gate}"
+                if name in taken:
+                    return {}  # no name of its own for the block: keep the stack whole
+                own = sympy.Symbol("block:" + name)
+                self.names[own.name] = name
+                taken.add(name)
+                first.append(Statement((own,), arg, st.block, st.vias, about=((("(N, H)", "deltas")),)))
+                pieces.append(own)
+                args.append(own)
+            rewritten = Statement(st.targets, Stack(*args), st.block, st.vias, st.key, st.about)
+            at = self.in_loop.index(st)
+            self.in_loop[at:at + 1] = first + [rewritten]
+            out[st.target.name] = pieces
+        return out
 
     def after_names(self) -> set[str]:
         """The Python names that the statements after the backward loop read."""
@@ -576,6 +632,10 @@ class SequencePlan:
         out = ["", "# Every step's deltas are stored: each weight's gradient is one matrix product over all T * N rows."]
         out += lines
         for st in self.after:
+            shared = [a for a in st.expr.args if a.is_Symbol and a.name in self.shared_stacks]
+            if shared:
+                out += self._blockwise(st, shared[0], names)
+                continue
             text = print_numpy(st.expr, names, self.p.transposed)
             if st.target == symbols.vector(cell.input, "t", "adjoint"):
                 out.append(f"d{self.x}_all = ({text}).reshape(T, N, {self.width_of_input})")
@@ -583,6 +643,46 @@ class SequencePlan:
                 out.append(_Assign(self.name(st.target), text))
         out.append(f"d{self.x} = d{self.x}_all.transpose(1, 0, 2)  # batch-major: a view, no copy")
         return out
+
+    def _blockwise(self, st: Statement, stack: sympy.Symbol, names: dict) -> list:
+        """A weight or bias gradient of a shared stack (`shared_stacks`), block run by block run: the
+        runs of the primary's blocks are column slices of its rows, the stack's own blocks their rows."""
+        count = len(self.primary.expr.args)
+        runs = []  # [first, last] primary indices, or a symbol
+        for piece in self.shared_stacks[stack.name]:
+            if isinstance(piece, int) and runs and isinstance(runs[-1], list) and runs[-1][1] == piece - 1:
+                runs[-1][1] = piece
+            else:
+                runs.append([piece, piece] if isinstance(piece, int) else piece)
+        primary_rows = self.name(self.primary.target) + "_rows"
+        texts = []
+        for run in runs:
+            if isinstance(run, list):
+                start = "" if run[0] == 0 else "H" if run[0] == 1 else f"{run[0]} * H"
+                stop = "" if run[1] == count - 1 else "H" if run[1] == 0 else f"{run[1] + 1} * H"
+                rows = f"{primary_rows}[:, {start}{' ' if start else ''}:{' ' if stop else ''}{stop}]"
+            else:
+                rows = self.name(run) + "_rows"
+            piece = sympy.Symbol("rows:" + rows)
+            texts.append(print_numpy(st.expr.subs(stack, piece), dict(names, **{piece.name: rows}),
+                                     self.p.transposed))
+        if isinstance(st.expr, WeightGradient):
+            axis = 0 if st.expr.args[0].name in self.p.transposed else 1
+            value = "np.concatenate([{}], axis={})".format(", ".join(texts), axis)
+        else:
+            value = "np.concatenate([{}])".format(", ".join(texts))
+        line = _Assign(self.name(st.target), value)
+        if stack.name in self._explained:
+            return [line]
+        self._explained.add(stack.name)
+        pieces = self.shared_stacks[stack.name]
+        own = [self.name(p) for p in pieces if not isinstance(p, int)]
+        blocks = ", ".join(self.name(self.primary.expr.args[p]) for p in pieces if isinstance(p, int))
+        return [f"# {self.name(stack)} = [{', '.join(self.name(a) for a in self._stack_args(stack))}]: its blocks "
+                f"{blocks} are {self.name(self.primary.target)}'s, only {', '.join(own)} was stored", line]
+
+    def _stack_args(self, stack: sympy.Symbol) -> list:
+        return [self.primary.expr.args[p] if isinstance(p, int) else p for p in self.shared_stacks[stack.name]]
 
     def cache_fields(self, step_fields: list[dict]) -> list[dict]:
         """The sequence cache: the time-major buffers the backward reads, then the parameters it reads
