@@ -393,13 +393,13 @@ def cifg_lstm_backward(dh, cache):
     dprev_c = np.zeros((N, H), dtype=dtype)
     Wh_T = Wh.T  # contiguous: the cache keeps Wh column by column
     tanh_next_c = np.empty((N, H), dtype=dtype)
+    df, do, dg = _blocks(da, 3)
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
         dnext_c = dprev_c
         prev_c, next_c, i = c_all[t], c_all[t + 1], i_all[t]
         f, o, g = _blocks(a_all[t], 3)
-        df, do, dg = _blocks(da, 3)
         np.tanh(next_c, out=tanh_next_c)
         _cifg_lstm_backward_step(dnext_c, dnext_h, o, tanh_next_c, f, g, prev_c, i, df, do, dg, dprev_c)
         dprev_h = da @ Wh_T

@@ -359,13 +359,13 @@ def cifg_lstm_backward(dh, cache):
     dprev_h = np.zeros((N, H), dtype=dtype)
     dprev_c = np.zeros((N, H), dtype=dtype)
     Wh_T = Wh.T  # contiguous: the cache keeps Wh column by column
+    df, do, dg = _blocks(da, 3)
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
         dnext_c = dprev_c
         prev_c, next_c, i = c_all[t], c_all[t + 1], i_all[t]
         f, o, g = _blocks(a_all[t], 3)
-        df, do, dg = _blocks(da, 3)
         dnext_c_total = dnext_c + dnext_h * (o * (1 - np.tanh(next_c) ** 2))
         np.multiply(dnext_c_total * prev_c - dnext_c_total * g, f * (1 - f), out=df)
         np.multiply(dnext_h * np.tanh(next_c), o * (1 - o), out=do)

@@ -348,12 +348,12 @@ def gru_backward(dh, cache):
     dgh_n = np.empty((N, H), dtype=dtype)
     dprev_h = np.zeros((N, H), dtype=dtype)
     Wh_T = Wh.T  # contiguous: the cache keeps Wh column by column
+    dr, dz, dn = _blocks(dgx, 3)
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
         prev_h, gh_n = h_all[t], gh_n_all[t]
         r, z, n = _blocks(gx_all[t], 3)
-        dr, dz, dn = _blocks(dgx, 3)
         np.multiply(dnext_h * (prev_h - n), z * (1 - z), out=dz)
         np.multiply(dnext_h * (1 - z), 1 - n**2, out=dn)
         np.multiply(dn * gh_n, r * (1 - r), out=dr)

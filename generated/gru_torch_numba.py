@@ -382,12 +382,12 @@ def gru_backward(dh, cache):
     dgh_n_all = gh_n_all if gh_n_all.dtype == dtype else np.empty((T, N, H), dtype=dtype)
     dgh_n = np.empty((N, H), dtype=dtype)
     dprev_h = np.zeros((N, H), dtype=dtype)
+    dr, dz, dn = _blocks(dgx, 3)
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
         prev_h, gh_n = h_all[t], gh_n_all[t]
         r, z, n = _blocks(gx_all[t], 3)
-        dr, dz, dn = _blocks(dgx, 3)
         _gru_backward_step(dnext_h, n, prev_h, z, gh_n, r, dz, dn, dr, dgh_n)
         dgh = np.concatenate([dr, dz, dgh_n], axis=1)
         dprev_h = dgh @ weight_hh + dnext_h * z

@@ -358,13 +358,13 @@ def lstm_backward(dh, cache):
     dprev_h = np.zeros((N, H), dtype=dtype)
     dprev_c = np.zeros((N, H), dtype=dtype)
     Wh_T = Wh.T  # contiguous: the cache keeps Wh column by column
+    di, df, do, dg = _blocks(da, 4)
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
         dnext_c = dprev_c
         prev_c, next_c = c_all[t], c_all[t + 1]
         i, f, o, g = _blocks(a_all[t], 4)
-        di, df, do, dg = _blocks(da, 4)
         dnext_c_total = dnext_c + dnext_h * (o * (1 - np.tanh(next_c) ** 2))
         np.multiply(dnext_c_total * g, i * (1 - i), out=di)
         np.multiply(dnext_c_total * prev_c, f * (1 - f), out=df)

@@ -402,13 +402,13 @@ def lstm_backward(dh, cache):
     dprev_h = np.zeros((N, H), dtype=dtype)
     dprev_c = np.zeros((N, H), dtype=dtype)
     tanh_next_c = np.empty((N, H), dtype=dtype)
+    di, df, dg, do = _blocks(da, 4)
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
         dnext_c = dprev_c
         prev_c, next_c = c_all[t], c_all[t + 1]
         i, f, g, o = _blocks(a_all[t], 4)
-        di, df, dg, do = _blocks(da, 4)
         np.tanh(next_c, out=tanh_next_c)
         _lstm_backward_step(dnext_c, dnext_h, o, tanh_next_c, g, i, f, prev_c, di, df, do, dg, dprev_c)
         dprev_h = da @ weight_hh

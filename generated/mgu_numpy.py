@@ -351,12 +351,12 @@ def mgu_backward(dh, cache):
     dprev_h = np.zeros((N, H), dtype=dtype)
     Wr_T = Wr.T  # contiguous: the cache keeps Wr column by column
     Wh_T = Wh.T  # contiguous: the cache keeps Wh column by column
+    df, dn = _blocks(dgx, 2)
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
         prev_h = h_all[t]
         f, n = _blocks(gx_all[t], 2)
-        df, dn = _blocks(dgx, 2)
         np.multiply(dnext_h * f, 1 - n**2, out=dn)
         dr = dn @ Wr_T
         np.multiply(dnext_h * (n - prev_h) + dr * prev_h, f * (1 - f), out=df)

@@ -436,13 +436,13 @@ def peephole_lstm_backward(dh, cache):
     dprev_c = np.zeros((N, H), dtype=dtype)
     Wh_T = Wh.T  # contiguous: the cache keeps Wh column by column
     tanh_next_c = np.empty((N, H), dtype=dtype)
+    di, df, do, dg = _blocks(da, 4)
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
         dnext_c = dprev_c
         prev_c, next_c = c_all[t], c_all[t + 1]
         i, f, o, g = _blocks(a_all[t], 4)
-        di, df, do, dg = _blocks(da, 4)
         np.tanh(next_c, out=tanh_next_c)
         _peephole_lstm_backward_step(
             dnext_h, o, tanh_next_c, dnext_c, p_o, g, i, f, prev_c, p_f, p_i, do, di, df, dg, dprev_c

@@ -543,10 +543,12 @@ class SequencePlan:
         body += self._bindings(forward=False)
         body += _bind([n for n in self.delta_buffers if n not in donors],
                       [f"{b.name}[t]" for n, b in self.delta_buffers.items() if n not in donors])
+        invariant = []  # views of the arrays allocated before the loop: bound once
         if self.primary is not None:
             stack = self.name(self.primary.target)
-            body.append("{} = _blocks({}, {})".format(
-                ", ".join(self.name(a) for a in self.primary.expr.args), stack, len(self.primary.expr.args)))
+            line = "{} = _blocks({}, {})".format(
+                ", ".join(self.name(a) for a in self.primary.expr.args), stack, len(self.primary.expr.args))
+            (invariant if stack in donors else body).append(line)
         self.copies, copy_lines = self._transposed_copies((st.expr for st in self.in_loop), self.column_major)
         entries = [self._entry(st, self._backward_statement(st), accumulated=st in self.accumulated)
                    for st in self.in_loop if st is not self.primary]
@@ -554,7 +556,7 @@ class SequencePlan:
         for name in donors:
             body.append(f"{self.delta_buffers[name].name}[t] = {name}")
         self.copies = {}
-        out += copy_lines + (self.fusion.workspaces["backward"] if self.fusion else []) + loop
+        out += copy_lines + (self.fusion.workspaces["backward"] if self.fusion else []) + invariant + loop
         out += [_Rendered(line) for line in _render(body, "        ")]
         for donor in donors.values():
             out.append(f"{donor.name}.flags.writeable = False  # it holds deltas now: a cache serves one backward")
