@@ -34,7 +34,7 @@ def test_the_given_cell_changes_no_verdict_when_it_is_the_documents(path):
     renamed = [name for name in cells.builtin_names() if any(
         note.startswith("read in the document's own notation") for note in check_file(path, name).notation.notes)]
     if not renamed:
-        pytest.skip("its cell is no built-in cell under a renaming (named pre-activations, folded biases, ...)")
+        pytest.skip("its cell is no built-in cell under a renaming (folded biases, ...)")
     assert len(renamed) == 1, renamed  # one cell at most is the document's
     given = check_file(path, renamed[0])
     assert _statuses(given) == _statuses(learned)
@@ -74,3 +74,75 @@ def test_a_wrong_equation_is_still_wrong_with_the_cell_given():
     wrong = [e for e in report.equations if e.status != "correct"]
     assert len(wrong) == 1 and wrong[0].status == "incorrect"
     assert "f_t" in wrong[0].expected  # the right formula, in the document's letters
+
+
+# Two notations that name every gate's pre-activation before squashing it: column vectors with
+# a^f_t, and row vectors with z_t^f (x_t W_f + h_{t-1} U_f).  Each has one planted mistake: a
+# missing sigma-derivative.
+COLUMN_PREACTIVATIONS = r"""
+$$a^i_t = W^i x_t + U^i h_{t-1} + b^i$$
+$$a^f_t = W^f x_t + U^f h_{t-1} + b^f$$
+$$a^o_t = W^o x_t + U^o h_{t-1} + b^o$$
+$$a^g_t = W^g x_t + U^g h_{t-1} + b^g$$
+$$i_t = \sigma(a^i_t)$$
+$$f_t = \sigma(a^f_t)$$
+$$o_t = \sigma(a^o_t)$$
+$$g_t = \tanh(a^g_t)$$
+$$c_t = f_t \odot c_{t-1} + i_t \odot g_t$$
+$$h_t = o_t \odot \tanh(c_t)$$
+
+Write $\delta v$ for $\partial L / \partial v$, the total gradient.
+
+$$\delta a^o_t = \delta h_t \odot \tanh(c_t) \odot o_t \odot (1 - o_t)$$
+$$\delta a^g_t = \delta c_t \odot i_t \odot (1 - g_t^2)$$
+$$\delta a^i_t = \delta c_t \odot g_t$$
+$$\frac{\partial L}{\partial U^o} = \sum_t \delta a^o_t \, h_{t-1}^T$$
+$$\frac{\partial L}{\partial b^g} = \sum_t \delta a^g_t$$
+"""
+
+ROW_PREACTIVATIONS = r"""
+$$z_t^f = x_t W_f + h_{t-1} U_f + b_f, \qquad f_t = \sigma(z_t^f)$$
+$$z_t^i = x_t W_i + h_{t-1} U_i + b_i, \qquad i_t = \sigma(z_t^i)$$
+$$z_t^o = x_t W_o + h_{t-1} U_o + b_o, \qquad o_t = \sigma(z_t^o)$$
+$$z_t^c = x_t W_c + h_{t-1} U_c + b_c, \qquad \tilde{c}_t = \tanh(z_t^c)$$
+$$c_t = f_t \odot c_{t-1} + i_t \odot \tilde{c}_t$$
+$$h_t = o_t \odot \tanh(c_t)$$
+
+Row vectors; $\delta v$ is $\partial L / \partial v$.
+
+$$\delta z_t^o = \delta h_t \odot \tanh(c_t)$$
+$$\delta z_t^f = \delta c_t \odot c_{t-1} \odot f_t \odot (1 - f_t)$$
+$$\frac{\partial L}{\partial W_f} = \sum_t x_t^T \delta z_t^f$$
+"""
+
+
+@pytest.mark.parametrize("text", [COLUMN_PREACTIVATIONS, ROW_PREACTIVATIONS], ids=["column", "row"])
+def test_named_preactivations_are_read_in_the_documents_notation_with_the_cell_given(text):
+    """A document that names each pre-activation (a^f_t = W^f x_t + ..., f_t = sigma(a^f_t)) states
+    the LSTM once those sums are put back: with --cell lstm it is read as its author writes it, and
+    every verdict is the one the document's own cell gives (before, the pre-activations were
+    unknown names and their equations unrecognized)."""
+    learned = check_text(text)
+    given = check_text(text, cell="lstm")
+    assert any("with named pre-activations" in note for note in given.notation.notes)
+    assert _statuses(given) == _statuses(learned)
+    statuses = [e.status for e in given.equations]
+    assert "unrecognized" not in statuses
+    wrong = [e for e in given.equations if e.status == "incorrect"]
+    assert len(wrong) == 1 and "(1 -" in wrong[0].expected  # the missing sigma-derivative, in its letters
+
+
+def test_named_preactivations_of_another_cell_are_not_the_given_cell():
+    """The same naming over a GRU's equations is no LSTM: --cell lstm keeps the cell file's notation."""
+    text = r"""
+$$a^r_t = W^r x_t + b^r + U^r h_{t-1} + c^r$$
+$$r_t = \sigma(a^r_t)$$
+$$a^z_t = W^z x_t + b^z + U^z h_{t-1} + c^z$$
+$$z_t = \sigma(a^z_t)$$
+$$n_t = \tanh(W^n x_t + b^n + r_t \odot (U^n h_{t-1} + c^n))$$
+$$h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}$$
+"""
+    report = check_text(text, cell="lstm")
+    assert not any(note.startswith("read in the document's own notation") for note in report.notation.notes)
+    assert any(note.startswith("read in the document's own notation") for note in check_text(text, cell="gru")
+               .notation.notes)

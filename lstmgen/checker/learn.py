@@ -20,7 +20,7 @@ import sympy
 
 from .. import cells, ir, symbols
 from ..errors import CellError
-from .renaming import rename_onto
+from .renaming import rename_onto, states_with_preactivations
 from .notation import LOSS_LETTERS, Meaning, Notation, make_key, split_key
 from .nodes import MATRIX_LETTERS, Stack, Unsupported
 from .parse import build_side, sides_of
@@ -253,18 +253,26 @@ def _given(cell, equations, text: str) -> Notation:
     (learned from its forward equations) when those state that cell under other names or in rows,
     the cell file's otherwise, with a note when the document's layout is another."""
     notation = Notation.for_cell(cell, "option")
-    found, stacking = _forward_equations(equations, _bare_superscript_times(text))
+    bare = _bare_superscript_times(text)
+    found, stacking = _forward_equations(equations, bare)
     try:
         learned = _learned(found, stacking) if found else None
     except (CellError, Unsupported):
         return notation
     if learned is None:
         return notation
+    learned.bare_superscripts = bare
     renamed = rename_onto(learned, cell)
     if renamed is not None:
         renamed.notes.append("read in the document's own notation: its forward equations on %s state the %s cell"
                              % (_span(found), cell.name))
         return renamed
+    if states_with_preactivations(learned.cell, cell):
+        # the same cell with its pre-activations named: judged on the document's own cell, whose
+        # derivation has the gradients of those names too and the given cell's everywhere else
+        learned.notes.append("read in the document's own notation: its forward equations on %s state the %s cell "
+                             "with named pre-activations" % (_span(found), cell.name))
+        return learned
     if learned.layout != notation.layout:
         notation.notes.append("the forward equations on %s write vectors as %ss, and --cell reads the document in "
                               "the cell file's %s layout: leave out --cell to have the document's own notation "

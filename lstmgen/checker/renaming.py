@@ -38,6 +38,45 @@ def rename_onto(learned: Notation, cell: Cell) -> Notation | None:
         written_forms={mapping[name]: learned.written(name) for name in mapping})
 
 
+def states_with_preactivations(learned: Cell, given: Cell) -> bool:
+    """True when `learned` is `given` with some pre-activations named: the document writes
+    \\hat{f}_t = W_f x_t + U_f h_{t-1} + b_f and then f_t = sigma(\\hat{f}_t), and once each
+    such named sum is put back in its one use, some renaming makes the two cells one."""
+    reduced = _inline_preactivations(learned)
+    return reduced is not None and _renaming(reduced, given) is not None
+
+
+def _inline_preactivations(cell: Cell) -> Cell | None:
+    """`cell` with every intermediate that is a sum of products and parameters (no function
+    applied) and read by exactly one later equation put in its place there; None when there is none."""
+    from .environment import at_time
+
+    equations = list(cell.equations)
+    dropped = []
+    for eq in cell.equations:
+        if eq.target in cell.states or eq.target in (cell.output, cell.input) or _applies_function(eq.rhs):
+            continue
+        readers = [k for k, other in enumerate(equations) if other is not eq and any(
+            (ref := symbols.read(sym)) is not None and ref.name == eq.target for sym in other.rhs.free_symbols)]
+        if len(readers) != 1 or equations.index(eq) > readers[0]:
+            continue
+        reader = equations[readers[0]]
+        replacements = {sym: at_time(eq.rhs, ref.time) for sym in reader.rhs.free_symbols
+                        if (ref := symbols.read(sym)) is not None and ref.name == eq.target and ref.role == "value"}
+        equations[readers[0]] = dataclasses.replace(reader, rhs=reader.rhs.xreplace(replacements), written=None)
+        equations.remove(eq)
+        dropped.append(eq.target)
+    if not dropped:
+        return None
+    quantities = {name: q for name, q in cell.quantities.items() if name not in dropped}
+    return dataclasses.replace(cell, equations=equations, quantities=quantities)
+
+
+def _applies_function(expr) -> bool:
+    """True when `expr` applies a function (sigma, tanh, a cell-file function) anywhere, products aside."""
+    return any(not isinstance(f, (ir.Dot, ir.TDot)) for f in expr.atoms(sympy.Function))
+
+
 def rename(expr, mapping: dict, keep_order: bool = True):
     """`expr` with every quantity of the learned cell under its name in the given one (`keep_order`:
     sums and products keep their written grouping; else SymPy's canonical form, to compare)."""
