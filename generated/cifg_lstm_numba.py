@@ -62,6 +62,17 @@ def _column_major_copy(matrix, rows=64):
 
 
 @numba.njit
+def _cifg_lstm_forward_step(f_, i_):
+    """One step of cifg_lstm_forward, entry by entry: i."""
+    real = f_.dtype.type  # constants as real(1): float32 arrays stay float32 math
+    for row in range(f_.shape[0]):
+        for col in range(f_.shape[1]):
+            f = f_[row, col]
+            i = real(1) - f
+            i_[row, col] = i
+
+
+@numba.njit
 def _cifg_lstm_backward_step(dnext_c_, dnext_h_, o_, tanh_next_c_, f_, g_, prev_c_, i_, df_, do_, dg_, dprev_c_):
     """One step of cifg_lstm_backward, entry by entry: df, do, dg, dprev_c."""
     real = dnext_c_.dtype.type  # constants as real(1): float32 arrays stay float32 math
@@ -183,7 +194,6 @@ class CifgLstmCache(NamedTuple):
     h_all: np.ndarray  # (T + 1, N, H) state h; [0] is its initial value
     c_all: np.ndarray  # (T + 1, N, H) state c; [0] is its initial value
     a_all: np.ndarray  # (T, N, 3 * H) the gates f, o, g (computed over their pre-activations)
-    i_all: np.ndarray  # (T, N, H) i at t
     Wx: np.ndarray  # (D, 3 * H) weights applied to x, gate blocks f, o, g
     Wh: np.ndarray  # (H, 3 * H) weights applied to prev_h, gate blocks f, o, g
 
@@ -332,7 +342,6 @@ def cifg_lstm_forward(x, h0, Wx, Wh, b):
     h_all[0] = h0
     c_all = np.empty((T + 1, N, H), dtype=dtype)
     c_all[0] = 0
-    i_all = np.empty((T, N, H), dtype=dtype)
 
     # The products with the input for every step at once: one matrix product over all T * N rows.
     x_rows = x_all.reshape(T * N, D)
@@ -341,23 +350,22 @@ def cifg_lstm_forward(x, h0, Wx, Wh, b):
     a_all += b
 
     tanh_next_c = np.empty((N, H), dtype=dtype)
+    i = np.empty((N, H), dtype=dtype)
 
     for t in range(T):
-        prev_h, next_h, prev_c, next_c, i = h_all[t], h_all[t + 1], c_all[t], c_all[t + 1], i_all[t]
+        prev_h, next_h, prev_c, next_c = h_all[t], h_all[t + 1], c_all[t], c_all[t + 1]
         a = a_all[t]
         a += prev_h @ Wh
         a_f, a_o, a_g = _blocks(a, 3)
         f = sigmoid(a_f, out=a_f)
-        np.subtract(1, f, out=i)
+        _cifg_lstm_forward_step(f, i)
         o = sigmoid(a_o, out=a_o)
         g = np.tanh(a_g, out=a_g)
         np.add(f * prev_c, i * g, out=next_c)
         np.tanh(next_c, out=tanh_next_c)
         np.multiply(tanh_next_c, o, out=next_h)
     h = np.array(h_all[1:].transpose(1, 0, 2), order="C")  # a copy: the cache keeps its own
-    cache = CifgLstmCache(
-        x_all=x_all, h_all=h_all, c_all=c_all, a_all=a_all, i_all=i_all, Wx=Wx.copy(), Wh=_column_major_copy(Wh)
-    )
+    cache = CifgLstmCache(x_all=x_all, h_all=h_all, c_all=c_all, a_all=a_all, Wx=Wx.copy(), Wh=_column_major_copy(Wh))
     return h, cache
 
 
@@ -376,7 +384,7 @@ def cifg_lstm_backward(dh, cache):
         db: (3 * H,) dL/db, summed over the steps
     """
     _check_cache(cache, CifgLstmCache, "cifg_lstm_forward")
-    x_all, h_all, c_all, a_all, i_all, Wx, Wh = cache
+    x_all, h_all, c_all, a_all, Wx, Wh = cache
     T, N = x_all.shape[:2]
     D = x_all.shape[2]
     H = h_all.shape[2]
@@ -398,8 +406,9 @@ def cifg_lstm_backward(dh, cache):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
         dnext_c = dprev_c
-        prev_c, next_c, i = c_all[t], c_all[t + 1], i_all[t]
+        prev_c, next_c = c_all[t], c_all[t + 1]
         f, o, g = _blocks(a_all[t], 3)
+        i = 1 - f
         np.tanh(next_c, out=tanh_next_c)
         _cifg_lstm_backward_step(dnext_c, dnext_h, o, tanh_next_c, f, g, prev_c, i, df, do, dg, dprev_c)
         dprev_h = da @ Wh_T

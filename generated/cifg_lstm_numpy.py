@@ -153,7 +153,6 @@ class CifgLstmCache(NamedTuple):
     h_all: np.ndarray  # (T + 1, N, H) state h; [0] is its initial value
     c_all: np.ndarray  # (T + 1, N, H) state c; [0] is its initial value
     a_all: np.ndarray  # (T, N, 3 * H) the gates f, o, g (computed over their pre-activations)
-    i_all: np.ndarray  # (T, N, H) i at t
     Wx: np.ndarray  # (D, 3 * H) weights applied to x, gate blocks f, o, g
     Wh: np.ndarray  # (H, 3 * H) weights applied to prev_h, gate blocks f, o, g
 
@@ -302,7 +301,6 @@ def cifg_lstm_forward(x, h0, Wx, Wh, b):
     h_all[0] = h0
     c_all = np.empty((T + 1, N, H), dtype=dtype)
     c_all[0] = 0
-    i_all = np.empty((T, N, H), dtype=dtype)
 
     # The products with the input for every step at once: one matrix product over all T * N rows.
     x_rows = x_all.reshape(T * N, D)
@@ -311,20 +309,18 @@ def cifg_lstm_forward(x, h0, Wx, Wh, b):
     a_all += b
 
     for t in range(T):
-        prev_h, next_h, prev_c, next_c, i = h_all[t], h_all[t + 1], c_all[t], c_all[t + 1], i_all[t]
+        prev_h, next_h, prev_c, next_c = h_all[t], h_all[t + 1], c_all[t], c_all[t + 1]
         a = a_all[t]
         a += prev_h @ Wh
         a_f, a_o, a_g = _blocks(a, 3)
         f = sigmoid(a_f, out=a_f)
-        np.subtract(1, f, out=i)
+        i = 1 - f
         o = sigmoid(a_o, out=a_o)
         g = np.tanh(a_g, out=a_g)
         np.add(f * prev_c, i * g, out=next_c)
         np.multiply(o, np.tanh(next_c), out=next_h)
     h = np.array(h_all[1:].transpose(1, 0, 2), order="C")  # a copy: the cache keeps its own
-    cache = CifgLstmCache(
-        x_all=x_all, h_all=h_all, c_all=c_all, a_all=a_all, i_all=i_all, Wx=Wx.copy(), Wh=_column_major_copy(Wh)
-    )
+    cache = CifgLstmCache(x_all=x_all, h_all=h_all, c_all=c_all, a_all=a_all, Wx=Wx.copy(), Wh=_column_major_copy(Wh))
     return h, cache
 
 
@@ -343,7 +339,7 @@ def cifg_lstm_backward(dh, cache):
         db: (3 * H,) dL/db, summed over the steps
     """
     _check_cache(cache, CifgLstmCache, "cifg_lstm_forward")
-    x_all, h_all, c_all, a_all, i_all, Wx, Wh = cache
+    x_all, h_all, c_all, a_all, Wx, Wh = cache
     T, N = x_all.shape[:2]
     D = x_all.shape[2]
     H = h_all.shape[2]
@@ -364,8 +360,9 @@ def cifg_lstm_backward(dh, cache):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
         dnext_c = dprev_c
-        prev_c, next_c, i = c_all[t], c_all[t + 1], i_all[t]
+        prev_c, next_c = c_all[t], c_all[t + 1]
         f, o, g = _blocks(a_all[t], 3)
+        i = 1 - f
         dnext_c_total = dnext_c + dnext_h * (o * (1 - np.tanh(next_c) ** 2))
         np.multiply(dnext_c_total * prev_c - dnext_c_total * g, f * (1 - f), out=df)
         np.multiply(dnext_h * np.tanh(next_c), o * (1 - o), out=do)

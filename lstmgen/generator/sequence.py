@@ -277,6 +277,8 @@ class SequencePlan:
                 lines.append(f"{name} = {buffer.name}[t]")
         if not forward:
             lines.extend(self._block_bindings())
+            lines += [_Assign(self.name(st.target), self.print(st.expr)) for st in self.recomputed
+                      if self.name(st.target) in self.loop_reads]  # cheaper to recompute than to keep
         return lines
 
     def _block_bindings(self) -> list[str]:
@@ -463,7 +465,38 @@ class SequencePlan:
                 width = self._stack_width(st.target) if st.target in stacks else "H"
                 self.delta_buffers[name] = Buffer(name + "_all", width, "deltas")
         self.after_reads = after_reads
-        self.loop_reads = {self.name(sym) for st in self.in_loop for sym in st.expr.free_symbols if sym.name in self.names}
+        self.recomputed = self._recomputed(self.after_names())
+        self.loop_reads = {self.name(sym) for st in self.in_loop + self.recomputed
+                           for sym in st.expr.free_symbols if sym.name in self.names}
+
+    def _recomputed(self, after: set[str]) -> list[Statement]:
+        """Forward values the backward loop recomputes instead of reading from a buffer: sums and
+        products, with no function applied, of what the cache keeps anyway (the CIFG's i = 1 - f),
+        that no statement after the loop reads.  Their buffers are dropped: an (N, H) per step less."""
+        cell = self.m.cell
+        out, recomputed = [], set()
+
+        def kept(sym) -> bool:  # what the backward loop can read at step t
+            name, ref = self.name(sym), symbols.read(sym)
+            if sym.name in self.param_names or name in self.constants or name in recomputed:
+                return True
+            if ref is not None and ref.name in cell.states:
+                return True
+            holds = name in self.in_place or name not in self.in_place.values()  # not overwritten in place
+            return name in self.cached and (name in self.buffers or (name in self.blocks and holds))
+
+        for st in self.program.forward:
+            if len(st.targets) != 1 or st in self.preamble or st.expr.atoms(sympy.Function):
+                continue
+            name, ref = self.name(st.target), symbols.read(st.target)
+            if name not in self.buffers or name in after or (ref is not None and ref.name in cell.states) \
+                    or self.buffers[name] in [h[0] for h in self.hoisted]:
+                continue
+            if all(kept(s) for s in st.expr.free_symbols if s.name in self.names):
+                del self.buffers[name]
+                recomputed.add(name)
+                out.append(st)
+        return out
 
     def _share_blocks(self, stacks) -> dict[str, list]:
         """Stacked deltas whose blocks are partly blocks of the primary stack (the GRU's
