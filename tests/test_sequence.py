@@ -168,3 +168,31 @@ def _products(node) -> int:
         elif isinstance(child, ast.Call) and isinstance(child.func, ast.Attribute) and child.func.attr == "matmul":
             count += 1
     return count
+
+
+# Per-step (N, H) arrays that a cell's backward needs besides h and x: the gate values it reads and
+# its other states (counted by hand from each cell's equations; the MGU keeps r = f * h_{t-1} as
+# well, since the backward overwrites f with its delta before the weight gradient of Wr reads r).
+PER_STEP_ARRAYS = {"rnn": 0, "lstm": 5, "gru": 4, "peephole_lstm": 5, "cifg_lstm": 4, "mgu": 3}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("cell", sorted(PER_STEP_ARRAYS))
+def test_the_sequence_cache_keeps_no_more_per_step_arrays_than_the_backward_needs(cell, target):
+    """Counted off the checked-in module's cache: every (T, N, k * H) buffer is k arrays, every state
+    but h is one (h and the inputs are kept by every cell)."""
+    tree = ast.parse(_generated(cell, target).read_text())
+    cache = next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name.endswith("Cache")
+                 and not node.name.endswith("StepCache"))
+    source = _generated(cell, target).read_text().splitlines()
+    count = 0
+    for field in cache.body:
+        if not isinstance(field, ast.AnnAssign):
+            continue
+        name, comment = field.target.id, source[field.lineno - 1].split("#", 1)[1]
+        shape = comment.strip().split(")")[0] + ")"
+        if name in ("x_all", "h_all") or not shape.startswith(("(T, N,", "(T + 1, N,")):
+            continue
+        width = shape.rsplit(",", 1)[1].strip(" )")
+        count += int(width.split("*")[0]) if "*" in width else 1
+    assert count <= PER_STEP_ARRAYS[cell]
