@@ -355,6 +355,7 @@ def cifg_lstm_backward(dh, cache):
     dprev_h = np.zeros((N, H), dtype=dtype)
     dprev_c = np.zeros((N, H), dtype=dtype)
     Wh_T = Wh.T  # contiguous: the cache keeps Wh column by column
+    tanh_next_c = np.empty((N, H), dtype=dtype)  # np.tanh(next_c), once a step
     df, do, dg = _blocks(da, 3)
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
@@ -363,9 +364,10 @@ def cifg_lstm_backward(dh, cache):
         prev_c, next_c = c_all[t], c_all[t + 1]
         f, o, g = _blocks(a_all[t], 3)
         i = 1 - f
-        dnext_c_total = dnext_c + dnext_h * (o * (1 - np.tanh(next_c) ** 2))
+        np.tanh(next_c, out=tanh_next_c)
+        dnext_c_total = dnext_c + dnext_h * (o * (1 - tanh_next_c**2))
         np.multiply(dnext_c_total * prev_c - dnext_c_total * g, f * (1 - f), out=df)
-        np.multiply(dnext_h * np.tanh(next_c), o * (1 - o), out=do)
+        np.multiply(dnext_h * tanh_next_c, o * (1 - o), out=do)
         np.multiply(dnext_c_total * i, 1 - g**2, out=dg)
         dprev_h = da @ Wh_T
         dprev_c = dnext_c_total * f

@@ -358,6 +358,7 @@ def lstm_backward(dh, cache):
     dprev_h = np.zeros((N, H), dtype=dtype)
     dprev_c = np.zeros((N, H), dtype=dtype)
     Wh_T = Wh.T  # contiguous: the cache keeps Wh column by column
+    tanh_next_c = np.empty((N, H), dtype=dtype)  # np.tanh(next_c), once a step
     di, df, do, dg = _blocks(da, 4)
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
@@ -365,10 +366,11 @@ def lstm_backward(dh, cache):
         dnext_c = dprev_c
         prev_c, next_c = c_all[t], c_all[t + 1]
         i, f, o, g = _blocks(a_all[t], 4)
-        dnext_c_total = dnext_c + dnext_h * (o * (1 - np.tanh(next_c) ** 2))
+        np.tanh(next_c, out=tanh_next_c)
+        dnext_c_total = dnext_c + dnext_h * (o * (1 - tanh_next_c**2))
         np.multiply(dnext_c_total * g, i * (1 - i), out=di)
         np.multiply(dnext_c_total * prev_c, f * (1 - f), out=df)
-        np.multiply(dnext_h * np.tanh(next_c), o * (1 - o), out=do)
+        np.multiply(dnext_h * tanh_next_c, o * (1 - o), out=do)
         np.multiply(dnext_c_total * i, 1 - g**2, out=dg)
         dprev_h = da @ Wh_T
         dprev_c = dnext_c_total * f

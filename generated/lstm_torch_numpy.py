@@ -367,6 +367,7 @@ def lstm_backward(dh, cache):
     da = np.empty((N, 4 * H), dtype=dtype)
     dprev_h = np.zeros((N, H), dtype=dtype)
     dprev_c = np.zeros((N, H), dtype=dtype)
+    tanh_next_c = np.empty((N, H), dtype=dtype)  # np.tanh(next_c), once a step
     di, df, dg, do = _blocks(da, 4)
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
@@ -374,10 +375,11 @@ def lstm_backward(dh, cache):
         dnext_c = dprev_c
         prev_c, next_c = c_all[t], c_all[t + 1]
         i, f, g, o = _blocks(a_all[t], 4)
-        dnext_c_total = dnext_c + dnext_h * (o * (1 - np.tanh(next_c) ** 2))
+        np.tanh(next_c, out=tanh_next_c)
+        dnext_c_total = dnext_c + dnext_h * (o * (1 - tanh_next_c**2))
         np.multiply(dnext_c_total * g, i * (1 - i), out=di)
         np.multiply(dnext_c_total * prev_c, f * (1 - f), out=df)
-        np.multiply(dnext_h * np.tanh(next_c), o * (1 - o), out=do)
+        np.multiply(dnext_h * tanh_next_c, o * (1 - o), out=do)
         np.multiply(dnext_c_total * i, 1 - g**2, out=dg)
         dprev_h = da @ weight_hh
         dprev_c = dnext_c_total * f

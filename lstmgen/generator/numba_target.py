@@ -17,13 +17,12 @@ from dataclasses import dataclass, field
 
 import sympy
 
-from ..functions import UserFunction, sigmoid
 from ..printing.numpy import numpy_call_into, print_scalar
 from . import format as fmt
 from . import numpy_target
 from .naming import user_functions
 from .program import Program
-from .sequence import Entry, _Into
+from .sequence import Entry, _Into, transcendental
 
 TEMPLATE = numpy_target.TEMPLATE
 
@@ -103,7 +102,7 @@ class Fusion:
                 out.append(entry)
                 continue
             expr = entry.statement.expr
-            for application in _transcendental(expr):
+            for application in transcendental(expr):
                 if application in computed:
                     continue
                 inner = application.func(*(a.xreplace(computed) for a in application.args))
@@ -194,18 +193,6 @@ class Fusion:
             out.append({"name": f"_{name}_scalar", "arg": variable.name,
                         "body": print_scalar(function.formula.expr, {variable.name: variable.name})})
         return out
-
-
-def _transcendental(expr) -> list:
-    """The applications of tanh, exp, log, sigmoid and of cell-file functions built from them in `expr`,
-    innermost first."""
-    slow = (sympy.tanh, sympy.exp, sympy.log, sigmoid)
-    found = []
-    for node in sympy.postorder_traversal(expr):
-        if isinstance(node, slow) or (isinstance(node, UserFunction) and node.formula.expr.has(*slow)):
-            if node not in found:
-                found.append(node)
-    return found
 
 
 def _name(application) -> str:

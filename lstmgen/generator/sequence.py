@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import sympy
 
 from .. import symbols
+from ..functions import UserFunction, sigmoid
 from ..ir import Dot, TDot, total
 from ..printing.numpy import BatchSum, Copy, Split, Stack, WeightGradient, numpy_call_into, print_numpy
 from . import format as fmt
@@ -507,7 +508,7 @@ class SequencePlan:
         index = {arg.name: k for k, arg in enumerate(self.primary.expr.args)}
         out = {}
         taken = set(self.names.values())
-        for position, st in enumerate(list(self.in_loop)):
+        for st in list(self.in_loop):
             if st is self.primary or st.target not in stacks or not isinstance(st.expr, Stack):
                 continue
             readers = [a for a in self.after if st.target in a.expr.free_symbols]
@@ -583,6 +584,9 @@ class SequencePlan:
                 ", ".join(self.name(a) for a in self.primary.expr.args), stack, len(self.primary.expr.args))
             (invariant if stack in donors else body).append(line)
         self.copies, copy_lines = self._transposed_copies((st.expr for st in self.in_loop), self.column_major)
+        if self.fusion is None:  # (the fused target takes every such call out of its kernels itself)
+            workspaces, calls = self._repeated_calls()
+            copy_lines, body = copy_lines + workspaces, body + calls
         entries = [self._entry(st, self._backward_statement(st), accumulated=st in self.accumulated)
                    for st in self.in_loop if st is not self.primary]
         body += self._fused(entries, "backward", carried={z.split(" = ")[0] for z in zeros})
@@ -616,6 +620,34 @@ class SequencePlan:
             if donor is not None:
                 out[name] = donor
         return out
+
+    def _repeated_calls(self) -> tuple[list[str], list]:
+        """A transcendental function of one array that the backward loop's statements apply more than
+        once (tanh(next_c) in the LSTM's dnext_c_total and do): computed once per step into a workspace,
+        and the statements rewritten to read it.  The workspaces' lines before the loop, and the calls."""
+        counts: dict = {}
+        for st in self.in_loop:
+            for node in sympy.preorder_traversal(st.expr):
+                if node in transcendental(node) and len(node.args) == 1 and node.args[0].is_Symbol:
+                    counts[node] = counts.get(node, 0) + 1
+        taken = set(self.names.values())
+        workspaces, calls, replaced = [], [], {}
+        for application, count in counts.items():
+            name = "{}_{}".format(type(application).__name__, self.name(application.args[0]))
+            if count < 2 or name in taken:
+                continue
+            taken.add(name)
+            symbol = sympy.Symbol("hoisted:" + name)
+            self.names[symbol.name] = name
+            replaced[application] = symbol
+            workspaces.append(f"{name} = np.empty((N, H), dtype=dtype)  # {self.print(application)}, once a step")
+            call = numpy_call_into(application, name, self.names, self.p.transposed)
+            calls.append(_Into(None, *call) if call else f"{name}[...] = {self.print(application)}")
+        if replaced:
+            self.in_loop = [st if not st.expr.has(*replaced) else
+                            Statement(st.targets, symbols.replace(st.expr, replaced), st.block, st.vias, st.key, st.about)
+                            for st in self.in_loop]
+        return workspaces, calls
 
     def _backward_statement(self, st: Statement) -> list[str]:
         name = self.name(st.target)
@@ -742,6 +774,18 @@ class SequencePlan:
         params = {arg for g in self.m.groups for arg in g.args} | {g.key for g in self.m.groups} | self.constants
         fields += [f for f in step_fields if f["name"] in params]
         return fields
+
+
+def transcendental(expr) -> list:
+    """The applications of tanh, exp, log, sigmoid and of cell-file functions built from them in `expr`,
+    innermost first."""
+    slow = (sympy.tanh, sympy.exp, sympy.log, sigmoid)
+    found = []
+    for node in sympy.postorder_traversal(expr):
+        if isinstance(node, slow) or (isinstance(node, UserFunction) and node.formula.expr.has(*slow)):
+            if node not in found:
+                found.append(node)
+    return found
 
 
 def _bind(targets: list[str], values: list[str]) -> list[str]:
