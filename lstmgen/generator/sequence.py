@@ -524,8 +524,8 @@ class SequencePlan:
                     pieces.append(index[arg.name])
                     args.append(arg)
                     continue
-                name = f"{self.name(st.target)}_{gate}"
-                if name in taken:
+                name = "{}_{}".format(self.name(st.target), symbols.python_name(gate))
+                if name in taken or not name.isidentifier():
                     return {}  # no name of its own for the block: keep the stack whole
                 own = sympy.Symbol("block:" + name)
                 self.names[own.name] = name
