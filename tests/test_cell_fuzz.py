@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from test_hostile_cells import CLASS_NAMES, NO_HANG, assert_module_is_right
 
@@ -191,6 +191,11 @@ FUZZ = settings(max_examples=QUICK, deadline=None, suppress_health_check=list(He
 
 @FUZZ
 @given(cell_files())
+# found by the long run: a parameter's accumulated gradient that reads tanh of a parameter twice
+@example(text="input x\nstate h output\nh = sigmoid((W_11 @ x) / (2 + tanh(b_12)) + h[t-1])\n")
+# found by the long run: a gate written a^h in a stacked delta that shares blocks with another
+@example(text="input x\nstate h output\na = sigmoid(W_11 @ h[t-1] + W_12 @ x)\nd = W_21 @ x\n"
+              "h = softsign((W_31 @ x) - (W_32 @ h[t-1]) + h[t-1] + a + d)\n")
 def test_random_cell_files(tmp_path_factory, text):
     check_cell_file(text, tmp_path_factory.mktemp("fuzz"), 0)
 

@@ -628,7 +628,8 @@ class SequencePlan:
         counts: dict = {}
         for st in self.in_loop:
             for node in sympy.preorder_traversal(st.expr):
-                if node in transcendental(node) and len(node.args) == 1 and node.args[0].is_Symbol:
+                if node in transcendental(node) and len(node.args) == 1 and node.args[0].is_Symbol \
+                        and not self._is_constant(node.args[0]):  # (of a parameter it is no per-step work)
                     counts[node] = counts.get(node, 0) + 1
         taken = set(self.names.values())
         workspaces, calls, replaced = [], [], {}
@@ -643,10 +644,10 @@ class SequencePlan:
             workspaces.append(f"{name} = np.empty((N, H), dtype=dtype)  # {self.print(application)}, once a step")
             call = numpy_call_into(application, name, self.names, self.p.transposed)
             calls.append(_Into(None, *call) if call else f"{name}[...] = {self.print(application)}")
-        if replaced:
-            self.in_loop = [st if not st.expr.has(*replaced) else
-                            Statement(st.targets, symbols.replace(st.expr, replaced), st.block, st.vias, st.key, st.about)
-                            for st in self.in_loop]
+        rewritten = {id(st): Statement(st.targets, symbols.replace(st.expr, replaced), st.block, st.vias, st.key,
+                                       st.about) for st in self.in_loop if replaced and st.expr.has(*replaced)}
+        self.in_loop = [rewritten.get(id(st), st) for st in self.in_loop]
+        self.accumulated = [rewritten.get(id(st), st) for st in self.accumulated]
         return workspaces, calls
 
     def _backward_statement(self, st: Statement) -> list[str]:
