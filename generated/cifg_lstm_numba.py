@@ -408,7 +408,7 @@ def cifg_lstm_backward(dh, cache):
         dnext_c = dprev_c
         prev_c, next_c = c_all[t], c_all[t + 1]
         f, o, g = _blocks(a_all[t], 3)
-        i = 1 - f
+        i = 1 - f  # recomputed: the cache does not keep it
         np.tanh(next_c, out=tanh_next_c)
         _cifg_lstm_backward_step(dnext_c, dnext_h, o, tanh_next_c, f, g, prev_c, i, df, do, dg, dprev_c)
         dprev_h = da @ Wh_T

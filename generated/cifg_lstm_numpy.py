@@ -363,7 +363,7 @@ def cifg_lstm_backward(dh, cache):
         dnext_c = dprev_c
         prev_c, next_c = c_all[t], c_all[t + 1]
         f, o, g = _blocks(a_all[t], 3)
-        i = 1 - f
+        i = 1 - f  # recomputed: the cache does not keep it
         np.tanh(next_c, out=tanh_next_c)
         dnext_c_total = dnext_c + dnext_h * (o * (1 - tanh_next_c**2))
         np.multiply(dnext_c_total * prev_c - dnext_c_total * g, f * (1 - f), out=df)

@@ -278,8 +278,8 @@ class SequencePlan:
                 lines.append(f"{name} = {buffer.name}[t]")
         if not forward:
             lines.extend(self._block_bindings())
-            lines += [_Assign(self.name(st.target), self.print(st.expr)) for st in self.recomputed
-                      if self.name(st.target) in self.loop_reads]  # cheaper to recompute than to keep
+            lines += ["{} = {}  # recomputed: the cache does not keep it".format(self.name(st.target), self.print(st.expr))
+                      for st in self.recomputed if self.name(st.target) in self.loop_reads]
         return lines
 
     def _block_bindings(self) -> list[str]:
@@ -479,8 +479,10 @@ class SequencePlan:
 
         def kept(sym) -> bool:  # what the backward loop can read at step t
             name, ref = self.name(sym), symbols.read(sym)
-            if sym.name in self.param_names or name in self.constants or name in recomputed:
+            if name in recomputed:
                 return True
+            if sym.name in self.param_names or name in self.constants:
+                return name in self.cached  # the cache keeps the parameters the step backward reads
             if ref is not None and ref.name in cell.states:
                 return True
             holds = name in self.in_place or name not in self.in_place.values()  # not overwritten in place
@@ -530,7 +532,7 @@ class SequencePlan:
                 own = sympy.Symbol("block:" + name)
                 self.names[own.name] = name
                 taken.add(name)
-                first.append(Statement((own,), arg, st.block, st.vias, about=((("(N, H)", "deltas")),)))
+                first.append(Statement((own,), arg, st.block, st.vias, about=(("(N, H)", "deltas"),)))
                 pieces.append(own)
                 args.append(own)
             rewritten = Statement(st.targets, Stack(*args), st.block, st.vias, st.key, st.about)
