@@ -146,3 +146,36 @@ $$h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}$$
     assert not any(note.startswith("read in the document's own notation") for note in report.notation.notes)
     assert any(note.startswith("read in the document's own notation") for note in check_text(text, cell="gru")
                .notation.notes)
+
+
+@pytest.mark.parametrize("cell,text", [
+    ("mgu", r"""
+$$a_t = W_f x_t + U_f h_{t-1} + b_f$$
+$$f_t = \sigma(a_t)$$
+$$r_t = f_t \odot h_{t-1}$$
+$$m_t = W_n x_t + U_n r_t + b_n$$
+$$\tilde{h}_t = \tanh(m_t)$$
+$$h_t = (1 - f_t) \odot h_{t-1} + f_t \odot \tilde{h}_t$$
+
+$$\frac{\partial L}{\partial m_t} = \frac{\partial L}{\partial h_t} \odot f_t \odot (1 - \tilde{h}_t^2)$$
+"""),
+    ("cifg_lstm", r"""
+$$z^f_t = W_f x_t + U_f h_{t-1} + b_f$$
+$$f_t = \sigma(z^f_t)$$
+$$i_t = 1 - f_t$$
+$$z^o_t = W_o x_t + U_o h_{t-1} + b_o$$
+$$o_t = \sigma(z^o_t)$$
+$$\tilde{c}_t = \tanh(W_c x_t + U_c h_{t-1} + b_c)$$
+$$c_t = f_t \odot c_{t-1} + i_t \odot \tilde{c}_t$$
+$$h_t = o_t \odot \tanh(c_t)$$
+
+$$\frac{\partial L}{\partial z^o_t} = \frac{\partial L}{\partial h_t} \odot \tanh(c_t) \odot o_t \odot (1 - o_t)$$
+"""),
+], ids=["mgu", "cifg_lstm"])
+def test_named_preactivations_beside_the_cells_own_intermediates(cell, text):
+    """The MGU's r = f * h_{t-1} and the CIFG's i = 1 - f are the cells' own intermediates, not names
+    of a gate's argument: only the named sums are put back, and the document is the given cell."""
+    report = check_text(text, cell=cell)
+    assert report.notation.given == cell
+    assert "the %s cell given with --cell" % cell in report.notation.describe()
+    assert [e.status for e in report.equations if e.kind != "forward"] == ["correct"]

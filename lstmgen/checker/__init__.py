@@ -204,7 +204,7 @@ def _check_from(emit, text, cell, source, progress: _Progress, per_equation: flo
     for index in range(progress.start, len(found)):
         eq = found[index]
         if eq.line in notation.forward:  # the cell was learned from them, or proven the given one's
-            why = "the cell was learned from it" if notation.origin == "learned" else \
+            why = "the cell was learned from it" if notation.origin == "learned" and not notation.given else \
                 "the given cell's, in the document's notation"
             emit(("entry", index, EquationReport(eq.line, eq.text.split("=")[0].strip()[:200], "correct", "",
                                                  "a forward equation: " + why, kind="forward")))

@@ -272,6 +272,7 @@ def _given(cell, equations, text: str) -> Notation:
         # derivation has the gradients of those names too and the given cell's everywhere else
         learned.notes.append("read in the document's own notation: its forward equations on %s state the %s cell "
                              "with named pre-activations" % (_span(found), cell.name))
+        learned.given = cell.name
         return learned
     if learned.layout != notation.layout:
         notation.notes.append("the forward equations on %s write vectors as %ss, and --cell reads the document in "

@@ -125,6 +125,7 @@ class Notation:
     # cell name -> how the author writes it, where that is not the cell's own LaTeX (a document read in
     # its own notation against the cell given with --cell: Gamma_f for the lstm's f)
     written_forms: dict = field(default_factory=dict)
+    given: str = ""  # learned, and proven the cell given with --cell once its named pre-activations are put back
 
     # ---- building ------------------------------------------------------------------------
     @classmethod
@@ -199,7 +200,8 @@ class Notation:
     # ---- the report ------------------------------------------------------------------------
     def describe(self) -> str:
         """One line: which cell, where it came from, how its parts are written."""
-        where = {"learned": "learned from %s" % _lines(self.lines),
+        where = {"learned": "learned from %s" % _lines(self.lines) + (
+                     " (the %s cell given with --cell, its pre-activations named)" % self.given if self.given else ""),
                  "option": "%s, given with --cell" % self.cell.name,
                  "default": "%s, assumed: the document states no forward equations (state them, or pass "
                             "--cell)" % self.cell.name}[self.origin]

@@ -39,7 +39,7 @@ def rename_onto(learned: Notation, cell: Cell) -> Notation | None:
 
 
 def states_with_preactivations(learned: Cell, given: Cell) -> bool:
-    """True when `learned` is `given` with some pre-activations named: the document writes
+    """True when `learned` is `given` with its gates' pre-activations named: the document writes
     \\hat{f}_t = W_f x_t + U_f h_{t-1} + b_f and then f_t = sigma(\\hat{f}_t), and once each
     such named sum is put back in its one use, some renaming makes the two cells one."""
     reduced = _inline_preactivations(learned)
@@ -47,25 +47,30 @@ def states_with_preactivations(learned: Cell, given: Cell) -> bool:
 
 
 def _inline_preactivations(cell: Cell) -> Cell | None:
-    """`cell` with every intermediate that is a sum of products and parameters (no function
-    applied) and read by exactly one later equation put in its place there; None when there is none."""
+    """`cell` with every named pre-activation -- an intermediate that is a sum with a matrix product
+    in it and no function applied, read by exactly one later equation -- put in its place there;
+    None when there is none.  (The CIFG's i = 1 - f and the MGU's r = f * h_{t-1} stay: they are
+    the cell's own intermediates, not a name for a gate's argument.)"""
     from .environment import at_time
 
     equations = list(cell.equations)
     dropped = []
-    for eq in cell.equations:
-        if eq.target in cell.states or eq.target in (cell.output, cell.input) or _applies_function(eq.rhs):
+    for target in [eq.target for eq in cell.equations]:
+        k = next(k for k, eq in enumerate(equations) if eq.target == target)
+        eq = equations[k]
+        if target in cell.states or target in (cell.output, cell.input) or _applies_function(eq.rhs) \
+                or not eq.rhs.atoms(ir.Dot):
             continue
-        readers = [k for k, other in enumerate(equations) if other is not eq and any(
-            (ref := symbols.read(sym)) is not None and ref.name == eq.target for sym in other.rhs.free_symbols)]
-        if len(readers) != 1 or equations.index(eq) > readers[0]:
+        readers = [j for j, other in enumerate(equations) if j != k and any(
+            (ref := symbols.read(sym)) is not None and ref.name == target for sym in other.rhs.free_symbols)]
+        if len(readers) != 1 or readers[0] < k:
             continue
         reader = equations[readers[0]]
         replacements = {sym: at_time(eq.rhs, ref.time) for sym in reader.rhs.free_symbols
-                        if (ref := symbols.read(sym)) is not None and ref.name == eq.target and ref.role == "value"}
+                        if (ref := symbols.read(sym)) is not None and ref.name == target and ref.role == "value"}
         equations[readers[0]] = dataclasses.replace(reader, rhs=reader.rhs.xreplace(replacements), written=None)
-        equations.remove(eq)
-        dropped.append(eq.target)
+        del equations[k]
+        dropped.append(target)
     if not dropped:
         return None
     quantities = {name: q for name, q in cell.quantities.items() if name not in dropped}
