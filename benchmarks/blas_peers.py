@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speedkit.cells import CELLS, load_module  # noqa: E402
-from speedkit.floors import gemm_list  # noqa: E402
+from speedkit.floors import _median_time, gemm_list  # noqa: E402
 from speedkit.harness import Layout  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,13 +31,9 @@ SHAPES = ["64x50x128x128", "64x100x512x512", "32x200x256x256", "1x500x256x256", 
 
 
 def _seconds(run, repeat=3) -> float:
+    """Median seconds of `repeat` calls of `run` after one untimed call."""
     run()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return _median_time(run, repeat)
 
 
 def main() -> None:
