@@ -154,7 +154,7 @@ class CifgLstmCache(NamedTuple):
     c_all: np.ndarray  # (T + 1, N, H) state c; [0] is its initial value
     a_all: np.ndarray  # (T, N, 3 * H) the gates f, o, g (computed over their pre-activations)
     Wx: np.ndarray  # (D, 3 * H) weights applied to x, gate blocks f, o, g
-    Wh: np.ndarray  # (H, 3 * H) weights applied to prev_h, gate blocks f, o, g
+    Wh: np.ndarray  # (H, 3 * H) weights applied to prev_h, gate blocks f, o, g (kept column by column)
 
 
 def cifg_lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):

@@ -180,7 +180,7 @@ class GruCache(NamedTuple):
     gx_all: np.ndarray  # (T, N, 3 * H) the gates r, z, n (computed over their pre-activations)
     gh_n_all: np.ndarray  # (T, N, H) the part of n's pre-activation from h
     Wx: np.ndarray  # (D, 3 * H) weights applied to x, gate blocks r, z, n
-    Wh: np.ndarray  # (H, 3 * H) weights applied to prev_h, gate blocks r, z, n
+    Wh: np.ndarray  # (H, 3 * H) weights applied to prev_h, gate blocks r, z, n (kept column by column)
 
 
 def gru_step_forward(x, prev_h, Wx, Wh, bx, bh):

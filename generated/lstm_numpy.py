@@ -154,7 +154,7 @@ class LstmCache(NamedTuple):
     c_all: np.ndarray  # (T + 1, N, H) state c; [0] is its initial value
     a_all: np.ndarray  # (T, N, 4 * H) the gates i, f, o, g (computed over their pre-activations)
     Wx: np.ndarray  # (D, 4 * H) weights applied to x, gate blocks i, f, o, g
-    Wh: np.ndarray  # (H, 4 * H) weights applied to prev_h, gate blocks i, f, o, g
+    Wh: np.ndarray  # (H, 4 * H) weights applied to prev_h, gate blocks i, f, o, g (kept column by column)
 
 
 def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):

@@ -153,8 +153,8 @@ class MguCache(NamedTuple):
     gx_all: np.ndarray  # (T, N, 2 * H) the gates f, n (computed over their pre-activations)
     r_all: np.ndarray  # (T, N, H) r at t
     Wx: np.ndarray  # (D, 2 * H) weights applied to x, gate blocks f, n
-    Wh: np.ndarray  # (H, H) weights applied to prev_h of gate f
-    Wr: np.ndarray  # (H, H) weights applied to r of gate n
+    Wh: np.ndarray  # (H, H) weights applied to prev_h of gate f (kept column by column)
+    Wr: np.ndarray  # (H, H) weights applied to r of gate n (kept column by column)
 
 
 def mgu_step_forward(x, prev_h, Wx, Wh, Wr, b):

@@ -196,7 +196,7 @@ class PeepholeLstmCache(NamedTuple):
     c_all: np.ndarray  # (T + 1, N, H) state c; [0] is its initial value
     a_all: np.ndarray  # (T, N, 4 * H) the gates i, f, o, g (computed over their pre-activations)
     Wx: np.ndarray  # (D, 4 * H) weights applied to x, gate blocks i, f, o, g
-    Wh: np.ndarray  # (H, 4 * H) weights applied to prev_h, gate blocks i, f, o, g
+    Wh: np.ndarray  # (H, 4 * H) weights applied to prev_h, gate blocks i, f, o, g (kept column by column)
     p_i: np.ndarray  # (H,) p^i, the block of gate i
     p_f: np.ndarray  # (H,) p^f, the block of gate f
     p_o: np.ndarray  # (H,) p^o, the block of gate o

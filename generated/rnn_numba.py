@@ -134,7 +134,7 @@ class RnnCache(NamedTuple):
     x_all: np.ndarray  # (T, N, D) the inputs
     h_all: np.ndarray  # (T + 1, N, H) state h; [0] is its initial value
     Wx: np.ndarray  # (D, H) weights applied to x
-    Wh: np.ndarray  # (H, H) weights applied to prev_h
+    Wh: np.ndarray  # (H, H) weights applied to prev_h (kept column by column)
 
 
 def rnn_step_forward(x, prev_h, Wx, Wh, b):

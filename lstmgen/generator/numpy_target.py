@@ -190,6 +190,8 @@ def module_context(program: Program, fusion=None) -> dict:
     caller_owned = _with_views(program, p.names, {a["name"] for a in step_args} | {r["name"] for r in step_returns})
     seq_owned = _with_views(program, p.names, set(seq_names))
     plan.column_major &= seq_owned  # the copies it makes: a transposed one where the backward wants it
+    seq_fields = [dict(f, about=f["about"] + " (kept column by column)") if f["name"] in plan.column_major else f
+                  for f in seq_fields]
     code = {  # the lines whose length decides their layout
         "step_forward_def": fmt.bracketed("", f"def {m.prefix}_step_forward(", [a["name"] for a in step_args], "):"),
         "cache": fmt.bracketed("    ", f"cache = {camel}StepCache(", [_owned(f["name"], caller_owned) for f in fields],
