@@ -520,15 +520,15 @@ class SequencePlan:
                 continue
             group = next(g for g in self.m.groups if stack_tag(g) == st.target)
             gates = self.m.block_names(group).split(", ")
+            names = ["{}_{}".format(self.name(st.target), symbols.python_name(gate)) for gate in gates]
+            if any(name in taken or not name.isidentifier() for name, is_shared in zip(names, shared) if not is_shared):
+                continue  # a block with no name of its own: the stack stays whole
             pieces, args, first = [], [], []
-            for arg, is_shared, gate in zip(st.expr.args, shared, gates):
+            for arg, is_shared, name in zip(st.expr.args, shared, names):
                 if is_shared:
                     pieces.append(index[arg.name])
                     args.append(arg)
                     continue
-                name = "{}_{}".format(self.name(st.target), symbols.python_name(gate))
-                if name in taken or not name.isidentifier():
-                    return {}  # no name of its own for the block: keep the stack whole
                 own = sympy.Symbol("block:" + name)
                 self.names[own.name] = name
                 taken.add(name)
