@@ -422,3 +422,73 @@ def test_a_closed_pipe_ends_the_check_quietly(tmp_path):
     stderr = proc.stderr.read()
     assert proc.wait(timeout=300) == 141
     assert stderr == b""
+
+
+# ----------------------------------------------------------------------------- batches and the phase slot
+def _derivation_with(slow: str) -> tuple[str, str]:
+    """The generated LSTM derivation, and the same with `slow` as a display equation in its middle."""
+    text = (ROOT / "generated" / "lstm_derivation.md").read_text(encoding="utf-8")
+    middle = text.index("\n\n$$", len(text) // 2) + 2  # a display block's start
+    return text, text[:middle] + "$$%s$$\n\n" % slow + text[middle:]
+
+
+def _verdicts(report) -> list:
+    return [(e.lhs, e.status, e.expected) for e in report.equations]
+
+
+@pytest.mark.skipif(not bounds.USE_WORKER, reason="the worker process needs Linux")
+def test_a_killed_worker_s_unsent_batch_is_redone_by_the_next(low_limits, monkeypatch):
+    """With no batch sent before the end, the kill at the slow equation loses every verdict before
+    it; the next worker redoes them, so the report is that of the document without the slow
+    equation, plus the slow one given up."""
+    monkeypatch.setattr(bounds, "FLUSH_SECONDS", 1e9)  # read by the worker that the new thread forks
+    plain, with_slow = _derivation_with(product_identity())
+    _, expected = timed_check(plain, True, patience=60)
+    seconds, report = timed_check(with_slow, True, patience=60)
+    assert report is not None, "still running after %.0f s" % seconds
+    gave_up = [e for e in report.equations if e.message.startswith("gave up after")]
+    assert len(gave_up) == 1 and len(report.equations) == len(expected.equations) + 1
+    assert _verdicts(expected) == [v for v in _verdicts(report) if v != _verdicts(type(report)("", gave_up))[0]]
+
+
+@pytest.mark.skipif(not bounds.USE_WORKER, reason="the worker process needs Linux")
+def test_a_document_s_events_come_in_a_few_batches(monkeypatch):
+    """Some 120 events of a 60-equation document reach this process in a handful of messages (one
+    every FLUSH_SECONDS at most, and the last), not one each: every message wakes this process."""
+    batches, events = [], []
+    original = bounds._Worker._next
+
+    def counted(self, document_end):
+        batch = original(self, document_end)
+        batches.append(len(batch))
+        return batch
+
+    monkeypatch.setattr(bounds._Worker, "_next", counted)
+    text = (ROOT / "generated" / "lstm_derivation.md").read_text(encoding="utf-8")
+    bounds.run(_allocates, (1000,), [].append, 60)  # this thread's worker exists
+    batches.clear()
+    from lstmgen.checker import _check, _Progress
+
+    started = time.monotonic()
+    bounds.run(_check, (text, None, "d.md", _Progress(), 5.0, 60.0), events.append, 60)
+    seconds = time.monotonic() - started
+    assert sum(batches) - 1 == len(events) >= 120  # the events and the answer
+    assert len(batches) <= 2 + seconds / bounds.FLUSH_SECONDS
+
+
+def test_the_phase_slot_holds_the_last_phase_written():
+    import multiprocessing
+
+    slot = bounds._PhaseSlot(multiprocessing.get_context("fork"))
+    assert slot.read() == (None, float("inf"))
+    before = time.monotonic()
+    slot.write(bounds.Phase(("equation", 1999), 5.0))
+    key, end = slot.read()
+    assert key == ("equation", 1999) and before + 5.0 <= end <= time.monotonic() + 5.0
+    slot.write(bounds.Phase("learning", 1.0))
+    assert slot.read()[0] == "learning"
+    with pytest.raises(ValueError, match="pickles to more than"):
+        slot.write(bounds.Phase("x" * 300, 1.0))
+    assert slot.read()[0] == "learning"  # a refused key leaves the slot as it was
+    slot.clear()
+    assert slot.read() == (None, float("inf"))

@@ -61,7 +61,7 @@ def check_text(text: str, cell: str | None = None, source: str = "<text>") -> Fi
     per_equation, per_document = bounds.seconds_per_equation(), bounds.seconds_per_document()
     progress = _Progress()
     started = time.monotonic()
-    while not progress.overrun and (progress.found is None or progress.start < len(progress.found)):
+    while not progress.overrun and progress.unfinished():
         left = per_document - (time.monotonic() - started)
         lost = bounds.run(_check, (text, cell, source, progress.resumed(), per_equation, left), progress.take, left)
         if lost is None:
@@ -88,13 +88,15 @@ class _Learned:
 @dataclass
 class _Progress:
     """What a check has found so far, from the events of `_check`: enough to resume it in a new
-    worker after one was lost (from the next equation, without reading the document again)."""
+    worker after one was lost (at the equations with no entry yet, without reading the document
+    again when its equations had arrived)."""
 
     found: list | None = None      # the document's extract.Equations
     unterminated: list = field(default_factory=list)
     learned: _Learned | None = None
     entries: dict = field(default_factory=dict)  # index -> EquationReport, or None: not reported
-    start: int = 0                 # the first equation not judged yet
+    given_up: dict = field(default_factory=dict)  # index -> why, of the equations a lost worker was judging
+    done: frozenset = frozenset()  # in a resumed check: the indices that have their entries
     skip: dict = field(default_factory=dict)     # a phase lost once ("learning", "definitions") -> why
     empty: bool = False
     overrun: bool = False          # the document's limit passed
@@ -103,34 +105,32 @@ class _Progress:
         if isinstance(event, _Learned):
             self.learned = event
         elif isinstance(event, Phase):
-            if isinstance(event.key, tuple):
-                self.start = event.key[1]
+            pass  # its limit is the worker's business (bounds.py)
         elif event[0] == "equations":
             self.found, self.unterminated = event[1], event[2]
         elif event[0] == "entry":
             self.entries[event[1]] = event[2]
-            self.start = max(self.start, event[1] + 1)
         elif event[0] == "empty":
             self.empty = True
         elif event[0] == "overrun":
             self.overrun = True
 
+    def unfinished(self) -> bool:
+        return self.found is None or len(self.entries.keys() | self.given_up.keys()) < len(self.found)
+
     def resumed(self) -> "_Progress":
         """What the next worker needs (the notation only where it could be pickled)."""
         learned = self.learned if self.learned is not None and self.learned.notation is not None else None
-        return _Progress(self.found, self.unterminated, learned, start=self.start, skip=dict(self.skip))
+        return _Progress(self.found, self.unterminated, learned, done=frozenset(self.entries.keys() | self.given_up.keys()), skip=dict(self.skip))
 
     def lose(self, lost: bounds.Lost, per_equation: float) -> bool:
         """Record the phase a killed or dead worker lost; False when there is nothing to resume."""
         why = ("they took longer than %g s" % per_equation if lost.why == "time"
                else "they needed more than %d MB of memory" % (bounds.MAX_MEMORY_BYTES // 1_000_000))
-        if isinstance(lost.key, tuple):  # ("equation", index)
-            index = lost.key[1]
-            message = ("gave up after %g s on this equation" % per_equation if lost.why == "time"
-                       else "gave up on this equation: it needs more than %d MB of memory"
-                       % (bounds.MAX_MEMORY_BYTES // 1_000_000))
-            self.entries[index] = EquationReport(self.found[index].line, "", "unrecognized", "", message)
-            self.start = index + 1
+        if isinstance(lost.key, tuple):  # ("equation", index); its line is known once the equations are
+            self.given_up[lost.key[1]] = ("gave up after %g s on this equation" % per_equation if lost.why == "time"
+                                          else "gave up on this equation: it needs more than %d MB of memory"
+                                          % (bounds.MAX_MEMORY_BYTES // 1_000_000))
             return True
         if lost.key in ("learning", "definitions"):
             self.skip[lost.key] = why
@@ -149,7 +149,9 @@ class _Progress:
             return report
         not_judged = "not judged: the document took longer than %g s" % per_document
         for index, eq in enumerate(self.found or ()):
-            if index in self.entries:
+            if index in self.given_up:
+                report.equations.append(EquationReport(eq.line, "", "unrecognized", "", self.given_up[index]))
+            elif index in self.entries:
                 if self.entries[index] is not None:
                     report.equations.append(self.entries[index])
             elif self.overrun and not eq.inline:
@@ -201,8 +203,9 @@ def _check_from(emit, text, cell, source, progress: _Progress, per_equation: flo
         learned = _Learned(notation, notation.notes, defining)
         emit(learned)
     notation, defining = learned.notation, learned.defining
-    for index in range(progress.start, len(found)):
-        eq = found[index]
+    for index, eq in enumerate(found):
+        if index in progress.done:
+            continue
         if eq.line in notation.forward:  # the cell was learned from them, or proven the given one's
             why = "the cell was learned from it" if notation.origin == "learned" and not notation.given else \
                 "the given cell's, in the document's notation"

@@ -18,16 +18,19 @@ Two layers, because neither alone holds:
   verdict with its reason, but it cannot stop one long call: SymPy expanding (a + ... + g)^64
   (minutes, gigabytes) or a C-level computation between two checkpoints.
 * A worker process with a hard kill (Linux).  `run` forks a worker per thread at its first
-  document (kept for the next ones: its caches stay warm) that does the checking and streams
-  events back; each phase it starts (the learning, one equation) is announced with its limit.
-  When a phase overruns its limit by `GRACE` seconds, or the document its own, the parent kills
-  the worker and tells its caller which phase was lost; the caller resumes after it in a new
-  worker.  The worker's address space is capped (RLIMIT_AS), so an expression that grows past
+  document (kept for the next ones: its caches stay warm) that does the checking and sends its
+  events back in batches, one every `FLUSH_SECONDS` at most and one at the end; each phase it
+  starts (the learning, one equation) is written with its limit to a slot of memory the parent
+  shares (`_PhaseSlot`), so that starting a phase wakes nobody.  When a phase overruns its limit
+  by `GRACE` seconds, or the document its own, the parent kills the worker and tells its caller
+  which phase was lost; the caller resumes in a new worker, redoing what the lost batch held.  The worker's address space is capped (RLIMIT_AS), so an expression that grows past
   `MAX_MEMORY_BYTES` fails with a MemoryError in the worker instead of taking the machine.
 
 Measured (2 shared cores): forking a worker and its first round trip take 30-45 ms, a warm
 worker's round trip 0.3 ms, and the corpus documents check as fast through it as in-process
-(~145 ms each).  A thread's first check warms its new worker's caches (~0.3 s, like a process's
+(~145 ms each).  An event per message (some 200 for a 60-equation document) woke the parent as
+often; with both cores checking (--jobs 2) those wake-ups took 4-5% of the wall time
+(benchmarks/check_pool.py), which batches and the phase slot give back.  A thread's first check warms its new worker's caches (~0.3 s, like a process's
 first check).  A killed phase costs one fork: the next worker is handed the document's equations
 and notation and starts after the lost phase.  Elsewhere than Linux (no safe fork) only the
 cooperative layer runs, in the calling process, and so it does in a daemonic process (a Dask
@@ -41,6 +44,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import multiprocessing
 import os
 import pickle
@@ -56,6 +60,7 @@ SECONDS_PER_DOCUMENT = 120.0
 MAX_MEMORY_BYTES = 1_000_000_000  # address space (and so resident memory) of the worker that checks a document
 MIN_MEMORY_GROWTH = 256_000_000   # what the worker may add when its parent already maps more
 GRACE = 0.5                       # seconds past a limit before the worker is killed
+FLUSH_SECONDS = 0.1               # the worker sends its events at least this often (and at the end)
 USE_WORKER = sys.platform.startswith("linux")
 
 
@@ -128,7 +133,8 @@ def check() -> None:
 @dataclass
 class Phase:
     """An event a check emits when it starts work that has its own limit (a key its caller
-    recognizes, e.g. ("equation", 3)); the next Phase ends it."""
+    recognizes, e.g. ("equation", 3), that pickles to at most `_PhaseSlot.KEY_BYTES`); the next
+    Phase ends it."""
 
     key: object
     seconds: float
@@ -236,7 +242,8 @@ class _Worker:
     def __init__(self):
         context = multiprocessing.get_context("fork")
         self.connection, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child,), daemon=True, name="lstmgen-check")
+        self.slot = _PhaseSlot(context)
+        self.process = context.Process(target=_serve, args=(child, self.slot), daemon=True, name="lstmgen-check")
         self.cancel = getattr(_workers, "cancel", None)
         # Ctrl-C reaches the whole process group: blocked in the forking thread, the child is born
         # with it blocked until it ignores it (_serve), so it never dies of one half-started.
@@ -256,32 +263,35 @@ class _Worker:
         _every_worker.add(self)
 
     def run(self, function, args, emit, seconds):
-        started = time.monotonic()
-        document_end = started + seconds
+        document_end = time.monotonic() + seconds
+        self.slot.clear()  # the worker is idle: no write of its own can overlap this one
         self.connection.send((function, args))
-        phase, phase_end = None, document_end
         try:
             while True:
-                event = self._next(min(phase_end, document_end) + GRACE - time.monotonic(), phase)
-                if isinstance(event, _Done):
-                    return None
-                if isinstance(event, _Failed):
-                    raise event.error
-                if isinstance(event, _Stale):
-                    raise _StaleWorker()
-                if isinstance(event, Phase):
-                    phase, phase_end = event.key, time.monotonic() + event.seconds
-                emit(event)
+                for event in self._next(document_end):
+                    if isinstance(event, _Done):
+                        return None
+                    if isinstance(event, _Failed):
+                        raise event.error
+                    if isinstance(event, _Stale):
+                        raise _StaleWorker()
+                    emit(event)
         except _Lose as lose:
             _discard(self)
             if time.monotonic() > document_end:
                 return Lost(lose.lost.key, "document")
             return lose.lost
 
-    def _next(self, timeout: float, phase):
-        # waited for in slices, so that cancel() from another thread is seen within one
-        end = time.monotonic() + max(timeout, 0.0)
-        while not self._poll(min(max(end - time.monotonic(), 0.0), CANCEL_SLICE)):
+    def _next(self, document_end: float) -> list:
+        """The worker's next batch of events; _Lose when its phase (as the slot has it now) or the
+        document overran, when cancel() was called, or when the worker died.  Waited for in
+        slices, so that cancel() from another thread, and a phase begun meanwhile, are seen within
+        one."""
+        while True:
+            phase, phase_end = self.slot.read()
+            end = min(phase_end, document_end) + GRACE
+            if self._poll(min(max(end - time.monotonic(), 0.0), CANCEL_SLICE)):
+                break
             if self.cancel is not None and self.cancel.is_set():
                 raise _Lose(Lost(phase, "time"))  # run() then raises Cancelled
             if time.monotonic() >= end:
@@ -289,7 +299,7 @@ class _Worker:
         try:
             return self.connection.recv()
         except (EOFError, OSError):
-            raise _Lose(Lost(phase, "memory")) from None
+            raise _Lose(Lost(self.slot.read()[0], "memory")) from None
 
     def _poll(self, seconds: float) -> bool:
         try:
@@ -338,8 +348,74 @@ class _Stale:
     """The worker cannot read the request: it was forked before what the request names existed."""
 
 
-def _serve(connection) -> None:
-    """The worker: run each request, streaming its events, until the parent goes away."""
+class _PhaseSlot:
+    """The phase a worker is in, in memory it shares with its parent: the worker writes each Phase
+    it starts (its key pickled, its start and its end on the system-wide monotonic clock), the
+    parent reads it when it decides whether to kill.  A write happens between two steps of a count
+    (a seqlock: odd while a write is under way), so that a read never mixes two phases."""
+
+    KEY_BYTES = 240
+
+    def __init__(self, context):
+        self._count = context.RawValue(ctypes.c_uint64, 0)
+        self._end = context.RawValue(ctypes.c_double, float("inf"))
+        self._length = context.RawValue(ctypes.c_uint32, 0)  # 0: no phase yet
+        self._key = context.RawArray(ctypes.c_char, self.KEY_BYTES)
+
+    def write(self, phase: Phase) -> None:
+        key = pickle.dumps(phase.key)
+        if len(key) > self.KEY_BYTES:
+            raise ValueError("a phase key that pickles to more than %d bytes: %r" % (self.KEY_BYTES, phase.key))
+        self._count.value += 1
+        self._key[: len(key)] = key
+        self._length.value = len(key)
+        self._end.value = time.monotonic() + phase.seconds
+        self._count.value += 1
+
+    def clear(self) -> None:
+        self._count.value += 1
+        self._length.value = 0
+        self._end.value = float("inf")
+        self._count.value += 1
+
+    def read(self) -> tuple:
+        """(key, end) of the phase, or (None, inf) before the first one (or when the worker died
+        in the middle of a write)."""
+        for _ in range(10_000):
+            count = self._count.value
+            if count % 2:
+                time.sleep(0)  # the worker is between the two steps of a write: a few microseconds
+                continue
+            length, end = self._length.value, self._end.value
+            key = self._key.raw[:length]
+            if self._count.value == count:
+                return (pickle.loads(key) if length else None), end
+        return None, float("inf")
+
+
+class _Outbox:
+    """The worker's side of the events: kept, and sent as one message when `FLUSH_SECONDS` have
+    passed since the last one and at the end with the answer; a Phase also goes to the slot."""
+
+    def __init__(self, connection, slot: _PhaseSlot):
+        self.connection, self.slot = connection, slot
+        self.events, self.sent = [], time.monotonic()
+
+    def emit(self, event) -> None:
+        if isinstance(event, Phase):
+            self.slot.write(event)
+        self.events.append(event)
+        if time.monotonic() - self.sent >= FLUSH_SECONDS:
+            self.send()
+
+    def send(self, *answer) -> None:
+        batch, self.events = self.events + list(answer), []
+        _send(self.connection, batch)
+        self.sent = time.monotonic()
+
+
+def _serve(connection, slot: _PhaseSlot) -> None:
+    """The worker: run each request, sending its events, until the parent goes away."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it kills us
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by the fork (_Worker)
     _workers.inside = True
@@ -348,41 +424,50 @@ def _serve(connection) -> None:
         other.stop()                   # closed (not killed: not ours), so that those workers see EOF
     _cap_memory()
     try:
-        while _answer(connection):
+        while _answer(connection, slot):
             pass
     except (OSError, EOFError):
         pass  # the parent went away, or killed this worker's phase and closed the pipe
 
 
-def _answer(connection) -> bool:
+def _answer(connection, slot: _PhaseSlot) -> bool:
     """Run one request; False when there will be no more."""
     try:
         function, args = connection.recv()
     except (EOFError, OSError):
         return False
     except Exception:  # noqa: BLE001 - a function defined after this worker was forked, say
-        connection.send(_Stale())
+        connection.send([_Stale()])
         return False
+    outbox = _Outbox(connection, slot)
     try:
-        function(lambda event: _send(connection, event), *args)
+        function(outbox.emit, *args)
         answer = _Done()
     except OutOfTime:
         answer = _Done()  # a limit the function did not catch: what it emitted stands
     except Exception as exc:  # noqa: BLE001 - raised again in the parent, as it would be without a worker
         answer = _Failed(_picklable_error(exc))
-    connection.send(answer)
+    outbox.send(answer)
     return True
 
 
-def _send(connection, event) -> None:
-    """Send an event; one that cannot be pickled (a notation holding a cell file's own function
-    classes) as its `without_unpicklable()` (pickling fails before anything is written)."""
+def _send(connection, batch: list) -> None:
+    """Send a batch of events; one that cannot be pickled (a notation holding a cell file's own
+    function classes) as its `without_unpicklable()` (pickling fails before anything is written)."""
     try:
-        connection.send(event)
+        connection.send(batch)
     except Exception:  # noqa: BLE001 - PicklingError, or the AttributeError / TypeError pickle raises for some objects
+        connection.send([_picklable(event) for event in batch])
+
+
+def _picklable(event):
+    try:
+        pickle.dumps(event)
+        return event
+    except Exception:  # noqa: BLE001 - as in _send
         if not hasattr(event, "without_unpicklable"):
             raise
-        connection.send(event.without_unpicklable())
+        return event.without_unpicklable()
 
 
 def _picklable_error(exc: Exception) -> BaseException:

@@ -28,7 +28,6 @@ from ..printing.numpy import BatchSum, Copy, Split, Stack, WeightGradient, numpy
 from . import format as fmt
 from .program import Statement, flat_sum, stack_tag
 
-_IN_PLACE = ("sigmoid", "tanh", "exp")  # activations computed over their own pre-activation block
 
 
 @dataclass
@@ -153,8 +152,8 @@ class SequencePlan:
         for k, st in enumerate(statements):
             if not st.key.startswith("equation:") or len(st.targets) != 1:
                 continue
-            expr = st.expr
-            if type(expr).__name__ not in _IN_PLACE or len(expr.args) != 1:
+            expr = st.expr  # a function of one argument, NumPy's (sigmoid, tanh) or a cell file's (softsign)
+            if not isinstance(expr, sympy.Function) or len(expr.args) != 1:
                 continue
             target = self.target(st)
             # the block it overwrites: its argument, or a term of its argument (the GRU's r over
@@ -309,7 +308,8 @@ class SequencePlan:
             return []  # q = P where P is already named q
         ref = symbols.read(st.target)
         if target in self.in_place:
-            return [self._into(st.expr, self.in_place[target], assign=target)]
+            into = self._into(st.expr, self.in_place[target], assign=target)
+            return [into] if isinstance(into, _Into) else [into, _Assign(target, self.in_place[target])]
         stored = (ref is not None and ref.name in self.m.cell.states) or target in self.buffers
         if stored:
             return [self._into(st.expr, target)]
@@ -349,6 +349,8 @@ class SequencePlan:
                 bounds = "{}{} : {} * H".format("" if start == 0 else "H" if start == 1 else f"{start} * H", "", stop)
                 bounds = bounds if start else f": {stop} * H"
                 call = numpy_call_into(group[0].expr.func(sympy.Symbol(view)), view, {view: view}, ())
+                if call is None:  # no NumPy call with out= (a cell file's function): one gate at a time
+                    continue
                 gates = [self.target(st) for st in group]
                 pieces = [self.in_place[g] for g in gates]
                 entry = Entry([f"{view} = {source}[:, {bounds}]  # the blocks of {', '.join(gates)}, side by side",
