@@ -1,6 +1,9 @@
 """Elementwise functions a cell may use, as SymPy functions that SymPy can differentiate."""
 from __future__ import annotations
 
+from fractions import Fraction
+
+import numpy as np
 import sympy
 from sympy.printing.precedence import PRECEDENCE
 
@@ -56,6 +59,11 @@ class UserFunction(sympy.Function):
         return None
 
     def fdiff(self, argindex=1):
+        """The derivative in terms of the function itself where `in_terms_of_output` proves one (the
+        softsign's (1 - |softsign(z)|)^2, as SymPy's tanh' is 1 - tanh^2), else the formula's."""
+        in_output = in_terms_of_output(type(self))
+        if in_output is not None:
+            return in_output.xreplace({OUTPUT: self})
         variable = self.formula.variables[0]
         return sympy.diff(self.formula.expr, variable).xreplace({variable: self.args[0]})
 
@@ -100,3 +108,89 @@ def define(name: str, variable: sympy.Symbol, body: sympy.Expr) -> type:
 
 relu = define("relu", VARIABLE, sympy.Max(0, VARIABLE))
 softsign = define("softsign", VARIABLE, VARIABLE / (1 + sympy.Abs(VARIABLE)))
+
+
+# ----------------------------------------------------------------------------- derivatives in terms of the output
+OUTPUT = sympy.Symbol("y", real=True)  # a function's value, in `in_terms_of_output`'s answers
+# Polynomials in the output that a derivative may be, simplest first: the odd squashing functions
+# (softsign) need |y|, and the first basis that fits is the answer.
+OUTPUT_BASES = ((sympy.Integer(1), OUTPUT, OUTPUT**2), (sympy.Integer(1), sympy.Abs(OUTPUT), OUTPUT**2))
+_KINKS = (sympy.Min, sympy.Max, sympy.Piecewise, sympy.Heaviside, sympy.floor, sympy.ceiling)
+_SIDE = sympy.Symbol("s", positive=True)
+_SAMPLES = [sign * (0.3 + 0.37 * k) for k in range(8) for sign in (1, -1)]
+_MOST_OPERATIONS = 40  # larger formulas are not tried (the proof's cancel grows with them)
+_proven: dict = {}
+
+
+def in_terms_of_output(function: type) -> sympy.Expr | None:
+    """f' as a polynomial R in y = f(z) with R(f(z)) = f'(z) for every real z, or None.
+
+    The coefficients are proposed by a least-squares fit at 16 points and then proven: on each
+    side of 0 (z = s and z = -s with s > 0, which resolves |z| and sign(z)), f'(z) - R(f(z))
+    cancels to 0.  A formula with a kink (min, max) is never tried: a fit cannot see a kink
+    beyond its points.  Computed once per function."""
+    if function not in _proven:
+        _proven[function] = _output_form(function.formula.expr.xreplace({function.formula.variables[0]: VARIABLE}))
+    return _proven[function]
+
+
+def _output_form(formula: sympy.Expr) -> sympy.Expr | None:
+    from .evaluate import EvaluationError, Evaluator  # evaluate imports this module
+
+    derivative = sympy.diff(formula, VARIABLE)
+    if not derivative.has(VARIABLE) or formula.has(*_KINKS) or sympy.count_ops(formula) > _MOST_OPERATIONS:
+        return None
+    points = np.array(_SAMPLES).reshape(-1, 1)
+    walk = Evaluator(lambda symbol, t: points, 0, 1)
+    try:
+        with np.errstate(all="ignore"):
+            values, slopes = (np.broadcast_to(walk(e), points.shape).ravel() for e in (formula, derivative))
+    except (EvaluationError, ArithmeticError, TypeError, ValueError):
+        return None
+    if not (np.all(np.isfinite(values)) and np.all(np.isfinite(slopes))):
+        return None
+    for basis in OUTPUT_BASES:
+        columns = np.stack([_column(b, values) for b in basis], axis=1)
+        fitted = np.linalg.lstsq(columns, slopes, rcond=None)[0]
+        coefficients = [Fraction(c).limit_denominator(12) for c in fitted]
+        if any(abs(float(q) - c) > 1e-9 * (1 + abs(c)) for q, c in zip(coefficients, fitted)):
+            continue
+        candidate = sympy.Add(*[sympy.Rational(q.numerator, q.denominator) * b for q, b in zip(coefficients, basis)])
+        if all(_cancels(derivative, formula, candidate, side) for side in (1, -1)):
+            return _tidy(candidate)
+    return None
+
+
+def _column(term: sympy.Expr, values: np.ndarray) -> np.ndarray:
+    if term == 1:
+        return np.ones_like(values)
+    if term == OUTPUT:
+        return values
+    if term == sympy.Abs(OUTPUT):
+        return np.abs(values)
+    return values ** int(term.exp)
+
+
+def _cancels(derivative, formula, candidate, side: int) -> bool:
+    """On z = side * s (s > 0): derivative - candidate(formula) is 0, shown by cancelling."""
+    on_side = {VARIABLE: side * _SIDE}
+    try:
+        gap = derivative.xreplace(on_side) - candidate.xreplace({OUTPUT: formula.xreplace(on_side)})
+        gap = gap.doit().rewrite(sympy.exp)
+        if gap.has(*_KINKS) or any(node.args[0].has(_SIDE) for node in gap.atoms(sympy.Abs, sympy.sign)):
+            return False  # |.| of something whose sign SymPy cannot tell on this side
+        return sympy.cancel(sympy.expand(gap)) == 0
+    except Exception:  # noqa: BLE001 - a proof SymPy cannot carry out is no proof
+        return False
+
+
+def _tidy(candidate: sympy.Expr) -> sympy.Expr:
+    """(1 - |y|)^2 rather than 1 - 2|y| + y^2; plain polynomials as they are."""
+    if not candidate.has(sympy.Abs(OUTPUT)):
+        return candidate
+    magnitude = sympy.Symbol("m", nonnegative=True)
+    factored = sympy.factor(candidate.xreplace({OUTPUT**2: magnitude**2, sympy.Abs(OUTPUT): magnitude}))
+    factored = factored.replace(  # (1 - m)^2, not (m - 1)^2
+        lambda e: e.is_Pow and e.exp.is_even and e.base.is_Add and e.base.as_coeff_Add()[0].is_negative,
+        lambda e: (-e.base) ** e.exp)
+    return factored.xreplace({magnitude: sympy.Abs(OUTPUT)})

@@ -367,8 +367,9 @@ class ScalarPrinter(NumPyPrinter):
 
     def _print_Pow(self, expr):
         base, exp = expr.args
-        if exp.is_Integer and exp > 0:
-            return "{}**{}".format(self._group(base, PRECEDENCE["Pow"]), int(exp))
+        if exp.is_Integer and exp > 0:  # hugged as ruff format hugs it: only a simple base
+            hug = isinstance(base, _SIMPLE) and not (base.is_number and base < 0)
+            return ("{}**{}" if hug else "{} ** {}").format(self._group(base, PRECEDENCE["Pow"]), int(exp))
         if exp.is_number and exp.is_negative:
             return "real(1) / {}".format(self._group(self._reciprocal(expr), PRECEDENCE["Mul"]))
         return super()._print_Pow(expr)
