@@ -304,8 +304,10 @@ def gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
         gh = prev_h @ weight_hh_T + bias_hh
         gh_r, gh_z, gh_n = _blocks(gh, 3)
         gh_n_all[t] = gh_n  # the block the backward reads
-        r = sigmoid(gx_r + gh_r, out=gx_r)
-        z = sigmoid(gx_z + gh_z, out=gx_z)
+        gx_sigmoid = gx[:, : 2 * H]  # the blocks of r, z, side by side
+        gx_sigmoid += gh[:, : 2 * H]
+        sigmoid(gx_sigmoid, out=gx_sigmoid)
+        r, z = gx_r, gx_z
         n = np.tanh(gx_n + r * gh_n, out=gx_n)
         np.add((1 - z) * n, z * prev_h, out=next_h)
     h = np.array(h_all[1:].transpose(1, 0, 2), order="C")  # a copy: the cache keeps its own

@@ -225,3 +225,19 @@ def test_a_cell_file_function_s_gate_is_kept_as_a_tanh_gate_would_be(tmp_path, t
     cell = tmp_path / "softsign_cifg.cell"
     cell.write_text(SOFTSIGN_CIFG)
     assert _per_step_arrays(codegen(str(cell), target=target)) == 4
+
+
+# Calls of sigmoid in the sequence forward's time loop: gates of one function over side-by-side
+# blocks take one call (the LSTM's i, f, o; the GRU's r and z, once its gh blocks are added to gx's).
+SIGMOID_CALLS_PER_STEP = {"lstm": 1, "gru": 1}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("cell", sorted(SIGMOID_CALLS_PER_STEP))
+def test_gates_side_by_side_take_one_activation_call(cell, target):
+    tree = ast.parse(_generated(cell, target).read_text())
+    forward = next(node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == f"{cell}_forward")
+    loop = next(node for node in ast.walk(forward) if isinstance(node, ast.For))
+    calls = [node for node in ast.walk(loop) if isinstance(node, ast.Call)
+             and isinstance(node.func, ast.Name) and node.func.id == "sigmoid"]
+    assert len(calls) == SIGMOID_CALLS_PER_STEP[cell]

@@ -315,14 +315,34 @@ class SequencePlan:
             return [self._into(st.expr, target)]
         return [_Assign(target, self.print(st.expr))]
 
+    def _split_blocks(self) -> dict:
+        """{block name: (the name of the array split, its index, the number of blocks)} of the forward."""
+        return {self.name(target): (self.name(st.expr.args[0]), index, len(st.targets))
+                for st in self.program.forward if isinstance(st.expr, Split)
+                for index, target in enumerate(st.targets)}
+
+    def _added_block(self, st: Statement):
+        """The block that a gate computed in place adds to its own (the GRU's gh_r in r = sigmoid(gx_r
+        + gh_r)), None when its argument is its block alone, False when it is anything else."""
+        argument, piece = st.expr.args[0], self.in_place[self.target(st)]
+        if argument.is_Symbol:
+            return None
+        terms = [self.name(term) for term in argument.args] if isinstance(argument, sympy.Add) and all(
+            term.is_Symbol and term.name in self.names for term in argument.args) else []
+        others = [name for name in terms if name != piece]
+        return others[0] if len(terms) == 2 and len(others) == 1 else False
+
     def _merged_activations(self) -> dict:
         """Gates whose activation runs in place over side-by-side blocks of one buffer, with the same
         function and one after another in the loop (the LSTM's i, f, o): one call over the blocks
-        together.  {id(statement): the Entry that replaces the run (at its first statement), or None}."""
+        together; when each adds the same block of another split array to its own (the GRU's r and z
+        over gx_r + gh_r and gx_z + gh_z), one addition over those blocks first.
+        {id(statement): the Entry that replaces the run (at its first statement), or None}."""
         runs, run = [], []
+        split = self._split_blocks()
         for kind, st, _ in self.loop:
             target = self.target(st) if kind == "compute" and len(st.targets) == 1 else None
-            if target in self.in_place and st.expr.args[0].is_Symbol:  # an activation of its block alone
+            if target in self.in_place and self._added_block(st) is not False:
                 run.append(st)
             else:
                 runs.append(run)
@@ -332,12 +352,18 @@ class SequencePlan:
         for run in runs:
             by_function = {}
             for st in run:
-                by_function.setdefault(type(st.expr).__name__, []).append(st)
-            for function, group in by_function.items():
+                added = self._added_block(st)
+                added_from = split[added][0] if added in split else None if added is None else False
+                by_function.setdefault((type(st.expr).__name__, added_from), []).append(st)
+            for (function, added_from), group in by_function.items():
                 blocks = [self.blocks[self.in_place[self.target(st)]] for st in group]
                 indices = sorted(index for _, index, _ in blocks)
-                if len(group) < 2 or len({b[0].name for b in blocks}) > 1 or indices != list(
+                if added_from is False or len(group) < 2 or len({b[0].name for b in blocks}) > 1 or indices != list(
                         range(indices[0], indices[0] + len(group))):
+                    continue
+                if added_from is not None and any(  # the added blocks: the same places in the other array
+                        split[self._added_block(st)][1:] != self.blocks[self.in_place[self.target(st)]][1:]
+                        for st in group):
                     continue
                 group.sort(key=lambda st: self.blocks[self.in_place[self.target(st)]][1])
                 source = next(self.name(o.expr.args[0]) for o in self.program.forward if isinstance(o.expr, Split)
@@ -353,9 +379,10 @@ class SequencePlan:
                     continue
                 gates = [self.target(st) for st in group]
                 pieces = [self.in_place[g] for g in gates]
+                added = [f"{view} += {added_from}[:, {bounds}]"] if added_from is not None else []
                 entry = Entry([f"{view} = {source}[:, {bounds}]  # the blocks of {', '.join(gates)}, side by side",
-                               _Into(None, *call), "{} = {}".format(", ".join(gates), ", ".join(pieces))],
-                              set(pieces), set(gates))
+                               *added, _Into(None, *call), "{} = {}".format(", ".join(gates), ", ".join(pieces))],
+                              set(pieces) | {self._added_block(st) for st in group} - {None}, set(gates))
                 order = [id(o) for _, o, _ in self.loop]
                 for k, st in enumerate(sorted(group, key=lambda st: order.index(id(st)))):
                     out[id(st)] = entry if k == 0 else None
