@@ -1,6 +1,7 @@
 """Elementwise functions a cell may use, as SymPy functions that SymPy can differentiate."""
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import numpy as np
@@ -118,7 +119,8 @@ OUTPUT_BASES = ((sympy.Integer(1), OUTPUT, OUTPUT**2), (sympy.Integer(1), sympy.
 _KINKS = (sympy.Min, sympy.Max, sympy.Piecewise, sympy.Heaviside, sympy.floor, sympy.ceiling)
 _SIDE = sympy.Symbol("s", positive=True)
 _SAMPLES = [sign * (0.3 + 0.37 * k) for k in range(8) for sign in (1, -1)]
-_MOST_OPERATIONS = 40  # larger formulas are not tried (the proof's cancel grows with them)
+_MOST_OPERATIONS = 40  # larger formulas are not tried
+_MOST_TERMS = 400      # nor proofs whose expansion would have more terms (it grows as a power's binomials)
 _proven: dict = {}
 
 
@@ -147,11 +149,14 @@ def _output_form(formula: sympy.Expr) -> sympy.Expr | None:
             values, slopes = (np.broadcast_to(walk(e), points.shape).ravel() for e in (formula, derivative))
     except (EvaluationError, ArithmeticError, TypeError, ValueError):
         return None
-    if not (np.all(np.isfinite(values)) and np.all(np.isfinite(slopes))):
+    if not (np.all(np.abs(values) < 1e100) and np.all(np.abs(slopes) < 1e100)):  # not finite, or y**2 would not be
         return None
     for basis in OUTPUT_BASES:
         columns = np.stack([_column(b, values) for b in basis], axis=1)
-        fitted = np.linalg.lstsq(columns, slopes, rcond=None)[0]
+        try:
+            fitted = np.linalg.lstsq(columns, slopes, rcond=None)[0]
+        except np.linalg.LinAlgError:
+            return None
         coefficients = [Fraction(c).limit_denominator(12) for c in fitted]
         if any(abs(float(q) - c) > 1e-9 * (1 + abs(c)) for q, c in zip(coefficients, fitted)):
             continue
@@ -179,9 +184,27 @@ def _cancels(derivative, formula, candidate, side: int) -> bool:
         gap = gap.doit().rewrite(sympy.exp)
         if gap.has(*_KINKS) or any(node.args[0].has(_SIDE) for node in gap.atoms(sympy.Abs, sympy.sign)):
             return False  # |.| of something whose sign SymPy cannot tell on this side
-        return sympy.cancel(sympy.expand(gap)) == 0
+        if _terms_after_expanding(gap) > _MOST_TERMS:
+            return False  # too costly to show: no claim (a cell file must not hang the derivation)
+        expanded = sympy.expand(gap)
+        if sympy.count_ops(expanded) > 2 * _MOST_TERMS:
+            return False
+        return sympy.expand(sympy.numer(sympy.together(expanded))) == 0
     except Exception:  # noqa: BLE001 - a proof SymPy cannot carry out is no proof
         return False
+
+
+def _terms_after_expanding(expr: sympy.Expr) -> int:
+    """An upper bound on the terms of sympy.expand(expr): sums add, products multiply, a sum of k
+    terms to the n-th power has at most C(n + k - 1, k - 1) (a function's argument: its own)."""
+    if expr.is_Add:
+        return sum(_terms_after_expanding(arg) for arg in expr.args)
+    if expr.is_Mul:
+        return math.prod(_terms_after_expanding(arg) for arg in expr.args)
+    if expr.is_Pow and expr.exp.is_Integer and abs(int(expr.exp)) > 1:
+        k = _terms_after_expanding(expr.base)
+        return math.comb(min(abs(int(expr.exp)), 10_000) + k - 1, k - 1) if k < 10_000 else 10**9
+    return max([_terms_after_expanding(arg) for arg in expr.args], default=1)
 
 
 def _tidy(candidate: sympy.Expr) -> sympy.Expr:

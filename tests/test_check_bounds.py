@@ -452,6 +452,20 @@ def test_a_killed_worker_s_unsent_batch_is_redone_by_the_next(low_limits, monkey
 
 
 @pytest.mark.skipif(not bounds.USE_WORKER, reason="the worker process needs Linux")
+def test_a_kill_at_the_document_limit_keeps_every_verdict_judged_before_it(monkeypatch):
+    """The worker is killed inside the slow equation, at the document's limit, with no second
+    worker to redo anything: what it judged before that equation had been sent meanwhile."""
+    monkeypatch.setenv("LSTMGEN_SECONDS_PER_DOCUMENT", "3")
+    plain, with_slow = _derivation_with(product_identity(300))
+    _, expected = timed_check(plain, True, patience=60)
+    seconds, report = timed_check(with_slow, True, patience=60)
+    assert report is not None and seconds <= 3 + 1.5, seconds
+    slow_line = next(e.line for e in report.equations if e.message.startswith("not judged"))
+    before = [v for e, v in zip(report.equations, _verdicts(report)) if e.line < slow_line]
+    assert before and before == [v for e, v in zip(expected.equations, _verdicts(expected)) if e.line < slow_line]
+
+
+@pytest.mark.skipif(not bounds.USE_WORKER, reason="the worker process needs Linux")
 def test_a_document_s_events_come_in_a_few_batches(monkeypatch):
     """Some 120 events of a 60-equation document reach this process in a handful of messages (one
     every FLUSH_SECONDS at most, and the last), not one each: every message wakes this process."""

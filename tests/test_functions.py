@@ -76,3 +76,31 @@ def test_a_softsign_gate_s_gradient_reads_the_gate(tmp_path):
     assert any(isinstance(node, sympy.Abs) and node.args[0].is_Symbol and node.args[0].name.startswith("g")
                for node in sympy.preorder_traversal(gradient)), gradient
     assert not gradient.has(sympy.sign), gradient
+
+
+# Cell files are untrusted: a formula whose proof would be costly, or whose values overflow the fit,
+# gets no claim, at once (a "does not hang" bound, not a speed test).
+COSTLY_OR_OVERFLOWING = {
+    "nearly_tanh": sympy.tanh(z) + sympy.Float(1e-20) * (sympy.tanh(z) + 2) ** 4,
+    "power_64": (z / (1 + sympy.Abs(z)) + 2) ** 64,
+    "product_of_powers": (sympy.tanh(z) + sympy.exp(z) + z + 1) ** 8 * (z + 2) ** 8,
+    "exp_160": sympy.exp(160 * z),
+}
+
+
+@pytest.mark.parametrize("name", sorted(COSTLY_OR_OVERFLOWING))
+def test_a_costly_or_overflowing_formula_gets_no_claim_at_once(name):
+    import time
+
+    started = time.monotonic()
+    assert in_terms_of_output(define("c_" + name, z, COSTLY_OR_OVERFLOWING[name])) is None
+    assert time.monotonic() - started < 5
+
+
+def test_a_cell_whose_function_overflows_the_fit_still_generates(tmp_path):
+    from lstmgen import codegen
+
+    cell = tmp_path / "fast.cell"
+    cell.write_text("input x\nstate h output\nfunction fast(z) = exp(160 * z)\n"
+                    "a = W @ x + U @ h[t-1]\nh = fast(a)\n")
+    assert "def fast(" in codegen(str(cell))

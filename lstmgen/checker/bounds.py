@@ -366,11 +366,14 @@ class _PhaseSlot:
         key = pickle.dumps(phase.key)
         if len(key) > self.KEY_BYTES:
             raise ValueError("a phase key that pickles to more than %d bytes: %r" % (self.KEY_BYTES, phase.key))
+        end = time.monotonic() + phase.seconds
         self._count.value += 1
-        self._key[: len(key)] = key
-        self._length.value = len(key)
-        self._end.value = time.monotonic() + phase.seconds
-        self._count.value += 1
+        try:
+            self._key[: len(key)] = key
+            self._length.value = len(key)
+            self._end.value = end
+        finally:  # even after a MemoryError: an odd count would leave every read without a phase
+            self._count.value += 1
 
     def clear(self) -> None:
         self._count.value += 1
@@ -389,29 +392,50 @@ class _PhaseSlot:
             length, end = self._length.value, self._end.value
             key = self._key.raw[:length]
             if self._count.value == count:
-                return (pickle.loads(key) if length else None), end
+                try:
+                    return (pickle.loads(key) if length else None), end
+                except Exception:  # noqa: BLE001 - a torn read on a machine that reorders stores: read again
+                    continue
         return None, float("inf")
 
 
 class _Outbox:
-    """The worker's side of the events: kept, and sent as one message when `FLUSH_SECONDS` have
-    passed since the last one and at the end with the answer; a Phase also goes to the slot."""
+    """The worker's side of one request's events: kept, and sent as one message at most
+    `FLUSH_SECONDS` after the first of them, and at the end with the answer; a Phase also goes to
+    the slot.  A courier thread sends what waits while the check is inside one long phase, so that
+    a kill there loses nothing emitted before it (the GIL permitting: SymPy hands it over every few
+    milliseconds, one long C call does not)."""
 
     def __init__(self, connection, slot: _PhaseSlot):
         self.connection, self.slot = connection, slot
-        self.events, self.sent = [], time.monotonic()
+        self.events, self.lock, self.finished = [], threading.Lock(), threading.Event()
+        self.courier = threading.Thread(target=self._deliver, daemon=True, name="lstmgen-outbox")
+        try:
+            self.courier.start()
+        except RuntimeError:  # no thread to be had (the address-space cap): sent at the end only
+            self.courier = None
 
     def emit(self, event) -> None:
         if isinstance(event, Phase):
             self.slot.write(event)
-        self.events.append(event)
-        if time.monotonic() - self.sent >= FLUSH_SECONDS:
-            self.send()
+        with self.lock:
+            self.events.append(event)
 
-    def send(self, *answer) -> None:
-        batch, self.events = self.events + list(answer), []
+    def _deliver(self) -> None:
+        while not self.finished.wait(FLUSH_SECONDS):
+            with self.lock:
+                if self.events:
+                    batch, self.events = self.events, []
+                    _send(self.connection, batch)
+
+    def close(self, answer) -> None:
+        """Send what is left with the answer; the courier stops first."""
+        self.finished.set()
+        if self.courier is not None:
+            self.courier.join()
+        with self.lock:
+            batch, self.events = self.events + [answer], []
         _send(self.connection, batch)
-        self.sent = time.monotonic()
 
 
 def _serve(connection, slot: _PhaseSlot) -> None:
@@ -420,6 +444,7 @@ def _serve(connection, slot: _PhaseSlot) -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by the fork (_Worker)
     _workers.inside = True
     _workers.worker = None
+    threading.stack_size(1 << 18)  # the outboxes' couriers: a small stack under the address-space cap
     for other in list(_every_worker):  # the parent's ends of other workers' pipes, copied by the fork:
         other.stop()                   # closed (not killed: not ours), so that those workers see EOF
     _cap_memory()
@@ -447,7 +472,7 @@ def _answer(connection, slot: _PhaseSlot) -> bool:
         answer = _Done()  # a limit the function did not catch: what it emitted stands
     except Exception as exc:  # noqa: BLE001 - raised again in the parent, as it would be without a worker
         answer = _Failed(_picklable_error(exc))
-    outbox.send(answer)
+    outbox.close(answer)
     return True
 
 
