@@ -19,20 +19,22 @@ Two layers, because neither alone holds:
   (minutes, gigabytes) or a C-level computation between two checkpoints.
 * A worker process with a hard kill (Linux).  `run` forks a worker per thread at its first
   document (kept for the next ones: its caches stay warm) that does the checking and sends its
-  events back in batches, one every `FLUSH_SECONDS` at most and one at the end; each phase it
-  starts (the learning, one equation) is written with its limit to a slot of memory the parent
-  shares (`_PhaseSlot`), so that starting a phase wakes nobody.  When a phase overruns its limit
-  by `GRACE` seconds, or the document its own, the parent kills the worker and tells its caller
-  which phase was lost; the caller resumes in a new worker, redoing what the lost batch held.  The worker's address space is capped (RLIMIT_AS), so an expression that grows past
+  events back in batches (`_Outbox`: every `FLUSH_SECONDS` at most, and with its answer); each
+  phase it starts (the learning, one equation) is written with its limit to a slot of memory the
+  parent shares (`_PhaseSlot`), so that starting a phase wakes nobody.  When a phase overruns its
+  limit by `GRACE` seconds, or the document its own, the parent kills the worker and tells its
+  caller which phase was lost; the caller resumes in a new worker, which redoes what had not been
+  sent.  The worker's address space is capped (RLIMIT_AS), so an expression that grows past
   `MAX_MEMORY_BYTES` fails with a MemoryError in the worker instead of taking the machine.
 
 Measured (2 shared cores): forking a worker and its first round trip take 30-45 ms, a warm
 worker's round trip 0.3 ms, and the corpus documents check as fast through it as in-process
 (~145 ms each).  An event per message (some 200 for a 60-equation document) woke the parent as
 often; with both cores checking (--jobs 2) those wake-ups took 4-5% of the wall time
-(benchmarks/check_pool.py), which batches and the phase slot give back.  A thread's first check warms its new worker's caches (~0.3 s, like a process's
-first check).  A killed phase costs one fork: the next worker is handed the document's equations
-and notation and starts after the lost phase.  Elsewhere than Linux (no safe fork) only the
+(benchmarks/check_pool.py), which batches and the phase slot give back.  A thread's first check
+warms its new worker's caches (~0.3 s, like a process's first check).  A killed phase costs one
+fork: the next worker is handed the document's equations and notation when they had been sent,
+and judges every equation with no verdict yet but the lost one.  Elsewhere than Linux (no safe fork) only the
 cooperative layer runs, in the calling process, and so it does in a daemonic process (a Dask
 worker started with daemon=True), which multiprocessing forbids to have children.
 
