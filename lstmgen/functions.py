@@ -151,8 +151,9 @@ def _output_form(formula: sympy.Expr) -> sympy.Expr | None:
         return None
     if not (np.all(np.abs(values) < 1e100) and np.all(np.abs(slopes) < 1e100)):  # not finite, or y**2 would not be
         return None
+    at_outputs = Evaluator(lambda symbol, t: values.reshape(-1, 1), 0, 1)  # OUTPUT is the formula's values
     for basis in OUTPUT_BASES:
-        columns = np.stack([_column(b, values) for b in basis], axis=1)
+        columns = np.stack([np.broadcast_to(at_outputs(term), points.shape).ravel() for term in basis], axis=1)
         try:
             fitted = np.linalg.lstsq(columns, slopes, rcond=None)[0]
         except np.linalg.LinAlgError:
@@ -164,16 +165,6 @@ def _output_form(formula: sympy.Expr) -> sympy.Expr | None:
         if all(_cancels(derivative, formula, candidate, side) for side in (1, -1)):
             return _tidy(candidate)
     return None
-
-
-def _column(term: sympy.Expr, values: np.ndarray) -> np.ndarray:
-    if term == 1:
-        return np.ones_like(values)
-    if term == OUTPUT:
-        return values
-    if term == sympy.Abs(OUTPUT):
-        return np.abs(values)
-    return values ** int(term.exp)
 
 
 def _cancels(derivative, formula, candidate, side: int) -> bool:
