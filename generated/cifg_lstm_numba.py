@@ -62,14 +62,16 @@ def _column_major_copy(matrix, rows=64):
 
 
 @numba.njit
-def _cifg_lstm_forward_step(f_, i_):
-    """One step of cifg_lstm_forward, entry by entry: i."""
-    real = f_.dtype.type  # constants as real(1): float32 arrays stay float32 math
+def _cifg_lstm_forward_step(f_, g_, i_, prev_c_, next_c_):
+    """One step of cifg_lstm_forward, entry by entry: next_c."""
     for row in range(f_.shape[0]):
         for col in range(f_.shape[1]):
             f = f_[row, col]
-            i = real(1) - f
-            i_[row, col] = i
+            g = g_[row, col]
+            i = i_[row, col]
+            prev_c = prev_c_[row, col]
+            next_c = f * prev_c + i * g
+            next_c_[row, col] = next_c
 
 
 @numba.njit
@@ -350,7 +352,6 @@ def cifg_lstm_forward(x, h0, Wx, Wh, b):
     a_all += b
 
     tanh_next_c = np.empty((N, H), dtype=dtype)
-    i = np.empty((N, H), dtype=dtype)
 
     for t in range(T):
         prev_h, next_h, prev_c, next_c = h_all[t], h_all[t + 1], c_all[t], c_all[t + 1]
@@ -358,10 +359,10 @@ def cifg_lstm_forward(x, h0, Wx, Wh, b):
         a += prev_h @ Wh
         a_f, a_o, a_g = _blocks(a, 3)
         f = sigmoid(a_f, out=a_f)
-        _cifg_lstm_forward_step(f, i)
+        i = 1 - f
         o = sigmoid(a_o, out=a_o)
         g = np.tanh(a_g, out=a_g)
-        np.add(f * prev_c, i * g, out=next_c)
+        _cifg_lstm_forward_step(f, g, i, prev_c, next_c)
         np.tanh(next_c, out=tanh_next_c)
         np.multiply(tanh_next_c, o, out=next_h)
     h = np.array(h_all[1:].transpose(1, 0, 2), order="C")  # a copy: the cache keeps its own

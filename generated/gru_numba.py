@@ -63,8 +63,21 @@ def _column_major_copy(matrix, rows=64):
 
 
 @numba.njit
-def _gru_backward_step(dnext_h_, n_, prev_h_, z_, gh_n_, r_, dz_, dn_, dr_, dgh_n_):
-    """One step of gru_backward, entry by entry: dz, dn, dr, dgh_n."""
+def _gru_forward_step(n_, prev_h_, z_, next_h_):
+    """One step of gru_forward, entry by entry: next_h."""
+    real = n_.dtype.type  # constants as real(1): float32 arrays stay float32 math
+    for row in range(n_.shape[0]):
+        for col in range(n_.shape[1]):
+            n = n_[row, col]
+            prev_h = prev_h_[row, col]
+            z = z_[row, col]
+            next_h = (real(1) - z) * n + z * prev_h
+            next_h_[row, col] = next_h
+
+
+@numba.njit
+def _gru_backward_step(dnext_h_, n_, prev_h_, z_, gh_n_, r_, dz_, dn_, dr_, dgh_n_, dprev_h_):
+    """One step of gru_backward, entry by entry: dz, dn, dr, dgh_n, dprev_h."""
     real = dnext_h_.dtype.type  # constants as real(1): float32 arrays stay float32 math
     for row in range(dnext_h_.shape[0]):
         for col in range(dnext_h_.shape[1]):
@@ -78,10 +91,12 @@ def _gru_backward_step(dnext_h_, n_, prev_h_, z_, gh_n_, r_, dz_, dn_, dr_, dgh_
             dn = dnext_h * (real(1) - z) * (real(1) - n**2)
             dr = dn * gh_n * (r * (real(1) - r))
             dgh_n = r * dn
+            dprev_h = dnext_h * z
             dz_[row, col] = dz
             dn_[row, col] = dn
             dr_[row, col] = dr
             dgh_n_[row, col] = dgh_n
+            dprev_h_[row, col] = dprev_h
 
 
 def _checked(name, value, ndim):
@@ -333,7 +348,7 @@ def gru_forward(x, h0, Wx, Wh, bx, bh):
         sigmoid(gx_sigmoid, out=gx_sigmoid)
         r, z = gx_r, gx_z
         n = np.tanh(gx_n + r * gh_n, out=gx_n)
-        np.add((1 - z) * n, z * prev_h, out=next_h)
+        _gru_forward_step(n, prev_h, z, next_h)
     h = np.array(h_all[1:].transpose(1, 0, 2), order="C")  # a copy: the cache keeps its own
     cache = GruCache(
         x_all=x_all, h_all=h_all, gx_all=gx_all, gh_n_all=gh_n_all, Wx=Wx.copy(), Wh=_column_major_copy(Wh)
@@ -383,9 +398,9 @@ def gru_backward(dh, cache):
         dnext_h = dh[:, t, :] + dprev_h
         prev_h, gh_n = h_all[t], gh_n_all[t]
         r, z, n = _blocks(gx_all[t], 3)
-        _gru_backward_step(dnext_h, n, prev_h, z, gh_n, r, dz, dn, dr, dgh_n)
+        _gru_backward_step(dnext_h, n, prev_h, z, gh_n, r, dz, dn, dr, dgh_n, dprev_h)
         dgh = np.concatenate([dr, dz, dgh_n], axis=1)
-        dprev_h = dgh @ Wh_T + dnext_h * z
+        dprev_h += dgh @ Wh_T
         dgx_all[t] = dgx
         dgh_n_all[t] = dgh_n
     gx_all.flags.writeable = False  # it holds deltas now: a cache serves one backward

@@ -57,6 +57,19 @@ def _blocks(v, count):
 
 
 @numba.njit
+def _lstm_forward_step(f_, g_, i_, prev_c_, next_c_):
+    """One step of lstm_forward, entry by entry: next_c."""
+    for row in range(f_.shape[0]):
+        for col in range(f_.shape[1]):
+            f = f_[row, col]
+            g = g_[row, col]
+            i = i_[row, col]
+            prev_c = prev_c_[row, col]
+            next_c = f * prev_c + i * g
+            next_c_[row, col] = next_c
+
+
+@numba.njit
 def _lstm_backward_step(dnext_c_, dnext_h_, o_, tanh_next_c_, g_, i_, f_, prev_c_, di_, df_, do_, dg_, dprev_c_):
     """One step of lstm_backward, entry by entry: di, df, do, dg, dprev_c."""
     real = dnext_c_.dtype.type  # constants as real(1): float32 arrays stay float32 math
@@ -360,7 +373,7 @@ def lstm_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
         i = sigmoid(a_i, out=a_i)
         o = sigmoid(a_o, out=a_o)
         g = np.tanh(a_g, out=a_g)
-        np.add(f * prev_c, i * g, out=next_c)
+        _lstm_forward_step(f, g, i, prev_c, next_c)
         np.tanh(next_c, out=tanh_next_c)
         np.multiply(tanh_next_c, o, out=next_h)
     h = np.array(h_all[1:].transpose(1, 0, 2), order="C")  # a copy: the cache keeps its own

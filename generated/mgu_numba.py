@@ -29,6 +29,11 @@ from typing import NamedTuple
 
 import numpy as np
 
+try:
+    import numba
+except ImportError as exc:  # the fused target is an optional extra
+    raise ImportError("this module's fused loops need Numba: pip install 'lstmgen[fast]'") from exc
+
 
 def sigmoid(z, out=None):
     """The logistic function 1 / (1 + exp(-z)) as (1 + tanh(z / 2)) / 2: no overflow for any |z|, one
@@ -55,6 +60,49 @@ def _column_major_copy(matrix, rows=64):
     for start in range(0, matrix.shape[0], rows):
         copy[:, start : start + rows] = matrix[start : start + rows].T
     return copy.T
+
+
+@numba.njit
+def _mgu_forward_step(f_, n_, prev_h_, next_h_):
+    """One step of mgu_forward, entry by entry: next_h."""
+    real = f_.dtype.type  # constants as real(1): float32 arrays stay float32 math
+    for row in range(f_.shape[0]):
+        for col in range(f_.shape[1]):
+            f = f_[row, col]
+            n = n_[row, col]
+            prev_h = prev_h_[row, col]
+            next_h = (real(1) - f) * prev_h + f * n
+            next_h_[row, col] = next_h
+
+
+@numba.njit
+def _mgu_backward_step(dnext_h_, f_, n_, dn_):
+    """One step of mgu_backward, entry by entry: dn."""
+    real = dnext_h_.dtype.type  # constants as real(1): float32 arrays stay float32 math
+    for row in range(dnext_h_.shape[0]):
+        for col in range(dnext_h_.shape[1]):
+            dnext_h = dnext_h_[row, col]
+            f = f_[row, col]
+            n = n_[row, col]
+            dn = dnext_h * f * (real(1) - n**2)
+            dn_[row, col] = dn
+
+
+@numba.njit
+def _mgu_backward_step2(dnext_h_, dr_, f_, n_, prev_h_, df_, dprev_h_):
+    """One step of mgu_backward, entry by entry: df, dprev_h."""
+    real = dnext_h_.dtype.type  # constants as real(1): float32 arrays stay float32 math
+    for row in range(dnext_h_.shape[0]):
+        for col in range(dnext_h_.shape[1]):
+            dnext_h = dnext_h_[row, col]
+            dr = dr_[row, col]
+            f = f_[row, col]
+            n = n_[row, col]
+            prev_h = prev_h_[row, col]
+            df = (dnext_h * (n - prev_h) + dr * prev_h) * (f * (real(1) - f))
+            dprev_h = dr * f + dnext_h * (real(1) - f)
+            df_[row, col] = df
+            dprev_h_[row, col] = dprev_h
 
 
 def _checked(name, value, ndim):
@@ -305,7 +353,7 @@ def mgu_forward(x, h0, Wx, Wh, Wr, b):
         np.multiply(f, prev_h, out=r)
         gr_n = r @ Wr
         n = np.tanh(gx_n + gr_n, out=gx_n)
-        np.add((1 - f) * prev_h, f * n, out=next_h)
+        _mgu_forward_step(f, n, prev_h, next_h)
     h = np.array(h_all[1:].transpose(1, 0, 2), order="C")  # a copy: the cache keeps its own
     cache = MguCache(
         x_all=x_all,
@@ -357,10 +405,10 @@ def mgu_backward(dh, cache):
         dnext_h = dh[:, t, :] + dprev_h
         prev_h = h_all[t]
         f, n = _blocks(gx_all[t], 2)
-        np.multiply(dnext_h * f, 1 - n**2, out=dn)
+        _mgu_backward_step(dnext_h, f, n, dn)
         dr = dn @ Wr_T
-        np.multiply(dnext_h * (n - prev_h) + dr * prev_h, f * (1 - f), out=df)
-        dprev_h = dr * f + dnext_h * (1 - f) + df @ Wh_T
+        _mgu_backward_step2(dnext_h, dr, f, n, prev_h, df, dprev_h)
+        dprev_h += df @ Wh_T
         dgx_all[t] = dgx
     gx_all.flags.writeable = False  # it holds deltas now: a cache serves one backward
 

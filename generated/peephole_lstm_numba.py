@@ -64,6 +64,19 @@ def _column_major_copy(matrix, rows=64):
 
 
 @numba.njit
+def _peephole_lstm_forward_step(f_, g_, i_, prev_c_, next_c_):
+    """One step of peephole_lstm_forward, entry by entry: next_c."""
+    for row in range(f_.shape[0]):
+        for col in range(f_.shape[1]):
+            f = f_[row, col]
+            g = g_[row, col]
+            i = i_[row, col]
+            prev_c = prev_c_[row, col]
+            next_c = f * prev_c + i * g
+            next_c_[row, col] = next_c
+
+
+@numba.njit
 def _peephole_lstm_backward_step(
     dnext_h_, o_, tanh_next_c_, dnext_c_, p_o_, g_, i_, f_, prev_c_, p_f_, p_i_, do_, di_, df_, dg_, dprev_c_
 ):
@@ -381,7 +394,7 @@ def peephole_lstm_forward(x, h0, Wx, Wh, b, p):
         f = sigmoid(a_f + p_f * prev_c, out=a_f)
         i = sigmoid(a_i + p_i * prev_c, out=a_i)
         g = np.tanh(a_g, out=a_g)
-        np.add(f * prev_c, i * g, out=next_c)
+        _peephole_lstm_forward_step(f, g, i, prev_c, next_c)
         o = sigmoid(a_o + p_o * next_c, out=a_o)
         np.tanh(next_c, out=tanh_next_c)
         np.multiply(tanh_next_c, o, out=next_h)

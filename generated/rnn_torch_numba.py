@@ -16,6 +16,11 @@ from typing import NamedTuple
 
 import numpy as np
 
+try:
+    import numba
+except ImportError as exc:  # the fused target is an optional extra
+    raise ImportError("this module's fused loops need Numba: pip install 'lstmgen[fast]'") from exc
+
 
 def sigmoid(z, out=None):
     """The logistic function 1 / (1 + exp(-z)) as (1 + tanh(z / 2)) / 2: no overflow for any |z|, one
@@ -32,6 +37,18 @@ def _blocks(v, count):
     blocks of a stacked array inside the time loops (np.split does the same, several times slower)."""
     width = v.shape[1] // count
     return [v[:, k * width : (k + 1) * width] for k in range(count)]
+
+
+@numba.njit
+def _rnn_backward_step(dnext_h_, next_h_, da_):
+    """One step of rnn_backward, entry by entry: da."""
+    real = dnext_h_.dtype.type  # constants as real(1): float32 arrays stay float32 math
+    for row in range(dnext_h_.shape[0]):
+        for col in range(dnext_h_.shape[1]):
+            dnext_h = dnext_h_[row, col]
+            next_h = next_h_[row, col]
+            da = dnext_h * (real(1) - next_h**2)
+            da_[row, col] = da
 
 
 def _checked(name, value, ndim):
@@ -294,7 +311,7 @@ def rnn_backward(dh, cache):
         dnext_h = dh[:, t, :] + dprev_h
         next_h = h_all[t + 1]
         da = da_all[t]
-        np.multiply(dnext_h, 1 - next_h**2, out=da)
+        _rnn_backward_step(dnext_h, next_h, da)
         dprev_h = da @ weight_hh
 
     # Every step's deltas are stored: each weight's gradient is one matrix product over all T * N rows.

@@ -48,21 +48,66 @@ def return_values(indent: str, values: list[str]) -> list[str]:
     return bracketed(indent, "return (", values, ")")
 
 
+# Binary operators by how loosely they bind, as ruff format (after black) ranks its split points.
+_PRIORITY = {"+": 5, "-": 5, "*": 4, "/": 4, "@": 4, "%": 4}
+
+
+def _operands(value: str) -> list[str]:
+    """`value` cut before each of its outermost binary operators of the loosest kind ("a * b * (c + d)"
+    -> ["a", "* b", "* (c + d)"]); [value] when it has none.  Operators are the printer's spaced ones,
+    so a unary minus (-x) is never one."""
+    depth, cuts = 0, []
+    for position, char in enumerate(value):
+        depth += {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}.get(char, 0)
+        if (depth == 0 and char in _PRIORITY and value[position - 1:position] == " "
+                and value[position + 1:position + 2] == " "):
+            cuts.append((_PRIORITY[char], position))
+    if not cuts:
+        return [value]
+    loosest = max(priority for priority, _ in cuts)
+    starts = [position for priority, position in cuts if priority == loosest]
+    bounds = [0] + starts + [len(value)]
+    return [value[a:b].strip() for a, b in zip(bounds, bounds[1:])]
+
+
+def _items(body: str) -> list[str]:
+    """`body` cut at its outermost commas ("a, f(b, c)" -> ["a", "f(b, c)"])."""
+    depth, items, start = 0, [], 0
+    for position, char in enumerate(body):
+        depth += {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}.get(char, 0)
+        if depth == 0 and char == ",":
+            items.append(body[start:position].strip())
+            start = position + 1
+    return items + [body[start:].strip()]
+
+
+def _inside(indent: str, body: str) -> list[str]:
+    """The lines of what stands inside a bracket pair at `indent`: on one line if it fits, else one item
+    per line with a trailing comma, or one operand per line cut before its loosest operators."""
+    if fits(indent, body):
+        return [indent + body]
+    items = _items(body)
+    if len(items) > 1:
+        return [indent + item + "," for item in items]
+    operands = _operands(body)
+    return [indent + operand for operand in operands] if len(operands) > 1 else [indent + body]
+
+
 def statement(indent: str, target: str, value: str) -> list[str]:
-    """target = value; a long value split inside its last bracket pair (or wrapped in one), as ruff does."""
+    """target = value; a long value split as ruff format splits it: inside its last bracket pair when it
+    has at most one outermost operator of its loosest kind and what precedes the pair fits, else wrapped
+    in brackets; what stands inside the brackets is split again when it does not fit on its line."""
     line = f"{target} = {value}"
     if fits(indent, line) or "#" in value:
         return [indent + line]
     inner = indent + "    "
-    if value.endswith(")"):
+    if len(_operands(value)) <= 2 and value.endswith(")"):
         depth = 0
         for position in range(len(value) - 1, -1, -1):
             depth += {")": 1, "(": -1}.get(value[position], 0)
             if depth == 0:
                 break
         head, body = value[:position + 1], value[position + 1:-1]
-        if position > 0 and fits(indent, f"{target} = {head}") and fits(inner, body):
-            return [indent + f"{target} = {head}", inner + body, indent + ")"]
-    if fits(inner, value):
-        return [indent + f"{target} = (", inner + value, indent + ")"]
-    return [indent + line]
+        if position > 0 and fits(indent, f"{target} = {head}"):
+            return [indent + f"{target} = {head}"] + _inside(inner, body) + [indent + ")"]
+    return [indent + f"{target} = ("] + _inside(inner, value) + [indent + ")"]

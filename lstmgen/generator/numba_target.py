@@ -70,7 +70,7 @@ class Fusion:
             if not isinstance(group, list):
                 items.extend(group.items)
                 continue
-            if len(group) == 1 and len(group[0].items) == 1 and isinstance(group[0].items[0], _Into):
+            if len(group) == 1 and len(group[0].items) == 1 and _ufunc_calls(group[0]) <= 1:
                 items.extend(group[0].items)  # one ufunc call into its array: a kernel would only add a call
                 continue
             later = set().union(*[g.reads for g in _flatten(groups[k + 1:])]) if k + 1 < len(groups) else set()
@@ -193,6 +193,12 @@ class Fusion:
             out.append({"name": f"_{name}_scalar", "arg": variable.name,
                         "body": print_scalar(function.formula.expr, {variable.name: variable.name})})
         return out
+
+
+def _ufunc_calls(entry: Entry) -> int:
+    """How many NumPy calls the entry's statement makes when printed as NumPy: one per operation
+    (next_c = f * prev_c + i * g makes three, and two temporaries), what one kernel call replaces."""
+    return sympy.count_ops(entry.statement.expr) if entry.statement is not None else 1
 
 
 def _name(application) -> str:

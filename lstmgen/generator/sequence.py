@@ -338,11 +338,13 @@ class SequencePlan:
         together; when each adds the same block of another split array to its own (the GRU's r and z
         over gx_r + gh_r and gx_z + gh_z), one addition over those blocks first.
         {id(statement): the Entry that replaces the run (at its first statement), or None}."""
-        runs, run = [], []
+        runs, run, added_block = [], [], {}
         split = self._split_blocks()
         for kind, st, _ in self.loop:
             target = self.target(st) if kind == "compute" and len(st.targets) == 1 else None
-            if target in self.in_place and self._added_block(st) is not False:
+            if target in self.in_place:
+                added_block[id(st)] = self._added_block(st)
+            if target in self.in_place and added_block[id(st)] is not False:
                 run.append(st)
             else:
                 runs.append(run)
@@ -352,7 +354,7 @@ class SequencePlan:
         for run in runs:
             by_function = {}
             for st in run:
-                added = self._added_block(st)
+                added = added_block[id(st)]
                 added_from = split[added][0] if added in split else None if added is None else False
                 by_function.setdefault((type(st.expr).__name__, added_from), []).append(st)
             for (function, added_from), group in by_function.items():
@@ -362,7 +364,7 @@ class SequencePlan:
                         range(indices[0], indices[0] + len(group))):
                     continue
                 if added_from is not None and any(  # the added blocks: the same places in the other array
-                        split[self._added_block(st)][1:] != self.blocks[self.in_place[self.target(st)]][1:]
+                        split[added_block[id(st)]][1:] != self.blocks[self.in_place[self.target(st)]][1:]
                         for st in group):
                     continue
                 group.sort(key=lambda st: self.blocks[self.in_place[self.target(st)]][1])
@@ -382,7 +384,7 @@ class SequencePlan:
                 added = [f"{view} += {added_from}[:, {bounds}]"] if added_from is not None else []
                 entry = Entry([f"{view} = {source}[:, {bounds}]  # the blocks of {', '.join(gates)}, side by side",
                                *added, _Into(None, *call), "{} = {}".format(", ".join(gates), ", ".join(pieces))],
-                              set(pieces) | {self._added_block(st) for st in group} - {None}, set(gates))
+                              set(pieces) | {added_block[id(st)] for st in group} - {None}, set(gates))
                 order = [id(o) for _, o, _ in self.loop]
                 for k, st in enumerate(sorted(group, key=lambda st: order.index(id(st)))):
                     out[id(st)] = entry if k == 0 else None
@@ -618,9 +620,14 @@ class SequencePlan:
         if self.fusion is None:  # (the fused target takes every such call out of its kernels itself)
             workspaces, calls = self._repeated_calls()
             copy_lines, body = copy_lines + workspaces, body + calls
-        entries = [self._entry(st, self._backward_statement(st), accumulated=st in self.accumulated)
-                   for st in self.in_loop if st is not self.primary]
-        body += self._fused(entries, "backward", carried={z.split(" = ")[0] for z in zeros})
+        carried = {z.split(" = ")[0] for z in zeros}
+        entries = []
+        for st in self.in_loop:
+            if st is self.primary:
+                continue
+            split = self._product_split(st, carried, recurrence) if self.fusion is not None else None
+            entries += split or [self._entry(st, self._backward_statement(st), accumulated=st in self.accumulated)]
+        body += self._fused(entries, "backward", carried)
         for name in donors:
             body.append(f"{self.delta_buffers[name].name}[t] = {name}")
         self.copies = {}
@@ -630,6 +637,26 @@ class SequencePlan:
             out.append(f"{donor.name}.flags.writeable = False  # it holds deltas now: a cache serves one backward")
         out += self._after_lines()
         return _render(out, "    ")
+
+    def _product_split(self, st: Statement, carried: set[str], recurrence: list[str]) -> list["Entry"] | None:
+        """A state's gradient that adds matrix products to elementwise terms (the GRU's dprev_h =
+        dgh @ Wh_T + dnext_h * z), as two entries for a fused target: the elementwise terms computed
+        into the array carried to the next step, which a kernel can take, then the products added to
+        it.  None when the statement is not such a sum, or when step t still reads that array under
+        another name (dnext_c = dprev_c), which writing it early would spoil."""
+        name = self.name(st.target)
+        terms = flat_sum(st.expr)
+        products = [t for t in terms if isinstance(t, (Dot, TDot))]
+        rest = [t for t in terms if not isinstance(t, (Dot, TDot))]
+        if name not in carried or not products or not rest or st in self.accumulated or any(
+                line.split(" = ", 1)[1] == name for line in recurrence):
+            return None
+        elementwise = Statement(st.targets, total(rest), st.block, st.vias, st.key, st.about)
+        if elementwise.expr.has(Dot, TDot, Stack, BatchSum, Split, WeightGradient, Copy):
+            return None
+        first = self._entry(elementwise, [self._into(elementwise.expr, name)])
+        added = total(products)
+        return [first, Entry([f"{name} += {self.print(added)}"], self._reads(added) | {name}, {name})]
 
     def _donors(self) -> dict[str, Buffer]:
         """{stacked delta: the cached gate buffer of its width that the backward overwrites with it}.
