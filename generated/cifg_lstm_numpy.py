@@ -40,10 +40,10 @@ def sigmoid(z, out=None):
 
 
 def _blocks(v, count):
-    """The `count` equal column blocks of the (rows, count * H) array v, as (rows, H) views: the gate
-    blocks of a stacked array inside the time loops (np.split does the same, several times slower)."""
-    width = v.shape[1] // count
-    return [v[:, k * width : (k + 1) * width] for k in range(count)]
+    """The `count` equal blocks of the (..., count * H) array v along its last axis, as (..., H) views:
+    the gate blocks of a stacked array (np.split does the same, several times slower)."""
+    width = v.shape[-1] // count
+    return [v[..., k * width : (k + 1) * width] for k in range(count)]
 
 
 def _column_major_copy(matrix, rows=64):
@@ -308,11 +308,13 @@ def cifg_lstm_forward(x, h0, Wx, Wh, b):
     np.matmul(x_rows, Wx, out=a_all.reshape(T * N, 3 * H))
     a_all += b
 
+    a_f_all, a_o_all, a_g_all = _blocks(a_all, 3)  # views of every step's blocks
+
     for t in range(T):
         prev_h, next_h, prev_c, next_c = h_all[t], h_all[t + 1], c_all[t], c_all[t + 1]
         a = a_all[t]
         a += prev_h @ Wh
-        a_f, a_o, a_g = _blocks(a, 3)
+        a_f, a_o, a_g = a_f_all[t], a_o_all[t], a_g_all[t]
         f = sigmoid(a_f, out=a_f)
         i = 1 - f
         o = sigmoid(a_o, out=a_o)
@@ -357,12 +359,13 @@ def cifg_lstm_backward(dh, cache):
     Wh_T = Wh.T  # contiguous: the cache keeps Wh column by column
     tanh_next_c = np.empty((N, H), dtype=dtype)  # np.tanh(next_c), once a step
     df, do, dg = _blocks(da, 3)
+    f_all, o_all, g_all = _blocks(a_all, 3)  # views of every step's blocks
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
         dnext_c = dprev_c
         prev_c, next_c = c_all[t], c_all[t + 1]
-        f, o, g = _blocks(a_all[t], 3)
+        f, o, g = f_all[t], o_all[t], g_all[t]
         i = 1 - f  # recomputed: the cache does not keep it
         np.tanh(next_c, out=tanh_next_c)
         dnext_c_total = dnext_c + dnext_h * (o * (1 - tanh_next_c**2))

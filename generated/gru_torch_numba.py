@@ -48,10 +48,10 @@ def sigmoid(z, out=None):
 
 
 def _blocks(v, count):
-    """The `count` equal column blocks of the (rows, count * H) array v, as (rows, H) views: the gate
-    blocks of a stacked array inside the time loops (np.split does the same, several times slower)."""
-    width = v.shape[1] // count
-    return [v[:, k * width : (k + 1) * width] for k in range(count)]
+    """The `count` equal blocks of the (..., count * H) array v along its last axis, as (..., H) views:
+    the gate blocks of a stacked array (np.split does the same, several times slower)."""
+    width = v.shape[-1] // count
+    return [v[..., k * width : (k + 1) * width] for k in range(count)]
 
 
 @numba.njit
@@ -338,11 +338,12 @@ def gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
     gx_all += bias_ih
 
     weight_hh_T = np.ascontiguousarray(weight_hh.T)  # transposed once: faster products in the loop
+    gx_r_all, gx_z_all, gx_n_all = _blocks(gx_all, 3)  # views of every step's blocks
 
     for t in range(T):
         prev_h, next_h = h_all[t], h_all[t + 1]
         gx = gx_all[t]
-        gx_r, gx_z, gx_n = _blocks(gx, 3)
+        gx_r, gx_z, gx_n = gx_r_all[t], gx_z_all[t], gx_n_all[t]
         gh = prev_h @ weight_hh_T + bias_hh
         gh_r, gh_z, gh_n = _blocks(gh, 3)
         gh_n_all[t] = gh_n  # the block the backward reads
@@ -400,11 +401,12 @@ def gru_backward(dh, cache):
     dgh_n = np.empty((N, H), dtype=dtype)
     dprev_h = np.zeros((N, H), dtype=dtype)
     dr, dz, dn = _blocks(dgx, 3)
+    r_all, z_all, n_all = _blocks(gx_all, 3)  # views of every step's blocks
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
         prev_h, gh_n = h_all[t], gh_n_all[t]
-        r, z, n = _blocks(gx_all[t], 3)
+        r, z, n = r_all[t], z_all[t], n_all[t]
         _gru_backward_step(dnext_h, n, prev_h, z, gh_n, r, dz, dn, dr, dgh_n, dprev_h)
         dgh = np.concatenate([dr, dz, dgh_n], axis=1)
         dprev_h += dgh @ weight_hh

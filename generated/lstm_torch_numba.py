@@ -50,10 +50,10 @@ def sigmoid(z, out=None):
 
 
 def _blocks(v, count):
-    """The `count` equal column blocks of the (rows, count * H) array v, as (rows, H) views: the gate
-    blocks of a stacked array inside the time loops (np.split does the same, several times slower)."""
-    width = v.shape[1] // count
-    return [v[:, k * width : (k + 1) * width] for k in range(count)]
+    """The `count` equal blocks of the (..., count * H) array v along its last axis, as (..., H) views:
+    the gate blocks of a stacked array (np.split does the same, several times slower)."""
+    width = v.shape[-1] // count
+    return [v[..., k * width : (k + 1) * width] for k in range(count)]
 
 
 @numba.njit
@@ -363,12 +363,13 @@ def lstm_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
 
     weight_hh_T = np.ascontiguousarray(weight_hh.T)  # transposed once: faster products in the loop
     tanh_next_c = np.empty((N, H), dtype=dtype)
+    a_i_all, a_f_all, a_g_all, a_o_all = _blocks(a_all, 4)  # views of every step's blocks
 
     for t in range(T):
         prev_h, next_h, prev_c, next_c = h_all[t], h_all[t + 1], c_all[t], c_all[t + 1]
         a = a_all[t]
         a += prev_h @ weight_hh_T
-        a_i, a_f, a_g, a_o = _blocks(a, 4)
+        a_i, a_f, a_g, a_o = a_i_all[t], a_f_all[t], a_g_all[t], a_o_all[t]
         f = sigmoid(a_f, out=a_f)
         i = sigmoid(a_i, out=a_i)
         o = sigmoid(a_o, out=a_o)
@@ -416,12 +417,13 @@ def lstm_backward(dh, cache):
     dprev_c = np.zeros((N, H), dtype=dtype)
     tanh_next_c = np.empty((N, H), dtype=dtype)
     di, df, dg, do = _blocks(da, 4)
+    i_all, f_all, g_all, o_all = _blocks(a_all, 4)  # views of every step's blocks
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
         dnext_c = dprev_c
         prev_c, next_c = c_all[t], c_all[t + 1]
-        i, f, g, o = _blocks(a_all[t], 4)
+        i, f, g, o = i_all[t], f_all[t], g_all[t], o_all[t]
         np.tanh(next_c, out=tanh_next_c)
         _lstm_backward_step(dnext_c, dnext_h, o, tanh_next_c, g, i, f, prev_c, di, df, do, dg, dprev_c)
         dprev_h = da @ weight_hh

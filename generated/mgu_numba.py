@@ -46,10 +46,10 @@ def sigmoid(z, out=None):
 
 
 def _blocks(v, count):
-    """The `count` equal column blocks of the (rows, count * H) array v, as (rows, H) views: the gate
-    blocks of a stacked array inside the time loops (np.split does the same, several times slower)."""
-    width = v.shape[1] // count
-    return [v[:, k * width : (k + 1) * width] for k in range(count)]
+    """The `count` equal blocks of the (..., count * H) array v along its last axis, as (..., H) views:
+    the gate blocks of a stacked array (np.split does the same, several times slower)."""
+    width = v.shape[-1] // count
+    return [v[..., k * width : (k + 1) * width] for k in range(count)]
 
 
 def _column_major_copy(matrix, rows=64):
@@ -344,10 +344,11 @@ def mgu_forward(x, h0, Wx, Wh, Wr, b):
     np.matmul(x_rows, Wx, out=gx_all.reshape(T * N, 2 * H))
     gx_all += b
 
+    gx_f_all, gx_n_all = _blocks(gx_all, 2)  # views of every step's blocks
+
     for t in range(T):
         prev_h, next_h, r = h_all[t], h_all[t + 1], r_all[t]
-        gx = gx_all[t]
-        gx_f, gx_n = _blocks(gx, 2)
+        gx_f, gx_n = gx_f_all[t], gx_n_all[t]
         gh_f = prev_h @ Wh
         f = sigmoid(gx_f + gh_f, out=gx_f)
         np.multiply(f, prev_h, out=r)
@@ -400,11 +401,12 @@ def mgu_backward(dh, cache):
     Wr_T = Wr.T  # contiguous: the cache keeps Wr column by column
     Wh_T = Wh.T  # contiguous: the cache keeps Wh column by column
     df, dn = _blocks(dgx, 2)
+    f_all, n_all = _blocks(gx_all, 2)  # views of every step's blocks
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
         prev_h = h_all[t]
-        f, n = _blocks(gx_all[t], 2)
+        f, n = f_all[t], n_all[t]
         _mgu_backward_step(dnext_h, f, n, dn)
         dr = dn @ Wr_T
         _mgu_backward_step2(dnext_h, dr, f, n, prev_h, df, dprev_h)

@@ -28,10 +28,10 @@ def sigmoid(z, out=None):
 
 
 def _blocks(v, count):
-    """The `count` equal column blocks of the (rows, count * H) array v, as (rows, H) views: the gate
-    blocks of a stacked array inside the time loops (np.split does the same, several times slower)."""
-    width = v.shape[1] // count
-    return [v[:, k * width : (k + 1) * width] for k in range(count)]
+    """The `count` equal blocks of the (..., count * H) array v along its last axis, as (..., H) views:
+    the gate blocks of a stacked array (np.split does the same, several times slower)."""
+    width = v.shape[-1] // count
+    return [v[..., k * width : (k + 1) * width] for k in range(count)]
 
 
 def _checked(name, value, ndim):

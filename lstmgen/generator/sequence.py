@@ -17,6 +17,7 @@ allocated per call and owned by the cache: nothing the caller holds is reused.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import sympy
@@ -54,6 +55,8 @@ class SequencePlan:
         self.p = printer
         self.fusion = fusion
         self.copies: dict[str, str] = {}  # inside a loop: matrices whose transpose has a contiguous copy
+        self.loop_views: list[str] = []  # the loop being laid out: lines before it that take views of its buffers
+        self.viewed: set[str] = set()
         self.m = printer.m
         self.program = printer.program
         self.names = dict(printer.names)  # the step's names, and those of the sequence functions' own values
@@ -214,6 +217,7 @@ class SequencePlan:
                 out.append(f"np.matmul({self.x}_rows, {right}, out={rows})")
                 for term in others + rest:
                     out.append(f"{buffer.name} += {print_numpy(term, names, self.p.transposed)}")
+        self.loop_views, self.viewed = [], set()
         entries, merged = [], self._merged_activations()
         self.copies, copy_lines = self._transposed_copies(
             (total(rest) if rest else 0) if kind == "bind" else st.expr for kind, st, rest in self.loop)
@@ -231,9 +235,14 @@ class SequencePlan:
             items = self._forward_statement(st)
             if items:  # q = P where P is already named q: nothing to compute
                 entries.append(self._entry(st, items))
-        body = self._bindings(forward=True) + self._fused(entries, "forward", carried=set())
+        fused = self._fused(entries, "forward", carried=set())
+        text = "\n".join(_render(fused, ""))
+        # a buffer's step view that nothing reads once its blocks are views of their own (the MGU's gx)
+        body = [line for line in self._bindings(forward=True) if not (
+            re.fullmatch(r"(\w+) = \w+\[t\]", line) and not re.search(r"\b{}\b".format(line.split(" = ")[0]), text))]
+        body += fused
         self.copies = {}
-        before = copy_lines + (self.fusion.workspaces["forward"] if self.fusion else [])
+        before = copy_lines + (self.fusion.workspaces["forward"] if self.fusion else []) + self.loop_views
         out += [""] + before if before else []
         out += ["", "for t in range(T):"]
         out += [_Rendered(line) for line in _render(body, "        ")]
@@ -282,7 +291,8 @@ class SequencePlan:
         return lines
 
     def _block_bindings(self) -> list[str]:
-        """The backward's view of each split buffer at t: the blocks it reads, by what they hold now."""
+        """The backward's view of each split buffer at t: the blocks it reads, by what they hold now
+        (views of every step's blocks made before the loop, `loop_views`, when their names are free)."""
         lines, seen = [], set()
         for buffer, _index, count in self.blocks.values():
             if buffer.name in seen:
@@ -293,15 +303,33 @@ class SequencePlan:
                 if b is buffer and other in self.loop_reads:
                     holders[i] = other
             if any(h != "_" for h in holders):
-                lines.append("{} = _blocks({}[t], {})".format(", ".join(holders), buffer.name, count))
+                lines += self._step_views(buffer.name, holders)
         return lines
+
+    def _step_views(self, buffer: str, holders: list[str]) -> list[str]:
+        """`holders` bound to step t's blocks of the (T, N, k * H) `buffer` ("_" for a block not read):
+        views of every step's blocks taken once before the loop (`loop_views`), indexed at t inside it,
+        which costs a fraction of splitting buffer[t] at every step; split at every step when a view's
+        name (a_i_all) is taken."""
+        views = [h if h == "_" else h + "_all" for h in holders]
+        taken = set(self.names.values()) | {b.name for b in self.buffers.values()} | {
+            b.name for b in getattr(self, "delta_buffers", {}).values()} | {self.x + "_all"}
+        if any(view in taken or view in self.viewed for view in views if view != "_"):
+            return ["{} = _blocks({}[t], {})".format(", ".join(holders), buffer, len(holders))]
+        self.viewed |= set(views) - {"_"}
+        self.loop_views.append("{} = _blocks({}, {})  # views of every step's blocks".format(
+            ", ".join(views), buffer, len(holders)))
+        used = [h for h in holders if h != "_"]
+        return _bind(used, [f"{h}_all[t]" for h in used])
 
     def _forward_statement(self, st: Statement) -> list[str]:
         target = self.target(st)
         if isinstance(st.expr, Split) and int(st.expr.args[2]) == 1:
             kept = [self.name(t) for t in st.targets if self.name(t) in self.kept_blocks]
-            return [_Assign(target, "_blocks({}, {})".format(self.print(st.expr.args[0]), int(st.expr.args[1])))] + [
-                f"{self.buffers[name].name}[t] = {name}  # the block the backward reads" for name in kept]
+            source = self.print(st.expr.args[0])
+            split = self._step_views(self.buffers[source].name, [self.name(t) for t in st.targets]) \
+                if source in self.buffers else [_Assign(target, "_blocks({}, {})".format(source, int(st.expr.args[1])))]
+            return split + [f"{self.buffers[name].name}[t] = {name}  # the block the backward reads" for name in kept]
         if isinstance(st.expr, Split) or len(st.targets) > 1:
             return [_Assign(target, self.print(st.expr))]
         if st.key.startswith("equation:") and self.print(st.expr) == target:
@@ -604,6 +632,7 @@ class SequencePlan:
         for st in self.accumulated:
             out.append("{} = np.zeros({}, dtype=dtype)".format(self.name(st.target), shapes[self.name(st.target)]))
         out += zeros
+        self.loop_views, self.viewed = [], set()
         loop = ["for t in reversed(range(T)):"]
         body = ["# The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back."]
         body += recurrence
@@ -631,7 +660,8 @@ class SequencePlan:
         for name in donors:
             body.append(f"{self.delta_buffers[name].name}[t] = {name}")
         self.copies = {}
-        out += copy_lines + (self.fusion.workspaces["backward"] if self.fusion else []) + invariant + loop
+        out += copy_lines + (self.fusion.workspaces["backward"] if self.fusion else []) + invariant + self.loop_views
+        out += loop
         out += [_Rendered(line) for line in _render(body, "        ")]
         for donor in donors.values():
             out.append(f"{donor.name}.flags.writeable = False  # it holds deltas now: a cache serves one backward")
