@@ -78,9 +78,26 @@ def _peephole_lstm_forward_step(f_, g_, i_, prev_c_, next_c_):
 
 @numba.njit
 def _peephole_lstm_backward_step(
-    dnext_h_, o_, tanh_next_c_, dnext_c_, p_o_, g_, i_, f_, prev_c_, p_f_, p_i_, do_, di_, df_, dg_, dprev_c_
+    dnext_h_,
+    o_,
+    tanh_next_c_,
+    dnext_c_,
+    p_o_,
+    g_,
+    i_,
+    f_,
+    prev_c_,
+    p_f_,
+    p_i_,
+    next_c_,
+    do_,
+    di_,
+    df_,
+    dg_,
+    dprev_c_,
+    dp_sums_,
 ):
-    """One step of peephole_lstm_backward, entry by entry: do, di, df, dg, dprev_c."""
+    """One step of peephole_lstm_backward, entry by entry: do, di, df, dg, dprev_c, and the sums of dp_i, dp_f, dp_o."""
     real = dnext_h_.dtype.type  # constants as real(1): float32 arrays stay float32 math
     for row in range(dnext_h_.shape[0]):
         for col in range(dnext_h_.shape[1]):
@@ -95,17 +112,24 @@ def _peephole_lstm_backward_step(
             prev_c = prev_c_[row, col]
             p_f = p_f_[col]
             p_i = p_i_[col]
+            next_c = next_c_[row, col]
             do = tanh_next_c * dnext_h * o * (real(1) - o)
             dnext_c_total = dnext_c + do * p_o + dnext_h * o * (real(1) - tanh_next_c**2)
             di = dnext_c_total * g * (i * (real(1) - i))
             df = dnext_c_total * prev_c * (f * (real(1) - f))
             dg = dnext_c_total * i * (real(1) - g**2)
             dprev_c = df * p_f + di * p_i + dnext_c_total * f
+            dp_i = di * prev_c
+            dp_f = df * prev_c
+            dp_o = do * next_c
             do_[row, col] = do
             di_[row, col] = di
             df_[row, col] = df
             dg_[row, col] = dg
             dprev_c_[row, col] = dprev_c
+            dp_sums_[0, col] += dp_i
+            dp_sums_[1, col] += dp_f
+            dp_sums_[2, col] += dp_o
 
 
 def _checked(name, value, ndim):
@@ -445,7 +469,7 @@ def peephole_lstm_backward(dh, cache):
     # da_all reuses the cache's a_all (block [t] is free once step t has read it)
     da_all = a_all if a_all.dtype == dtype else np.empty((T, N, 4 * H), dtype=dtype)
     da = np.empty((N, 4 * H), dtype=dtype)
-    dp = np.zeros((3 * H,), dtype=dtype)
+    dp_sums = np.zeros((3, H))  # dp by blocks, summed over rows and steps by the kernel, in float64
     dprev_h = np.zeros((N, H), dtype=dtype)
     dprev_c = np.zeros((N, H), dtype=dtype)
     Wh_T = Wh.T  # contiguous: the cache keeps Wh column by column
@@ -460,12 +484,12 @@ def peephole_lstm_backward(dh, cache):
         i, f, o, g = i_all[t], f_all[t], o_all[t], g_all[t]
         np.tanh(next_c, out=tanh_next_c)
         _peephole_lstm_backward_step(
-            dnext_h, o, tanh_next_c, dnext_c, p_o, g, i, f, prev_c, p_f, p_i, do, di, df, dg, dprev_c
+            dnext_h, o, tanh_next_c, dnext_c, p_o, g, i, f, prev_c, p_f, p_i, next_c, do, di, df, dg, dprev_c, dp_sums
         )
         dprev_h = da @ Wh_T
-        dp += np.concatenate([di * prev_c, df * prev_c, do * next_c], axis=1).sum(axis=0)
         da_all[t] = da
     a_all.flags.writeable = False  # it holds deltas now: a cache serves one backward
+    dp = dp_sums.reshape(-1).astype(dtype)
 
     # Every step's deltas are stored: each weight's gradient is one matrix product over all T * N rows.
     prev_h_rows = h_all[:-1].reshape(T * N, H)

@@ -306,3 +306,37 @@ def test_a_fused_state_gradient_that_its_own_step_still_reads_is_computed_whole(
     assert "dprev_c = dnext_c_total * f + df @ Wc_T" in (tmp_path / "c_product_numba.py").read_text()
     for ours, theirs in zip(results["numba"], results["numpy"]):
         np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("layout", ["cs231n", "per-gate"])
+def test_a_parameter_gradient_summed_over_rows_is_summed_in_the_kernel(module, layout):
+    """The peephole vectors' gradients: the backward kernel adds every row of every step into float64
+    sums, so the loop makes no per-step reduction, and float32 loses no accuracy against the numpy
+    target's per-step sums (both against the same module in float64)."""
+    source = render.render_module("peephole_lstm", layout, "numba")
+    tree = ast.parse(source)
+    backward = next(node for node in tree.body if isinstance(node, ast.FunctionDef)
+                    and node.name == "peephole_lstm_backward")
+    loop = next(node for node in ast.walk(backward) if isinstance(node, ast.For))
+    assert not [node for node in ast.walk(loop) if isinstance(node, ast.Attribute) and node.attr == "sum"]
+    rng = np.random.RandomState(9)
+    N, T, D, H = 16, 40, 5, 6
+    args = make_args("peephole_lstm", layout, "sequence", N, T, D, H, rng)
+    dh = rng.randn(N, T, H)
+    names = {"cs231n": ["dp"], "per-gate": ["dp_i", "dp_f", "dp_o"]}[layout]
+
+    def peephole_gradients(target, dtype):
+        mod = module("peephole_lstm", layout, target)
+        _, cache = mod.peephole_lstm_forward(*[a.astype(dtype) for a in args])
+        grads = mod.peephole_lstm_backward(dh.astype(dtype), cache)
+        returned = mod.peephole_lstm_backward.__doc__.split("Returns:")[1].split()
+        by_name = dict(zip([w.rstrip(":") for w in returned if w.endswith(":")], grads))
+        return [by_name[name] for name in names]
+
+    exact = peephole_gradients("numpy", np.float64)
+    for ours, theirs in zip(peephole_gradients("numba", np.float64), exact):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-13)
+    for fused, per_step, reference in zip(peephole_gradients("numba", np.float32),
+                                          peephole_gradients("numpy", np.float32), exact):
+        assert fused.dtype == np.float32
+        assert np.abs(fused - reference).max() <= 2 * np.abs(per_step - reference).max() + 1e-6

@@ -151,9 +151,12 @@ class Fusion:
                     inputs.append(name)
             written |= entry.writes
         outputs = []  # (scalar name, the array it is stored into)
+        sums = []  # (scalar name, the array it is summed into, its row there)
         for entry in group:
             name = next(iter(entry.writes))
-            if entry.stored is not None:
+            if entry.summed_into is not None:
+                sums.append((name, *entry.summed_into))
+            elif entry.stored is not None:
                 outputs.append((name, entry.stored))
             elif name in later or name in carried or name in plan.after_names():
                 if name not in carried:
@@ -162,9 +165,11 @@ class Fusion:
         one_d = _vectors(self.program, plan.names)
         count = sum(1 for k in self.kernels if k.direction == direction)
         kernel = Kernel("_{}_{}_step{}".format(self.program.layout.prefix, direction, "" if not count else count + 1),
-                        "One step of {}_{}, entry by entry: {}.".format(
-                            self.program.layout.prefix, direction, ", ".join(name for name, _ in outputs)),
-                        [n + "_" for n in inputs] + [n + "_" for n, _ in outputs], direction)
+                        "One step of {}_{}, entry by entry: {}{}.".format(
+                            self.program.layout.prefix, direction, ", ".join(name for name, _ in outputs),
+                            ", and the sums of " + ", ".join(n for n, _, _ in sums) if sums else ""),
+                        [n + "_" for n in inputs] + [n + "_" for n, _ in outputs] + [
+                            array + "_" for array in dict.fromkeys(array for _, array, _ in sums)], direction)
         scalars = set(inputs) | {n for n, _ in outputs} | written
         clash = sorted(scalars & ({n + "_" for n in scalars} | {"row", "col", "real"}))
         if clash:
@@ -179,11 +184,14 @@ class Fusion:
             body += fmt.statement(inner, next(iter(entry.writes)), print_scalar(entry.statement.expr, plan.names))
         for name, _ in outputs:
             body.append(f"{inner}{name}_[row, col] = {name}")
+        for name, array, row in sums:
+            body.append(f"{inner}{array}_[{row}, col] += {name}")
         if any("real(" in line for line in body):
             body.insert(0, f"    real = {shape_of}_.dtype.type  # constants as real(1): float32 arrays stay float32 math")
         kernel.lines = body
         self.kernels.append(kernel)
-        return _Into(None, kernel.name, inputs + [array for _, array in outputs])
+        return _Into(None, kernel.name, inputs + [array for _, array in outputs] + list(
+            dict.fromkeys(array for _, array, _ in sums)))
 
     def scalar_helpers(self, program: Program) -> list[dict]:
         """The scalar forms of the cell file's functions, for the kernels."""

@@ -629,8 +629,14 @@ class SequencePlan:
                 out.append(f"{buffer.name} = np.empty({buffer.shape}, dtype=dtype)")
         if self.dx_in_loop:
             out.append(f"d{self.x}_all = np.empty((T, N, {self.width_of_input}), dtype=dtype)")
+        summed = {id(st): sums for st in self.accumulated if (sums := self._sums(st)) is not None}
         for st in self.accumulated:
-            out.append("{} = np.zeros({}, dtype=dtype)".format(self.name(st.target), shapes[self.name(st.target)]))
+            name = self.name(st.target)
+            if id(st) in summed:
+                out.append(f"{summed[id(st)]} = np.zeros(({len(_parts(st.expr))}, H))  # {name} by blocks, summed "
+                           "over rows and steps by the kernel, in float64")
+            else:
+                out.append("{} = np.zeros({}, dtype=dtype)".format(name, shapes[name]))
         out += zeros
         self.loop_views, self.viewed = [], set()
         loop = ["for t in reversed(range(T)):"]
@@ -655,6 +661,9 @@ class SequencePlan:
             if st is self.primary:
                 continue
             split = self._product_split(st, carried, recurrence) if self.fusion is not None else None
+            if id(st) in summed:
+                entries += self._summed_entries(st, summed[id(st)])
+                continue
             entries += split or [self._entry(st, self._backward_statement(st), accumulated=st in self.accumulated)]
         body += self._fused(entries, "backward", carried)
         for name in donors:
@@ -665,8 +674,41 @@ class SequencePlan:
         out += [_Rendered(line) for line in _render(body, "        ")]
         for donor in donors.values():
             out.append(f"{donor.name}.flags.writeable = False  # it holds deltas now: a cache serves one backward")
+        for st in self.accumulated:
+            if id(st) in summed:
+                out.append(f"{self.name(st.target)} = {summed[id(st)]}.reshape(-1).astype(dtype)")
         out += self._after_lines()
         return _render(out, "    ")
+
+    def _sums(self, st: Statement) -> str | None:
+        """For a fused target, the name of the float64 (k, H) array into which a kernel sums the k
+        elementwise blocks of an accumulated parameter gradient (the peephole LSTM's dp += the row
+        sums of [di * prev_c, df * prev_c, do * next_c]): no temporaries, no call per step.  None
+        when the target is not fused, a block is not elementwise, or the name is taken."""
+        name = self.name(st.target) + "_sums"
+        parts = _parts(st.expr)
+        if self.fusion is None or not parts or name in self.names.values() or any(
+                part.has(Dot, TDot, Stack, BatchSum, Split, WeightGradient, Copy) for part in parts):
+            return None
+        return name
+
+    def _summed_entries(self, st: Statement, sums: str) -> list["Entry"]:
+        """One elementwise entry per block of the accumulated gradient, each summed into sums[k]; the
+        blocks are named after the parameter's (dp_i for p_i) when the preamble splits it, else
+        dp_0, dp_1, ..."""
+        name, parts = self.name(st.target), _parts(st.expr)
+        blocks = next((st2.targets for st2 in self.preamble if isinstance(st2.expr, Split) and
+                       "d" + self.name(st2.expr.args[0]) == name and len(st2.targets) == len(parts)), None)
+        taken = set(self.names.values())
+        scalars = [name] if len(parts) == 1 else ["d" + self.name(b) for b in blocks] if blocks and not (
+            {"d" + self.name(b) for b in blocks} & taken) else [f"{name}_{k}" for k in range(len(parts))]
+        out = []
+        for k, (scalar, part) in enumerate(zip(scalars, parts)):
+            symbol = sympy.Symbol("summed:" + scalar)
+            self.names[symbol.name] = scalar
+            statement = Statement((symbol,), part, st.block, st.vias, st.key, st.about)
+            out.append(Entry([], self._reads(part), {scalar}, statement, True, None, (sums, k)))
+        return out
 
     def _product_split(self, st: Statement, carried: set[str], recurrence: list[str]) -> list["Entry"] | None:
         """A state's gradient that adds matrix products to elementwise terms (the GRU's dprev_h =
@@ -877,6 +919,15 @@ def transcendental(expr) -> list:
     return found
 
 
+def _parts(expr) -> list:
+    """The blocks an accumulated gradient sums over the rows: BatchSum(Stack(a, b)) -> [a, b],
+    BatchSum(a) -> [a]; [] for anything else."""
+    if not isinstance(expr, BatchSum):
+        return []
+    inner = expr.args[0]
+    return list(inner.args) if isinstance(inner, Stack) else [inner]
+
+
 def _bind(targets: list[str], values: list[str]) -> list[str]:
     """`a, b = x[t], y[t]` on one line when it fits, else one line per name."""
     if not targets:
@@ -899,6 +950,7 @@ class Entry:
     statement: Statement | None = None
     elementwise: bool = False
     stored: str | None = None
+    summed_into: tuple[str, int] | None = None  # (array, row): a kernel adds the value into array[row, col]
 
 
 @dataclass
