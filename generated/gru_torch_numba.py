@@ -55,40 +55,59 @@ def _blocks(v, count):
 
 
 @numba.njit
-def _gru_forward_step(n_, prev_h_, z_, next_h_):
+def _gru_forward_step(gx_, prev_h_, next_h_):
     """One step of gru_forward, entry by entry: next_h."""
-    real = n_.dtype.type  # constants as real(1): float32 arrays stay float32 math
-    for row in range(n_.shape[0]):
-        for col in range(n_.shape[1]):
-            n = n_[row, col]
-            prev_h = prev_h_[row, col]
-            z = z_[row, col]
+    real = prev_h_.dtype.type  # constants as real(1): float32 arrays stay float32 math
+    H = prev_h_.shape[1]
+    for row in range(prev_h_.shape[0]):
+        # the row of each array as a contiguous 1-d array: LLVM vectorises the loop over it
+        n_row = gx_[row, 2 * H :]
+        prev_h_row = prev_h_[row]
+        z_row = gx_[row, H : 2 * H]
+        next_h_row = next_h_[row]
+        for col in range(H):
+            n = n_row[col]
+            prev_h = prev_h_row[col]
+            z = z_row[col]
             next_h = (real(1) - z) * n + z * prev_h
-            next_h_[row, col] = next_h
+            next_h_row[col] = next_h
 
 
 @numba.njit
-def _gru_backward_step(dnext_h_, n_, prev_h_, z_, gh_n_, r_, dz_, dn_, dr_, dgh_n_, dprev_h_):
+def _gru_backward_step(dnext_h_, gx_, prev_h_, gh_n_, dgx_, dgh_n_, dprev_h_):
     """One step of gru_backward, entry by entry: dz, dn, dr, dgh_n, dprev_h."""
     real = dnext_h_.dtype.type  # constants as real(1): float32 arrays stay float32 math
+    H = dnext_h_.shape[1]
     for row in range(dnext_h_.shape[0]):
-        for col in range(dnext_h_.shape[1]):
-            dnext_h = dnext_h_[row, col]
-            n = n_[row, col]
-            prev_h = prev_h_[row, col]
-            z = z_[row, col]
-            gh_n = gh_n_[row, col]
-            r = r_[row, col]
+        # the row of each array as a contiguous 1-d array: LLVM vectorises the loop over it
+        dnext_h_row = dnext_h_[row]
+        n_row = gx_[row, 2 * H :]
+        prev_h_row = prev_h_[row]
+        z_row = gx_[row, H : 2 * H]
+        gh_n_row = gh_n_[row]
+        r_row = gx_[row, :H]
+        dz_row = dgx_[row, H : 2 * H]
+        dn_row = dgx_[row, 2 * H :]
+        dr_row = dgx_[row, :H]
+        dgh_n_row = dgh_n_[row]
+        dprev_h_row = dprev_h_[row]
+        for col in range(H):
+            dnext_h = dnext_h_row[col]
+            n = n_row[col]
+            prev_h = prev_h_row[col]
+            z = z_row[col]
+            gh_n = gh_n_row[col]
+            r = r_row[col]
             dz = dnext_h * (prev_h - n) * (z * (real(1) - z))
             dn = dnext_h * (real(1) - z) * (real(1) - n**2)
             dr = dn * gh_n * (r * (real(1) - r))
             dgh_n = r * dn
             dprev_h = dnext_h * z
-            dz_[row, col] = dz
-            dn_[row, col] = dn
-            dr_[row, col] = dr
-            dgh_n_[row, col] = dgh_n
-            dprev_h_[row, col] = dprev_h
+            dz_row[col] = dz
+            dn_row[col] = dn
+            dr_row[col] = dr
+            dgh_n_row[col] = dgh_n
+            dprev_h_row[col] = dprev_h
 
 
 def _checked(name, value, ndim):
@@ -338,21 +357,21 @@ def gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
     gx_all += bias_ih
 
     weight_hh_T = np.ascontiguousarray(weight_hh.T)  # transposed once: faster products in the loop
-    gx_r_all, gx_z_all, gx_n_all = _blocks(gx_all, 3)  # views of every step's blocks
+    gx_r_all, _, gx_n_all = _blocks(gx_all, 3)  # views of every step's blocks
 
     for t in range(T):
         prev_h, next_h = h_all[t], h_all[t + 1]
         gx = gx_all[t]
-        gx_r, gx_z, gx_n = gx_r_all[t], gx_z_all[t], gx_n_all[t]
+        gx_r, gx_n = gx_r_all[t], gx_n_all[t]
         gh = prev_h @ weight_hh_T + bias_hh
-        gh_r, gh_z, gh_n = _blocks(gh, 3)
+        _, _, gh_n = _blocks(gh, 3)
         gh_n_all[t] = gh_n  # the block the backward reads
         gx_sigmoid = gx[:, : 2 * H]  # the blocks of r, z, side by side
         gx_sigmoid += gh[:, : 2 * H]
         sigmoid(gx_sigmoid, out=gx_sigmoid)
-        r, z = gx_r, gx_z
-        n = np.tanh(gx_n + r * gh_n, out=gx_n)
-        _gru_forward_step(n, prev_h, z, next_h)
+        r = gx_r
+        np.tanh(gx_n + r * gh_n, out=gx_n)
+        _gru_forward_step(gx_all[t], prev_h, next_h)
     h = np.array(h_all[1:].transpose(1, 0, 2), order="C")  # a copy: the cache keeps its own
     cache = GruCache(
         x_all=x_all,
@@ -400,14 +419,12 @@ def gru_backward(dh, cache):
     dgh_n_all = gh_n_all if gh_n_all.dtype == dtype else np.empty((T, N, H), dtype=dtype)
     dgh_n = np.empty((N, H), dtype=dtype)
     dprev_h = np.zeros((N, H), dtype=dtype)
-    dr, dz, dn = _blocks(dgx, 3)
-    r_all, z_all, n_all = _blocks(gx_all, 3)  # views of every step's blocks
+    dr, dz, _ = _blocks(dgx, 3)
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
         prev_h, gh_n = h_all[t], gh_n_all[t]
-        r, z, n = r_all[t], z_all[t], n_all[t]
-        _gru_backward_step(dnext_h, n, prev_h, z, gh_n, r, dz, dn, dr, dgh_n, dprev_h)
+        _gru_backward_step(dnext_h, gx_all[t], prev_h, gh_n, dgx, dgh_n, dprev_h)
         dgh = np.concatenate([dr, dz, dgh_n], axis=1)
         dprev_h += dgh @ weight_hh
         dgx_all[t] = dgx

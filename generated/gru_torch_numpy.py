@@ -303,7 +303,7 @@ def gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
         gx = gx_all[t]
         gx_r, gx_z, gx_n = gx_r_all[t], gx_z_all[t], gx_n_all[t]
         gh = prev_h @ weight_hh_T + bias_hh
-        gh_r, gh_z, gh_n = _blocks(gh, 3)
+        _, _, gh_n = _blocks(gh, 3)
         gh_n_all[t] = gh_n  # the block the backward reads
         gx_sigmoid = gx[:, : 2 * H]  # the blocks of r, z, side by side
         gx_sigmoid += gh[:, : 2 * H]

@@ -57,43 +57,65 @@ def _blocks(v, count):
 
 
 @numba.njit
-def _lstm_forward_step(f_, g_, i_, prev_c_, next_c_):
+def _lstm_forward_step(a_, prev_c_, next_c_):
     """One step of lstm_forward, entry by entry: next_c."""
-    for row in range(f_.shape[0]):
-        for col in range(f_.shape[1]):
-            f = f_[row, col]
-            g = g_[row, col]
-            i = i_[row, col]
-            prev_c = prev_c_[row, col]
+    H = prev_c_.shape[1]
+    for row in range(prev_c_.shape[0]):
+        # the row of each array as a contiguous 1-d array: LLVM vectorises the loop over it
+        f_row = a_[row, H : 2 * H]
+        g_row = a_[row, 2 * H : 3 * H]
+        i_row = a_[row, :H]
+        prev_c_row = prev_c_[row]
+        next_c_row = next_c_[row]
+        for col in range(H):
+            f = f_row[col]
+            g = g_row[col]
+            i = i_row[col]
+            prev_c = prev_c_row[col]
             next_c = f * prev_c + i * g
-            next_c_[row, col] = next_c
+            next_c_row[col] = next_c
 
 
 @numba.njit
-def _lstm_backward_step(dnext_c_, dnext_h_, o_, tanh_next_c_, g_, i_, f_, prev_c_, di_, df_, do_, dg_, dprev_c_):
+def _lstm_backward_step(dnext_c_, dnext_h_, a_, tanh_next_c_, prev_c_, da_, dprev_c_):
     """One step of lstm_backward, entry by entry: di, df, do, dg, dprev_c."""
     real = dnext_c_.dtype.type  # constants as real(1): float32 arrays stay float32 math
+    H = dnext_c_.shape[1]
     for row in range(dnext_c_.shape[0]):
-        for col in range(dnext_c_.shape[1]):
-            dnext_c = dnext_c_[row, col]
-            dnext_h = dnext_h_[row, col]
-            o = o_[row, col]
-            tanh_next_c = tanh_next_c_[row, col]
-            g = g_[row, col]
-            i = i_[row, col]
-            f = f_[row, col]
-            prev_c = prev_c_[row, col]
+        # the row of each array as a contiguous 1-d array: LLVM vectorises the loop over it
+        dnext_c_row = dnext_c_[row]
+        dnext_h_row = dnext_h_[row]
+        o_row = a_[row, 3 * H :]
+        tanh_next_c_row = tanh_next_c_[row]
+        g_row = a_[row, 2 * H : 3 * H]
+        i_row = a_[row, :H]
+        f_row = a_[row, H : 2 * H]
+        prev_c_row = prev_c_[row]
+        di_row = da_[row, :H]
+        df_row = da_[row, H : 2 * H]
+        do_row = da_[row, 3 * H :]
+        dg_row = da_[row, 2 * H : 3 * H]
+        dprev_c_row = dprev_c_[row]
+        for col in range(H):
+            dnext_c = dnext_c_row[col]
+            dnext_h = dnext_h_row[col]
+            o = o_row[col]
+            tanh_next_c = tanh_next_c_row[col]
+            g = g_row[col]
+            i = i_row[col]
+            f = f_row[col]
+            prev_c = prev_c_row[col]
             dnext_c_total = dnext_c + dnext_h * o * (real(1) - tanh_next_c**2)
             di = dnext_c_total * g * (i * (real(1) - i))
             df = dnext_c_total * prev_c * (f * (real(1) - f))
             do = tanh_next_c * dnext_h * o * (real(1) - o)
             dg = dnext_c_total * i * (real(1) - g**2)
             dprev_c = dnext_c_total * f
-            di_[row, col] = di
-            df_[row, col] = df
-            do_[row, col] = do
-            dg_[row, col] = dg
-            dprev_c_[row, col] = dprev_c
+            di_row[col] = di
+            df_row[col] = df
+            do_row[col] = do
+            dg_row[col] = dg
+            dprev_c_row[col] = dprev_c
 
 
 def _checked(name, value, ndim):
@@ -370,11 +392,11 @@ def lstm_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
         a = a_all[t]
         a += prev_h @ weight_hh_T
         a_i, a_f, a_g, a_o = a_i_all[t], a_f_all[t], a_g_all[t], a_o_all[t]
-        f = sigmoid(a_f, out=a_f)
-        i = sigmoid(a_i, out=a_i)
+        sigmoid(a_f, out=a_f)
+        sigmoid(a_i, out=a_i)
         o = sigmoid(a_o, out=a_o)
-        g = np.tanh(a_g, out=a_g)
-        _lstm_forward_step(f, g, i, prev_c, next_c)
+        np.tanh(a_g, out=a_g)
+        _lstm_forward_step(a_all[t], prev_c, next_c)
         np.tanh(next_c, out=tanh_next_c)
         np.multiply(tanh_next_c, o, out=next_h)
     h = np.array(h_all[1:].transpose(1, 0, 2), order="C")  # a copy: the cache keeps its own
@@ -416,16 +438,13 @@ def lstm_backward(dh, cache):
     dprev_h = np.zeros((N, H), dtype=dtype)
     dprev_c = np.zeros((N, H), dtype=dtype)
     tanh_next_c = np.empty((N, H), dtype=dtype)
-    di, df, dg, do = _blocks(da, 4)
-    i_all, f_all, g_all, o_all = _blocks(a_all, 4)  # views of every step's blocks
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
         dnext_c = dprev_c
         prev_c, next_c = c_all[t], c_all[t + 1]
-        i, f, g, o = i_all[t], f_all[t], g_all[t], o_all[t]
         np.tanh(next_c, out=tanh_next_c)
-        _lstm_backward_step(dnext_c, dnext_h, o, tanh_next_c, g, i, f, prev_c, di, df, do, dg, dprev_c)
+        _lstm_backward_step(dnext_c, dnext_h, a_all[t], tanh_next_c, prev_c, da, dprev_c)
         dprev_h = da @ weight_hh
         da_all[t] = da
     a_all.flags.writeable = False  # it holds deltas now: a cache serves one backward

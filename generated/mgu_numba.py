@@ -63,46 +63,67 @@ def _column_major_copy(matrix, rows=64):
 
 
 @numba.njit
-def _mgu_forward_step(f_, n_, prev_h_, next_h_):
+def _mgu_forward_step(gx_, prev_h_, next_h_):
     """One step of mgu_forward, entry by entry: next_h."""
-    real = f_.dtype.type  # constants as real(1): float32 arrays stay float32 math
-    for row in range(f_.shape[0]):
-        for col in range(f_.shape[1]):
-            f = f_[row, col]
-            n = n_[row, col]
-            prev_h = prev_h_[row, col]
+    real = prev_h_.dtype.type  # constants as real(1): float32 arrays stay float32 math
+    H = prev_h_.shape[1]
+    for row in range(prev_h_.shape[0]):
+        # the row of each array as a contiguous 1-d array: LLVM vectorises the loop over it
+        f_row = gx_[row, :H]
+        n_row = gx_[row, H:]
+        prev_h_row = prev_h_[row]
+        next_h_row = next_h_[row]
+        for col in range(H):
+            f = f_row[col]
+            n = n_row[col]
+            prev_h = prev_h_row[col]
             next_h = (real(1) - f) * prev_h + f * n
-            next_h_[row, col] = next_h
+            next_h_row[col] = next_h
 
 
 @numba.njit
-def _mgu_backward_step(dnext_h_, f_, n_, dn_):
+def _mgu_backward_step(dnext_h_, gx_, dgx_):
     """One step of mgu_backward, entry by entry: dn."""
     real = dnext_h_.dtype.type  # constants as real(1): float32 arrays stay float32 math
+    H = dnext_h_.shape[1]
     for row in range(dnext_h_.shape[0]):
-        for col in range(dnext_h_.shape[1]):
-            dnext_h = dnext_h_[row, col]
-            f = f_[row, col]
-            n = n_[row, col]
+        # the row of each array as a contiguous 1-d array: LLVM vectorises the loop over it
+        dnext_h_row = dnext_h_[row]
+        f_row = gx_[row, :H]
+        n_row = gx_[row, H:]
+        dn_row = dgx_[row, H:]
+        for col in range(H):
+            dnext_h = dnext_h_row[col]
+            f = f_row[col]
+            n = n_row[col]
             dn = dnext_h * f * (real(1) - n**2)
-            dn_[row, col] = dn
+            dn_row[col] = dn
 
 
 @numba.njit
-def _mgu_backward_step2(dnext_h_, dr_, f_, n_, prev_h_, df_, dprev_h_):
+def _mgu_backward_step2(dnext_h_, dr_, gx_, prev_h_, dgx_, dprev_h_):
     """One step of mgu_backward, entry by entry: df, dprev_h."""
     real = dnext_h_.dtype.type  # constants as real(1): float32 arrays stay float32 math
+    H = dnext_h_.shape[1]
     for row in range(dnext_h_.shape[0]):
-        for col in range(dnext_h_.shape[1]):
-            dnext_h = dnext_h_[row, col]
-            dr = dr_[row, col]
-            f = f_[row, col]
-            n = n_[row, col]
-            prev_h = prev_h_[row, col]
+        # the row of each array as a contiguous 1-d array: LLVM vectorises the loop over it
+        dnext_h_row = dnext_h_[row]
+        dr_row = dr_[row]
+        f_row = gx_[row, :H]
+        n_row = gx_[row, H:]
+        prev_h_row = prev_h_[row]
+        df_row = dgx_[row, :H]
+        dprev_h_row = dprev_h_[row]
+        for col in range(H):
+            dnext_h = dnext_h_row[col]
+            dr = dr_row[col]
+            f = f_row[col]
+            n = n_row[col]
+            prev_h = prev_h_row[col]
             df = (dnext_h * (n - prev_h) + dr * prev_h) * (f * (real(1) - f))
             dprev_h = dr * f + dnext_h * (real(1) - f)
-            df_[row, col] = df
-            dprev_h_[row, col] = dprev_h
+            df_row[col] = df
+            dprev_h_row[col] = dprev_h
 
 
 def _checked(name, value, ndim):
@@ -353,8 +374,8 @@ def mgu_forward(x, h0, Wx, Wh, Wr, b):
         f = sigmoid(gx_f + gh_f, out=gx_f)
         np.multiply(f, prev_h, out=r)
         gr_n = r @ Wr
-        n = np.tanh(gx_n + gr_n, out=gx_n)
-        _mgu_forward_step(f, n, prev_h, next_h)
+        np.tanh(gx_n + gr_n, out=gx_n)
+        _mgu_forward_step(gx_all[t], prev_h, next_h)
     h = np.array(h_all[1:].transpose(1, 0, 2), order="C")  # a copy: the cache keeps its own
     cache = MguCache(
         x_all=x_all,
@@ -401,15 +422,13 @@ def mgu_backward(dh, cache):
     Wr_T = Wr.T  # contiguous: the cache keeps Wr column by column
     Wh_T = Wh.T  # contiguous: the cache keeps Wh column by column
     df, dn = _blocks(dgx, 2)
-    f_all, n_all = _blocks(gx_all, 2)  # views of every step's blocks
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
         prev_h = h_all[t]
-        f, n = f_all[t], n_all[t]
-        _mgu_backward_step(dnext_h, f, n, dn)
+        _mgu_backward_step(dnext_h, gx_all[t], dgx)
         dr = dn @ Wr_T
-        _mgu_backward_step2(dnext_h, dr, f, n, prev_h, df, dprev_h)
+        _mgu_backward_step2(dnext_h, dr, gx_all[t], prev_h, dgx, dprev_h)
         dprev_h += df @ Wh_T
         dgx_all[t] = dgx
     gx_all.flags.writeable = False  # it holds deltas now: a cache serves one backward

@@ -64,55 +64,61 @@ def _column_major_copy(matrix, rows=64):
 
 
 @numba.njit
-def _peephole_lstm_forward_step(f_, g_, i_, prev_c_, next_c_):
+def _peephole_lstm_forward_step(a_, prev_c_, next_c_):
     """One step of peephole_lstm_forward, entry by entry: next_c."""
-    for row in range(f_.shape[0]):
-        for col in range(f_.shape[1]):
-            f = f_[row, col]
-            g = g_[row, col]
-            i = i_[row, col]
-            prev_c = prev_c_[row, col]
+    H = prev_c_.shape[1]
+    for row in range(prev_c_.shape[0]):
+        # the row of each array as a contiguous 1-d array: LLVM vectorises the loop over it
+        f_row = a_[row, H : 2 * H]
+        g_row = a_[row, 3 * H :]
+        i_row = a_[row, :H]
+        prev_c_row = prev_c_[row]
+        next_c_row = next_c_[row]
+        for col in range(H):
+            f = f_row[col]
+            g = g_row[col]
+            i = i_row[col]
+            prev_c = prev_c_row[col]
             next_c = f * prev_c + i * g
-            next_c_[row, col] = next_c
+            next_c_row[col] = next_c
 
 
 @numba.njit
 def _peephole_lstm_backward_step(
-    dnext_h_,
-    o_,
-    tanh_next_c_,
-    dnext_c_,
-    p_o_,
-    g_,
-    i_,
-    f_,
-    prev_c_,
-    p_f_,
-    p_i_,
-    next_c_,
-    do_,
-    di_,
-    df_,
-    dg_,
-    dprev_c_,
-    dp_sums_,
+    dnext_h_, a_, tanh_next_c_, dnext_c_, p_o_, prev_c_, p_f_, p_i_, next_c_, da_, dprev_c_, dp_sums_
 ):
     """One step of peephole_lstm_backward, entry by entry: do, di, df, dg, dprev_c, and the sums of dp_i, dp_f, dp_o."""
     real = dnext_h_.dtype.type  # constants as real(1): float32 arrays stay float32 math
+    H = dnext_h_.shape[1]
     for row in range(dnext_h_.shape[0]):
-        for col in range(dnext_h_.shape[1]):
-            dnext_h = dnext_h_[row, col]
-            o = o_[row, col]
-            tanh_next_c = tanh_next_c_[row, col]
-            dnext_c = dnext_c_[row, col]
+        # the row of each array as a contiguous 1-d array: LLVM vectorises the loop over it
+        dnext_h_row = dnext_h_[row]
+        o_row = a_[row, 2 * H : 3 * H]
+        tanh_next_c_row = tanh_next_c_[row]
+        dnext_c_row = dnext_c_[row]
+        g_row = a_[row, 3 * H :]
+        i_row = a_[row, :H]
+        f_row = a_[row, H : 2 * H]
+        prev_c_row = prev_c_[row]
+        next_c_row = next_c_[row]
+        do_row = da_[row, 2 * H : 3 * H]
+        di_row = da_[row, :H]
+        df_row = da_[row, H : 2 * H]
+        dg_row = da_[row, 3 * H :]
+        dprev_c_row = dprev_c_[row]
+        for col in range(H):
+            dnext_h = dnext_h_row[col]
+            o = o_row[col]
+            tanh_next_c = tanh_next_c_row[col]
+            dnext_c = dnext_c_row[col]
             p_o = p_o_[col]
-            g = g_[row, col]
-            i = i_[row, col]
-            f = f_[row, col]
-            prev_c = prev_c_[row, col]
+            g = g_row[col]
+            i = i_row[col]
+            f = f_row[col]
+            prev_c = prev_c_row[col]
             p_f = p_f_[col]
             p_i = p_i_[col]
-            next_c = next_c_[row, col]
+            next_c = next_c_row[col]
             do = tanh_next_c * dnext_h * o * (real(1) - o)
             dnext_c_total = dnext_c + do * p_o + dnext_h * o * (real(1) - tanh_next_c**2)
             di = dnext_c_total * g * (i * (real(1) - i))
@@ -122,11 +128,11 @@ def _peephole_lstm_backward_step(
             dp_i = di * prev_c
             dp_f = df * prev_c
             dp_o = do * next_c
-            do_[row, col] = do
-            di_[row, col] = di
-            df_[row, col] = df
-            dg_[row, col] = dg
-            dprev_c_[row, col] = dprev_c
+            do_row[col] = do
+            di_row[col] = di
+            df_row[col] = df
+            dg_row[col] = dg
+            dprev_c_row[col] = dprev_c
             dp_sums_[0, col] += dp_i
             dp_sums_[1, col] += dp_f
             dp_sums_[2, col] += dp_o
@@ -416,10 +422,10 @@ def peephole_lstm_forward(x, h0, Wx, Wh, b, p):
         a = a_all[t]
         a += prev_h @ Wh
         a_i, a_f, a_o, a_g = a_i_all[t], a_f_all[t], a_o_all[t], a_g_all[t]
-        f = sigmoid(a_f + p_f * prev_c, out=a_f)
-        i = sigmoid(a_i + p_i * prev_c, out=a_i)
-        g = np.tanh(a_g, out=a_g)
-        _peephole_lstm_forward_step(f, g, i, prev_c, next_c)
+        sigmoid(a_f + p_f * prev_c, out=a_f)
+        sigmoid(a_i + p_i * prev_c, out=a_i)
+        np.tanh(a_g, out=a_g)
+        _peephole_lstm_forward_step(a_all[t], prev_c, next_c)
         o = sigmoid(a_o + p_o * next_c, out=a_o)
         np.tanh(next_c, out=tanh_next_c)
         np.multiply(tanh_next_c, o, out=next_h)
@@ -474,17 +480,14 @@ def peephole_lstm_backward(dh, cache):
     dprev_c = np.zeros((N, H), dtype=dtype)
     Wh_T = Wh.T  # contiguous: the cache keeps Wh column by column
     tanh_next_c = np.empty((N, H), dtype=dtype)
-    di, df, do, dg = _blocks(da, 4)
-    i_all, f_all, o_all, g_all = _blocks(a_all, 4)  # views of every step's blocks
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
         dnext_h = dh[:, t, :] + dprev_h
         dnext_c = dprev_c
         prev_c, next_c = c_all[t], c_all[t + 1]
-        i, f, o, g = i_all[t], f_all[t], o_all[t], g_all[t]
         np.tanh(next_c, out=tanh_next_c)
         _peephole_lstm_backward_step(
-            dnext_h, o, tanh_next_c, dnext_c, p_o, g, i, f, prev_c, p_f, p_i, next_c, do, di, df, dg, dprev_c, dp_sums
+            dnext_h, a_all[t], tanh_next_c, dnext_c, p_o, prev_c, p_f, p_i, next_c, da, dprev_c, dp_sums
         )
         dprev_h = da @ Wh_T
         da_all[t] = da

@@ -43,12 +43,17 @@ def _blocks(v, count):
 def _rnn_backward_step(dnext_h_, next_h_, da_):
     """One step of rnn_backward, entry by entry: da."""
     real = dnext_h_.dtype.type  # constants as real(1): float32 arrays stay float32 math
+    H = dnext_h_.shape[1]
     for row in range(dnext_h_.shape[0]):
-        for col in range(dnext_h_.shape[1]):
-            dnext_h = dnext_h_[row, col]
-            next_h = next_h_[row, col]
+        # the row of each array as a contiguous 1-d array: LLVM vectorises the loop over it
+        dnext_h_row = dnext_h_[row]
+        next_h_row = next_h_[row]
+        da_row = da_[row]
+        for col in range(H):
+            dnext_h = dnext_h_row[col]
+            next_h = next_h_row[col]
             da = dnext_h * (real(1) - next_h**2)
-            da_[row, col] = da
+            da_row[col] = da
 
 
 def _checked(name, value, ndim):

@@ -163,35 +163,59 @@ class Fusion:
                     self.workspaces[direction].append(f"{name} = np.empty((N, H), dtype=dtype)")
                 outputs.append((name, name))
         one_d = _vectors(self.program, plan.names)
+        stacks = _stacks(plan, direction)
+        arrays = list(dict.fromkeys(inputs + [array for _, array in outputs]))
+        # each array's (kernel parameter, call argument, the row's slice of it for a block of a stack)
+        places = {}
+        for name in arrays:
+            if name in stacks:
+                param, argument, index, count = stacks[name]
+                start = "" if index == 0 else "H" if index == 1 else f"{index} * H"
+                stop = "" if index == count - 1 else "H" if index == 0 else f"{index + 1} * H"
+                places[name] = (param, argument, f"{param}_[row, {_slice(start, stop)}]")
+            else:
+                places[name] = (name, name, f"{name}_[row]")
+        for _, array, _ in sums:
+            places.setdefault(array, (array, array, None))
+        params = list(dict.fromkeys(param for param, _, _ in places.values()))
+        arguments = list(dict.fromkeys(argument for _, argument, _ in places.values()))
         count = sum(1 for k in self.kernels if k.direction == direction)
         kernel = Kernel("_{}_{}_step{}".format(self.program.layout.prefix, direction, "" if not count else count + 1),
                         "One step of {}_{}, entry by entry: {}{}.".format(
                             self.program.layout.prefix, direction, ", ".join(name for name, _ in outputs),
                             ", and the sums of " + ", ".join(n for n, _, _ in sums) if sums else ""),
-                        [n + "_" for n in inputs] + [n + "_" for n, _ in outputs] + [
-                            array + "_" for array in dict.fromkeys(array for _, array, _ in sums)], direction)
+                        [param + "_" for param in params], direction)
         scalars = set(inputs) | {n for n, _ in outputs} | written
-        clash = sorted(scalars & ({n + "_" for n in scalars} | {"row", "col", "real"}))
+        own = {p + "_" for p in params} | {n + "_row" for n in arrays} | {"row", "col", "real", "H"}
+        clash = sorted(scalars & ({n + "_" for n in scalars} | own))
         if clash:
             self.program.layout.fail(f"the Numba kernel uses the name {clash[0]} for its own (an array of the "
                                      "step, or an index), and so does the cell: rename it in the cell file")
-        shape_of = next(n for n in inputs + [n for n, _ in outputs] if n not in one_d)
+        plain = [name for name in arrays if name not in one_d and name not in stacks]
+        if plain:
+            rows, columns = f"{places[plain[0]][0]}_.shape[0]", f"{places[plain[0]][0]}_.shape[1]"
+        else:  # only blocks of stacked arrays: a block is the stack's width over its count
+            param, _, _, blocks = stacks[arrays[0]]
+            rows, columns = f"{param}_.shape[0]", f"{param}_.shape[1] // {blocks}"
         inner = " " * 12  # function body, two loops
-        body = [f"    for row in range({shape_of}_.shape[0]):", f"        for col in range({shape_of}_.shape[1]):"]
+        body = [f"    H = {columns}", f"    for row in range({rows}):",
+                "        # the row of each array as a contiguous 1-d array: LLVM vectorises the loop over it"]
+        body += [f"        {name}_row = {places[name][2]}" for name in arrays if name not in one_d]
+        body.append("        for col in range(H):")
         for name in inputs:
-            body.append(f"{inner}{name} = {name}_[{'col' if name in one_d else 'row, col'}]")
+            body.append(f"{inner}{name} = {name}_[col]" if name in one_d else f"{inner}{name} = {name}_row[col]")
         for entry in group:
             body += fmt.statement(inner, next(iter(entry.writes)), print_scalar(entry.statement.expr, plan.names))
-        for name, _ in outputs:
-            body.append(f"{inner}{name}_[row, col] = {name}")
+        for name, array in outputs:
+            body.append(f"{inner}{array}_row[col] = {name}")
         for name, array, row in sums:
             body.append(f"{inner}{array}_[{row}, col] += {name}")
         if any("real(" in line for line in body):
-            body.insert(0, f"    real = {shape_of}_.dtype.type  # constants as real(1): float32 arrays stay float32 math")
+            first = places[plain[0]][0] if plain else params[0]
+            body.insert(0, f"    real = {first}_.dtype.type  # constants as real(1): float32 arrays stay float32 math")
         kernel.lines = body
         self.kernels.append(kernel)
-        return _Into(None, kernel.name, inputs + [array for _, array in outputs] + list(
-            dict.fromkeys(array for _, array, _ in sums)))
+        return _Into(None, kernel.name, arguments)
 
     def scalar_helpers(self, program: Program) -> list[dict]:
         """The scalar forms of the cell file's functions, for the kernels."""
@@ -221,6 +245,32 @@ def _fresh(name: str, taken: set[str]) -> str:
         candidate = f"{name}_{k}"
     taken.add(candidate)
     return candidate
+
+
+def _slice(start: str, stop: str) -> str:
+    """start:stop spaced as ruff format spaces a slice: around the colon when a bound is not a name
+    or a number ("H:", "H : 2 * H", "3 * H :")."""
+    if all(bound == "" or bound.isidentifier() or bound.isdigit() for bound in (start, stop)):
+        return f"{start}:{stop}"
+    return f"{start} : {stop}".strip()
+
+
+def _stacks(plan, direction: str) -> dict[str, tuple[str, str, int, int]]:
+    """{block name: (kernel parameter, call argument, index, count)} for the (N, H) blocks of the
+    stacked C-contiguous arrays of a step (the LSTM's i, f, o, g of a_all[t]; in the backward, the
+    deltas di, ... of da): a kernel takes the whole array and slices each row's blocks itself, which
+    Numba then knows to be contiguous and LLVM vectorises (measured: the LSTM's backward kernel 3x
+    faster than over the blocks' strided views at N, H = 64, 128)."""
+    out = {}
+    sources = {b.name: name for name, b in plan.buffers.items() if not name.startswith("state:")}
+    for name, (buffer, index, count) in plan.blocks.items():
+        if buffer.name in sources:
+            out[name] = (sources[buffer.name], f"{buffer.name}[t]", index, count)
+    if direction == "backward" and plan.primary is not None:
+        stack = plan.name(plan.primary.target)
+        for name, (_buffer, index, count) in plan.delta_blocks.items():
+            out[name] = (stack, stack, index, count)
+    return out
 
 
 def _vectors(program: Program, names: dict[str, str]) -> set[str]:

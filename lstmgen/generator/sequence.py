@@ -235,12 +235,7 @@ class SequencePlan:
             items = self._forward_statement(st)
             if items:  # q = P where P is already named q: nothing to compute
                 entries.append(self._entry(st, items))
-        fused = self._fused(entries, "forward", carried=set())
-        text = "\n".join(_render(fused, ""))
-        # a buffer's step view that nothing reads once its blocks are views of their own (the MGU's gx)
-        body = [line for line in self._bindings(forward=True) if not (
-            re.fullmatch(r"(\w+) = \w+\[t\]", line) and not re.search(r"\b{}\b".format(line.split(" = ")[0]), text))]
-        body += fused
+        body = self._bindings(forward=True) + self._fused(entries, "forward", carried=set())
         self.copies = {}
         before = copy_lines + (self.fusion.workspaces["forward"] if self.fusion else []) + self.loop_views
         out += [""] + before if before else []
@@ -248,7 +243,7 @@ class SequencePlan:
         out += [_Rendered(line) for line in _render(body, "        ")]
         out.append("{} = np.array({}[1:].transpose(1, 0, 2), order=\"C\")  # a copy: the cache keeps its own".format(
             py[cell.output], self._state_buffer(cell.output).name))
-        return _render(out, "    ")
+        return _without_unread_views(_render(out, "    "))
 
     def _own_buffers(self) -> list[Buffer]:
         return [b for key, b in self.buffers.items() if not key.startswith("state:") and
@@ -678,7 +673,7 @@ class SequencePlan:
             if id(st) in summed:
                 out.append(f"{self.name(st.target)} = {summed[id(st)]}.reshape(-1).astype(dtype)")
         out += self._after_lines()
-        return _render(out, "    ")
+        return _without_unread_views(_render(out, "    "))
 
     def _sums(self, st: Statement) -> str | None:
         """For a fused target, the name of the float64 (k, H) array into which a kernel sums the k
@@ -917,6 +912,70 @@ def transcendental(expr) -> list:
             if node not in found:
                 found.append(node)
     return found
+
+
+_VIEW = re.compile(r"(\s*)([\w, ]+) = ([\w\[\]+ ,]+|_blocks\([^()]*\))(  #.*)?")
+_IN_PLACE_CALL = re.compile(r"(\s*)(\w+) = ([\w.]+\(.*)")
+
+
+def _writes_out(lines: list[str], k: int) -> bool:
+    """Whether the call that starts at lines[k] writes into an array given as out= (on its line, or on
+    the lines up to its closing bracket when it is split)."""
+    if "out=" in lines[k] and lines[k].rstrip().endswith(")"):
+        return True
+    indent = len(lines[k]) - len(lines[k].lstrip())
+    for line in lines[k + 1:]:
+        if "out=" in line:
+            return True
+        if len(line) - len(line.lstrip()) <= indent:
+            return False
+    return False
+
+
+_STEP_VIEW = re.compile(r"\w+(\[t( \+ 1)?\])?")
+
+
+def _without_unread_views(lines: list[str]) -> list[str]:
+    """A function body without the views that nothing reads: step t's blocks that a fused kernel reads
+    as columns of the whole stacked array instead (i, f, o, g = i_all[t], ...), and then the views of
+    every step's blocks they were taken from.  Only such view bindings are touched (a = b[t], a, b =
+    c[t], d, a, b = _blocks(v, 2)); an unread block of a split is kept as `_`.  An unread name bound
+    to an in-place call (g = np.tanh(a_g, out=a_g)) loses the name, not the call."""
+    def code(line: str) -> str:
+        return re.sub(r"(^|\s)#.*", "", line)
+
+    while True:
+        changed = False
+        for k, line in enumerate(lines):
+            call = _IN_PLACE_CALL.fullmatch(line)
+            if call and not re.search(r"\b%s\b" % re.escape(call.group(2)), "\n".join(
+                    code(other) for j, other in enumerate(lines) if j != k)) and _writes_out(lines, k):
+                lines[k] = call.group(1) + call.group(3)  # the call stays: it computes in place
+                changed = True
+                break
+            match = _VIEW.fullmatch(line)
+            if not match:
+                continue
+            indent, targets, value, comment = match.group(1), match.group(2).split(", "), match.group(3), match.group(4)
+            elsewhere = "\n".join(code(other) for j, other in enumerate(lines) if j != k)
+            read = [t == "_" or re.search(r"\b%s\b" % re.escape(t), elsewhere) is not None for t in targets]
+            if all(read):
+                continue
+            if value.startswith("_blocks("):
+                kept = [t if r else "_" for t, r in zip(targets, read)]
+                lines[k] = None if all(t == "_" for t in kept) else f"{indent}{', '.join(kept)} = {value}{comment or ''}"
+            else:
+                values = value.split(", ")
+                if len(values) != len(targets) or not all(_STEP_VIEW.fullmatch(v) for v in values):
+                    continue
+                pairs = [(t, v) for t, v, r in zip(targets, values, read) if r]
+                lines[k] = None if not pairs else "{}{} = {}{}".format(
+                    indent, ", ".join(t for t, _ in pairs), ", ".join(v for _, v in pairs), comment or "")
+            lines = [line for line in lines if line is not None]
+            changed = True
+            break
+        if not changed:
+            return lines
 
 
 def _parts(expr) -> list:
