@@ -5,11 +5,19 @@ installed, and the test suite checks the result against the real one.
 """
 from __future__ import annotations
 
+import textwrap
+
 LINE_LENGTH = 120  # ruff's line-length for the generated code (pyproject.toml)
 
 
 def fits(indent: str, text: str) -> bool:
     return len(indent) + len(text) <= LINE_LENGTH
+
+
+def comment(indent: str, text: str) -> list[str]:
+    """`text` as the lines of a comment at `indent`, wrapped at the line length between words (ruff
+    format leaves comments alone, so a long one would stay long)."""
+    return textwrap.wrap(text, LINE_LENGTH - len(indent) - 2, break_long_words=False, break_on_hyphens=False)
 
 
 def bracketed(indent: str, head: str, items: list[str], tail: str) -> list[str]:

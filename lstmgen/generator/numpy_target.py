@@ -229,7 +229,7 @@ def module_context(program: Program, fusion=None) -> dict:
         "cache_fields": fields,
         "gradient_args": gradient_args,
         "backward_dims": [f"N = cache.{x}.shape[0]", f"H = cache.{dims['H']}"],
-        "backward_blocks": [{"comment": b["comment"], "lines": b["lines"]} for b in blocks],
+        "backward_blocks": [{"comment": fmt.comment("    ", b["comment"]), "lines": b["lines"]} for b in blocks],
         "gradient_returns": gradient_returns,
         "input": x,
         "output": output,
