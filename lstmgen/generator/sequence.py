@@ -18,6 +18,7 @@ allocated per call and owned by the cache: nothing the caller holds is reused.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 import sympy
@@ -941,15 +942,20 @@ def _without_unread_views(lines: list[str]) -> list[str]:
     every step's blocks they were taken from.  Only such view bindings are touched (a = b[t], a, b =
     c[t], d, a, b = _blocks(v, 2)); an unread block of a split is kept as `_`.  An unread name bound
     to an in-place call (g = np.tanh(a_g, out=a_g)) loses the name, not the call."""
-    def code(line: str) -> str:
-        return re.sub(r"(^|\s)#.*", "", line)
+    def words(line: str) -> Counter:
+        return Counter(re.findall(r"\w+", re.sub(r"(^|\s)#.*", "", line)))
 
     while True:
         changed = False
+        counts = sum((words(line) for line in lines), Counter())
         for k, line in enumerate(lines):
+            own = words(line)
+
+            def read(name: str) -> bool:  # elsewhere in the function
+                return counts[name] - own[name] > 0
+
             call = _IN_PLACE_CALL.fullmatch(line)
-            if call and not re.search(r"\b%s\b" % re.escape(call.group(2)), "\n".join(
-                    code(other) for j, other in enumerate(lines) if j != k)) and _writes_out(lines, k):
+            if call and not read(call.group(2)) and _writes_out(lines, k):
                 lines[k] = call.group(1) + call.group(3)  # the call stays: it computes in place
                 changed = True
                 break
@@ -957,18 +963,17 @@ def _without_unread_views(lines: list[str]) -> list[str]:
             if not match:
                 continue
             indent, targets, value, comment = match.group(1), match.group(2).split(", "), match.group(3), match.group(4)
-            elsewhere = "\n".join(code(other) for j, other in enumerate(lines) if j != k)
-            read = [t == "_" or re.search(r"\b%s\b" % re.escape(t), elsewhere) is not None for t in targets]
-            if all(read):
+            reads = [t == "_" or read(t) for t in targets]
+            if all(reads):
                 continue
             if value.startswith("_blocks("):
-                kept = [t if r else "_" for t, r in zip(targets, read)]
+                kept = [t if r else "_" for t, r in zip(targets, reads)]
                 lines[k] = None if all(t == "_" for t in kept) else f"{indent}{', '.join(kept)} = {value}{comment or ''}"
             else:
                 values = value.split(", ")
                 if len(values) != len(targets) or not all(_STEP_VIEW.fullmatch(v) for v in values):
                     continue
-                pairs = [(t, v) for t, v, r in zip(targets, values, read) if r]
+                pairs = [(t, v) for t, v, r in zip(targets, values, reads) if r]
                 lines[k] = None if not pairs else "{}{} = {}{}".format(
                     indent, ", ".join(t for t, _ in pairs), ", ".join(v for _, v in pairs), comment or "")
             lines = [line for line in lines if line is not None]
