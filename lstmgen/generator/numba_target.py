@@ -259,8 +259,8 @@ def _stacks(plan, direction: str) -> dict[str, tuple[str, str, int, int]]:
     """{block name: (kernel parameter, call argument, index, count)} for the (N, H) blocks of the
     stacked C-contiguous arrays of a step (the LSTM's i, f, o, g of a_all[t]; in the backward, the
     deltas di, ... of da): a kernel takes the whole array and slices each row's blocks itself, which
-    Numba then knows to be contiguous and LLVM vectorises (measured: the LSTM's backward kernel 3x
-    faster than over the blocks' strided views at N, H = 64, 128)."""
+    Numba then knows to be contiguous and LLVM vectorises (measured: the LSTM's backward kernel
+    25.6 -> 13.2 us at N, H = 64, 128 against the same loop over the blocks' strided views)."""
     out = {}
     sources = {b.name: name for name, b in plan.buffers.items() if not name.startswith("state:")}
     for name, (buffer, index, count) in plan.blocks.items():

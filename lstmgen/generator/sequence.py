@@ -244,7 +244,9 @@ class SequencePlan:
         out += [_Rendered(line) for line in _render(body, "        ")]
         out.append("{} = np.array({}[1:].transpose(1, 0, 2), order=\"C\")  # a copy: the cache keeps its own".format(
             py[cell.output], self._state_buffer(cell.output).name))
-        return _without_unread_views(_render(out, "    "))
+        # what the template reads after these lines: the cache's fields and the returned state
+        keep = {f["name"] for f in self.cache_fields([])} | {py[cell.output], "cache"}
+        return _without_unread_views(_render(out, "    "), keep)
 
     def _own_buffers(self) -> list[Buffer]:
         return [b for key, b in self.buffers.items() if not key.startswith("state:") and
@@ -674,7 +676,9 @@ class SequencePlan:
             if id(st) in summed:
                 out.append(f"{self.name(st.target)} = {summed[id(st)]}.reshape(-1).astype(dtype)")
         out += self._after_lines()
-        return _without_unread_views(_render(out, "    "))
+        # what the template reads after these lines: the returned gradients and the carried state's
+        keep = set(shapes) | {f"d{self.x}", f"dprev_{self.m.py[self.m.cell.output]}"}
+        return _without_unread_views(_render(out, "    "), keep)
 
     def _sums(self, st: Statement) -> str | None:
         """For a fused target, the name of the float64 (k, H) array into which a kernel sums the k
@@ -936,12 +940,13 @@ def _writes_out(lines: list[str], k: int) -> bool:
 _STEP_VIEW = re.compile(r"\w+(\[t( \+ 1)?\])?")
 
 
-def _without_unread_views(lines: list[str]) -> list[str]:
+def _without_unread_views(lines: list[str], keep: set[str]) -> list[str]:
     """A function body without the views that nothing reads: step t's blocks that a fused kernel reads
     as columns of the whole stacked array instead (i, f, o, g = i_all[t], ...), and then the views of
     every step's blocks they were taken from.  Only such view bindings are touched (a = b[t], a, b =
     c[t], d, a, b = _blocks(v, 2)); an unread block of a split is kept as `_`.  An unread name bound
-    to an in-place call (g = np.tanh(a_g, out=a_g)) loses the name, not the call."""
+    to an in-place call (g = np.tanh(a_g, out=a_g)) loses the name, not the call.  `keep`: names that
+    code after `lines` reads (the template's return)."""
     def words(line: str) -> Counter:
         return Counter(re.findall(r"\w+", re.sub(r"(^|\s)#.*", "", line)))
 
@@ -952,7 +957,7 @@ def _without_unread_views(lines: list[str]) -> list[str]:
             own = words(line)
 
             def read(name: str) -> bool:  # elsewhere in the function
-                return counts[name] - own[name] > 0
+                return name in keep or counts[name] - own[name] > 0
 
             call = _IN_PLACE_CALL.fullmatch(line)
             if call and not read(call.group(2)) and _writes_out(lines, k):
