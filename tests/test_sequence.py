@@ -361,3 +361,49 @@ def test_the_numba_kernels_run_on_contiguous_arrays(module, cell):
         for signature in kernel.signatures:
             layouts = {arg.layout for arg in signature if isinstance(arg, numba.types.Array) and arg.ndim == 2}
             assert layouts <= {"C"}, (kernel.__name__, signature)
+
+
+# c has no loss of its own, so step t's dnext_c is the array dprev_c; a kernel writes dprev_c in
+# place, and a later kernel (after du = da_h @ Wu_T) still reads dnext_c.
+ALIASED_STATE = """input x
+state h output
+state c
+c = tanh(W_x^c @ x + W_h^c @ h[t-1] + b^c)
+u = c * c
+h = tanh(W_x @ x + W_h @ h[t-1] + W_u @ u + p * c[t-1] + b)
+"""
+
+# two states, each its own tanh: its numba forward takes no views before the loop
+TWO_STATES = """input x
+state h output
+state c
+h = tanh(W_h @ x + h[t-1])
+c = tanh(W_c @ x + c[t-1])
+"""
+
+
+@pytest.mark.parametrize("layout", ["cs231n", "per-gate"])
+def test_a_kernel_writes_a_carried_gradient_only_after_every_read_of_its_alias(tmp_path, layout):
+    from test_hostile_cells import assert_module_is_right, write_cell
+
+    assert_module_is_right(write_cell(tmp_path, ALIASED_STATE, "aliased"), layout, "numba")
+
+
+@pytest.mark.skipif(__import__("shutil").which("ruff") is None, reason="ruff is not installed")
+@pytest.mark.parametrize("text", [ALIASED_STATE, TWO_STATES, SOFTSIGN_CIFG, C_PRODUCT], ids=["aliased", "two_states",
+                                                                                     "softsign_cifg", "c_product"])
+def test_modules_of_cell_files_are_lint_clean_and_formatted(tmp_path, text):
+    import subprocess
+
+    from conftest import ROOT
+    from test_hostile_cells import write_cell
+
+    cell = write_cell(tmp_path, text, "user")
+    for layout in ("cs231n", "per-gate"):
+        for target in TARGETS:
+            (tmp_path / f"user_{layout.replace('-', '_')}_{target}.py").write_text(
+                render.render_module(cell, layout, target), encoding="utf-8")
+    for command in (["ruff", "check", "--no-cache", str(tmp_path)], ["ruff", "format", "--check", "--no-cache",
+                                                                     str(tmp_path)]):
+        proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -61,10 +61,12 @@ class Fusion:
         self.kernels: list[Kernel] = []
         self.workspaces: dict[str, list[str]] = {"forward": [], "backward": []}
 
-    def fuse(self, plan, entries: list[Entry], direction: str, carried: set[str]) -> list:
+    def fuse(self, plan, entries: list[Entry], direction: str, carried: set[str], aliases: dict) -> list:
         """The loop body's items with its elementwise entries fused; `carried` are the names the next
-        step reads (the states' gradients), which are arrays allocated before the loop."""
-        groups = _schedule(self._hoisted(plan, entries, direction))
+        step reads (the states' gradients), which are arrays allocated before the loop and which a
+        kernel writes in place; `aliases` the upstream gradients that are such an array under another
+        name (dnext_c = dprev_c), which must be read before it is written."""
+        groups = _schedule(self._hoisted(plan, entries, direction), aliases)
         items = []
         for k, group in enumerate(groups):
             if not isinstance(group, list):
@@ -285,14 +287,18 @@ def _vectors(program: Program, names: dict[str, str]) -> set[str]:
     return out - {""}
 
 
-def _schedule(entries: list[Entry]) -> list:
+def _schedule(entries: list[Entry], aliases: dict | None = None) -> list:
     """Entries regrouped: lists of elementwise entries (each list one kernel) and single other entries, in
     an order that respects every read-after-write and write-after-read between them; an elementwise
-    entry runs as early as its inputs allow, so that as few kernels as possible remain."""
+    entry runs as early as its inputs allow, so that as few kernels as possible remain.  An entry that
+    writes a carried array runs after (or in the kernel of) every entry that reads it under an alias
+    (`aliases`: {dnext_c: dprev_c}): a kernel writes that array in place."""
     depends = []
     for k, entry in enumerate(entries):
         before = entries[:k]
         depends.append({id(e) for e in before if (e.writes & entry.reads) or (e.reads & entry.writes)})
+        overwritten = {alias for alias, array in (aliases or {}).items() if array in entry.writes}
+        depends[-1] |= {id(e) for e in entries if e is not entry and e.reads & overwritten}
     done, pending, out = set(), list(entries), []
     while pending:
         kernel, progress = [], True

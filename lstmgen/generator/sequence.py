@@ -433,11 +433,12 @@ class SequencePlan:
                        and not st.expr.has(Dot, TDot, Stack, BatchSum, Split, WeightGradient, Copy))
         return Entry(items, self._reads(st.expr), writes, st, elementwise, stored)
 
-    def _fused(self, entries: list["Entry"], direction: str, carried: set[str]) -> list:
-        """The loop body's items; a fused target regroups the elementwise entries into kernels."""
+    def _fused(self, entries: list["Entry"], direction: str, carried: set[str], aliases=None) -> list:
+        """The loop body's items; a fused target regroups the elementwise entries into kernels
+        (`aliases`: {dnext_c: dprev_c} for the upstream gradients that are the carried array itself)."""
         if self.fusion is None:
             return [item for entry in entries for item in entry.items]
-        return self.fusion.fuse(self, entries, direction, carried)
+        return self.fusion.fuse(self, entries, direction, carried, aliases or {})
 
     def print(self, expr) -> str:
         """`expr` in the sequence functions' names; inside a loop, products with a matrix's transpose
@@ -663,7 +664,9 @@ class SequencePlan:
                 entries += self._summed_entries(st, summed[id(st)])
                 continue
             entries += split or [self._entry(st, self._backward_statement(st), accumulated=st in self.accumulated)]
-        body += self._fused(entries, "backward", carried)
+        aliases = {line.split(" = ")[0]: line.split(" = ")[1] for line in recurrence
+                   if re.fullmatch(r"\w+ = \w+", line) and line.split(" = ")[1] in carried}
+        body += self._fused(entries, "backward", carried, aliases)
         for name in donors:
             body.append(f"{self.delta_buffers[name].name}[t] = {name}")
         self.copies = {}
@@ -926,8 +929,8 @@ _IN_PLACE_CALL = re.compile(r"(\s*)(\w+) = ([\w.]+\(.*)")
 def _writes_out(lines: list[str], k: int) -> bool:
     """Whether the call that starts at lines[k] writes into an array given as out= (on its line, or on
     the lines up to its closing bracket when it is split)."""
-    if "out=" in lines[k] and lines[k].rstrip().endswith(")"):
-        return True
+    if lines[k].count("(") == lines[k].count(")"):  # on one line
+        return "out=" in lines[k]
     indent = len(lines[k]) - len(lines[k].lstrip())
     for line in lines[k + 1:]:
         if "out=" in line:
@@ -947,8 +950,8 @@ def _without_unread_views(lines: list[str], keep: set[str]) -> list[str]:
     c[t], d, a, b = _blocks(v, 2)); an unread block of a split is kept as `_`.  An unread name bound
     to an in-place call (g = np.tanh(a_g, out=a_g)) loses the name, not the call.  `keep`: names that
     code after `lines` reads (the template's return)."""
-    def words(line: str) -> Counter:
-        return Counter(re.findall(r"\w+", re.sub(r"(^|\s)#.*", "", line)))
+    def words(line: str) -> Counter:  # the names a line reads: not in its strings or its comment
+        return Counter(re.findall(r"\w+", re.sub(r"(^|\s)#.*", "", re.sub(r'"[^"]*"|\'[^\']*\'', "", line))))
 
     while True:
         changed = False
@@ -984,8 +987,8 @@ def _without_unread_views(lines: list[str], keep: set[str]) -> list[str]:
             lines = [line for line in lines if line is not None]
             changed = True
             break
-        if not changed:
-            return lines
+        if not changed:  # and no two blank lines where the views between them went
+            return [line for k, line in enumerate(lines) if line.strip() or k == 0 or lines[k - 1].strip()]
 
 
 def _parts(expr) -> list:
