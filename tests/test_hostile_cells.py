@@ -241,6 +241,10 @@ STRUCTURES = {
     "functions-of-constants": "input x\nstate h output\nfunction f(z) = z * 2\n"
                               "h = tanh(W @ x + U @ h[t-1] + max(relu(2), b) + sigmoid(1) * f(3) + softsign(-1)"
                               " + sigmoid(exp(tanh(0.5))) * f(exp(1)))\n",
+    # a function of a sum that cancels to a constant: SymPy's form folds softsign(0.25) to 0.2, the
+    # module prints the formula as written and did not define softsign (found by the long fuzz run)
+    "function-of-a-sum-that-cancels": "input x\nstate h output\n"
+                                      "h = tanh(softsign((h[t-1]) - ((h[t-1]) - (0.25))) + W @ x + h[t-1])\n",
 }
 
 

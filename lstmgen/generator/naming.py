@@ -32,8 +32,10 @@ SEQUENCE_SUFFIXES = ("_all", "_rows", "_sigmoid", "_tanh", "_exp")
 
 
 def user_functions(cell) -> dict[str, type]:
-    """The functions the cell file defines that its equations use, directly or inside each other, by name."""
-    found, pending = {}, [eq.rhs for eq in cell.equations]
+    """The functions the cell file defines that its equations use, directly or inside each other, by name:
+    in the canonical form and as written, which the module prints and in which a function of a constant
+    stays (softsign(h - (h - 0.25)) is 0.2 in the canonical form)."""
+    found, pending = {}, [form for eq in cell.equations for form in (eq.rhs, eq.written)]
     while pending:
         for node in sympy.preorder_traversal(pending.pop()):
             if isinstance(node, UserFunction) and type(node).__name__ not in found:
