@@ -62,34 +62,35 @@ def _column_major_copy(matrix, rows=64):
 
 
 @numba.njit
-def _cifg_lstm_forward_step(a_, i_, prev_c_, next_c_):
+def _cifg_lstm_forward_step(a_, prev_c_, next_c_):
     """One step of cifg_lstm_forward, entry by entry: next_c."""
-    H = i_.shape[1]
-    for row in range(i_.shape[0]):
+    real = prev_c_.dtype.type  # constants as real(1): float32 arrays stay float32 math
+    H = prev_c_.shape[1]
+    for row in range(prev_c_.shape[0]):
         # the row of each array as a contiguous 1-d array: LLVM vectorises the loop over it
         f_row = a_[row, :H]
         g_row = a_[row, 2 * H :]
-        i_row = i_[row]
         prev_c_row = prev_c_[row]
         next_c_row = next_c_[row]
         for col in range(H):
             f = f_row[col]
             g = g_row[col]
-            i = i_row[col]
             prev_c = prev_c_row[col]
+            i = real(1) - f
             next_c = f * prev_c + i * g
             next_c_row[col] = next_c
 
 
 @numba.njit
-def _cifg_lstm_backward_step(dnext_c_, dnext_h_, a_, tanh_next_c_, prev_c_, i_, da_, dprev_c_):
+def _cifg_lstm_backward_step(dh_, dprev_h_, dnext_c_, a_, tanh_next_c_, prev_c_, i_, da_, dprev_c_, t_):
     """One step of cifg_lstm_backward, entry by entry: df, do, dg, dprev_c."""
-    real = dnext_c_.dtype.type  # constants as real(1): float32 arrays stay float32 math
-    H = dnext_c_.shape[1]
-    for row in range(dnext_c_.shape[0]):
+    real = dprev_h_.dtype.type  # constants as real(1): float32 arrays stay float32 math
+    H = dprev_h_.shape[1]
+    for row in range(dprev_h_.shape[0]):
         # the row of each array as a contiguous 1-d array: LLVM vectorises the loop over it
+        dh_row = dh_[row, t_]
+        dprev_h_row = dprev_h_[row]
         dnext_c_row = dnext_c_[row]
-        dnext_h_row = dnext_h_[row]
         o_row = a_[row, H : 2 * H]
         tanh_next_c_row = tanh_next_c_[row]
         f_row = a_[row, :H]
@@ -101,14 +102,16 @@ def _cifg_lstm_backward_step(dnext_c_, dnext_h_, a_, tanh_next_c_, prev_c_, i_, 
         dg_row = da_[row, 2 * H :]
         dprev_c_row = dprev_c_[row]
         for col in range(H):
+            dh = dh_row[col]
+            dprev_h = dprev_h_row[col]
             dnext_c = dnext_c_row[col]
-            dnext_h = dnext_h_row[col]
             o = o_row[col]
             tanh_next_c = tanh_next_c_row[col]
             f = f_row[col]
             g = g_row[col]
             prev_c = prev_c_row[col]
             i = i_row[col]
+            dnext_h = dh + dprev_h
             dnext_c_total = dnext_c + dnext_h * o * (real(1) - tanh_next_c**2)
             df = (dnext_c_total * prev_c - dnext_c_total * g) * (f * (real(1) - f))
             do = tanh_next_c * dnext_h * o * (real(1) - o)
@@ -380,11 +383,10 @@ def cifg_lstm_forward(x, h0, Wx, Wh, b):
         a = a_all[t]
         a += prev_h @ Wh
         a_f, a_o, a_g = a_f_all[t], a_o_all[t], a_g_all[t]
-        f = sigmoid(a_f, out=a_f)
-        i = 1 - f
+        sigmoid(a_f, out=a_f)
         o = sigmoid(a_o, out=a_o)
         np.tanh(a_g, out=a_g)
-        _cifg_lstm_forward_step(a_all[t], i, prev_c, next_c)
+        _cifg_lstm_forward_step(a_all[t], prev_c, next_c)
         np.tanh(next_c, out=tanh_next_c)
         np.multiply(tanh_next_c, o, out=next_h)
     h = np.array(h_all[1:].transpose(1, 0, 2), order="C")  # a copy: the cache keeps its own
@@ -427,13 +429,12 @@ def cifg_lstm_backward(dh, cache):
     f_all, _, _ = _blocks(a_all, 3)  # views of every step's blocks
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
-        dnext_h = dh[:, t, :] + dprev_h
         dnext_c = dprev_c
         prev_c, next_c = c_all[t], c_all[t + 1]
         f = f_all[t]
         i = 1 - f  # recomputed: the cache does not keep it
         np.tanh(next_c, out=tanh_next_c)
-        _cifg_lstm_backward_step(dnext_c, dnext_h, a_all[t], tanh_next_c, prev_c, i, da, dprev_c)
+        _cifg_lstm_backward_step(dh, dprev_h, dnext_c, a_all[t], tanh_next_c, prev_c, i, da, dprev_c, t)
         dprev_h = da @ Wh_T
         da_all[t] = da
     a_all.flags.writeable = False  # it holds deltas now: a cache serves one backward

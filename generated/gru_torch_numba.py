@@ -74,13 +74,14 @@ def _gru_forward_step(gx_, prev_h_, next_h_):
 
 
 @numba.njit
-def _gru_backward_step(dnext_h_, gx_, prev_h_, gh_n_, dgx_, dgh_n_, dprev_h_):
+def _gru_backward_step(dh_, dprev_h_, gx_, prev_h_, gh_n_, dgx_, dgh_n_, t_):
     """One step of gru_backward, entry by entry: dz, dn, dr, dgh_n, dprev_h."""
-    real = dnext_h_.dtype.type  # constants as real(1): float32 arrays stay float32 math
-    H = dnext_h_.shape[1]
-    for row in range(dnext_h_.shape[0]):
+    real = dprev_h_.dtype.type  # constants as real(1): float32 arrays stay float32 math
+    H = dprev_h_.shape[1]
+    for row in range(dprev_h_.shape[0]):
         # the row of each array as a contiguous 1-d array: LLVM vectorises the loop over it
-        dnext_h_row = dnext_h_[row]
+        dh_row = dh_[row, t_]
+        dprev_h_row = dprev_h_[row]
         n_row = gx_[row, 2 * H :]
         prev_h_row = prev_h_[row]
         z_row = gx_[row, H : 2 * H]
@@ -90,14 +91,15 @@ def _gru_backward_step(dnext_h_, gx_, prev_h_, gh_n_, dgx_, dgh_n_, dprev_h_):
         dn_row = dgx_[row, 2 * H :]
         dr_row = dgx_[row, :H]
         dgh_n_row = dgh_n_[row]
-        dprev_h_row = dprev_h_[row]
         for col in range(H):
-            dnext_h = dnext_h_row[col]
+            dh = dh_row[col]
+            dprev_h = dprev_h_row[col]
             n = n_row[col]
             prev_h = prev_h_row[col]
             z = z_row[col]
             gh_n = gh_n_row[col]
             r = r_row[col]
+            dnext_h = dh + dprev_h
             dz = dnext_h * (prev_h - n) * (z * (real(1) - z))
             dn = dnext_h * (real(1) - z) * (real(1) - n**2)
             dr = dn * gh_n * (r * (real(1) - r))
@@ -422,9 +424,8 @@ def gru_backward(dh, cache):
     dr, dz, _ = _blocks(dgx, 3)
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
-        dnext_h = dh[:, t, :] + dprev_h
         prev_h, gh_n = h_all[t], gh_n_all[t]
-        _gru_backward_step(dnext_h, gx_all[t], prev_h, gh_n, dgx, dgh_n, dprev_h)
+        _gru_backward_step(dh, dprev_h, gx_all[t], prev_h, gh_n, dgx, dgh_n, t)
         dgh = np.concatenate([dr, dz, dgh_n], axis=1)
         dprev_h += dgh @ weight_hh
         dgx_all[t] = dgx

@@ -77,14 +77,15 @@ def _lstm_forward_step(a_, prev_c_, next_c_):
 
 
 @numba.njit
-def _lstm_backward_step(dnext_c_, dnext_h_, a_, tanh_next_c_, prev_c_, da_, dprev_c_):
+def _lstm_backward_step(dh_, dprev_h_, dnext_c_, a_, tanh_next_c_, prev_c_, da_, dprev_c_, t_):
     """One step of lstm_backward, entry by entry: di, df, do, dg, dprev_c."""
-    real = dnext_c_.dtype.type  # constants as real(1): float32 arrays stay float32 math
-    H = dnext_c_.shape[1]
-    for row in range(dnext_c_.shape[0]):
+    real = dprev_h_.dtype.type  # constants as real(1): float32 arrays stay float32 math
+    H = dprev_h_.shape[1]
+    for row in range(dprev_h_.shape[0]):
         # the row of each array as a contiguous 1-d array: LLVM vectorises the loop over it
+        dh_row = dh_[row, t_]
+        dprev_h_row = dprev_h_[row]
         dnext_c_row = dnext_c_[row]
-        dnext_h_row = dnext_h_[row]
         o_row = a_[row, 3 * H :]
         tanh_next_c_row = tanh_next_c_[row]
         g_row = a_[row, 2 * H : 3 * H]
@@ -97,14 +98,16 @@ def _lstm_backward_step(dnext_c_, dnext_h_, a_, tanh_next_c_, prev_c_, da_, dpre
         dg_row = da_[row, 2 * H : 3 * H]
         dprev_c_row = dprev_c_[row]
         for col in range(H):
+            dh = dh_row[col]
+            dprev_h = dprev_h_row[col]
             dnext_c = dnext_c_row[col]
-            dnext_h = dnext_h_row[col]
             o = o_row[col]
             tanh_next_c = tanh_next_c_row[col]
             g = g_row[col]
             i = i_row[col]
             f = f_row[col]
             prev_c = prev_c_row[col]
+            dnext_h = dh + dprev_h
             dnext_c_total = dnext_c + dnext_h * o * (real(1) - tanh_next_c**2)
             di = dnext_c_total * g * (i * (real(1) - i))
             df = dnext_c_total * prev_c * (f * (real(1) - f))
@@ -440,11 +443,10 @@ def lstm_backward(dh, cache):
     tanh_next_c = np.empty((N, H), dtype=dtype)
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
-        dnext_h = dh[:, t, :] + dprev_h
         dnext_c = dprev_c
         prev_c, next_c = c_all[t], c_all[t + 1]
         np.tanh(next_c, out=tanh_next_c)
-        _lstm_backward_step(dnext_c, dnext_h, a_all[t], tanh_next_c, prev_c, da, dprev_c)
+        _lstm_backward_step(dh, dprev_h, dnext_c, a_all[t], tanh_next_c, prev_c, da, dprev_c, t)
         dprev_h = da @ weight_hh
         da_all[t] = da
     a_all.flags.writeable = False  # it holds deltas now: a cache serves one backward

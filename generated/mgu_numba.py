@@ -82,21 +82,26 @@ def _mgu_forward_step(gx_, prev_h_, next_h_):
 
 
 @numba.njit
-def _mgu_backward_step(dnext_h_, gx_, dgx_):
-    """One step of mgu_backward, entry by entry: dn."""
-    real = dnext_h_.dtype.type  # constants as real(1): float32 arrays stay float32 math
-    H = dnext_h_.shape[1]
-    for row in range(dnext_h_.shape[0]):
+def _mgu_backward_step(dh_, dprev_h_, gx_, dnext_h_, dgx_, t_):
+    """One step of mgu_backward, entry by entry: dnext_h, dn."""
+    real = dprev_h_.dtype.type  # constants as real(1): float32 arrays stay float32 math
+    H = dprev_h_.shape[1]
+    for row in range(dprev_h_.shape[0]):
         # the row of each array as a contiguous 1-d array: LLVM vectorises the loop over it
-        dnext_h_row = dnext_h_[row]
+        dh_row = dh_[row, t_]
+        dprev_h_row = dprev_h_[row]
         f_row = gx_[row, :H]
         n_row = gx_[row, H:]
+        dnext_h_row = dnext_h_[row]
         dn_row = dgx_[row, H:]
         for col in range(H):
-            dnext_h = dnext_h_row[col]
+            dh = dh_row[col]
+            dprev_h = dprev_h_row[col]
             f = f_row[col]
             n = n_row[col]
+            dnext_h = dh + dprev_h
             dn = dnext_h * f * (real(1) - n**2)
+            dnext_h_row[col] = dnext_h
             dn_row[col] = dn
 
 
@@ -421,12 +426,12 @@ def mgu_backward(dh, cache):
     dprev_h = np.zeros((N, H), dtype=dtype)
     Wr_T = Wr.T  # contiguous: the cache keeps Wr column by column
     Wh_T = Wh.T  # contiguous: the cache keeps Wh column by column
+    dnext_h = np.empty((N, H), dtype=dtype)
     df, dn = _blocks(dgx, 2)
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
-        dnext_h = dh[:, t, :] + dprev_h
         prev_h = h_all[t]
-        _mgu_backward_step(dnext_h, gx_all[t], dgx)
+        _mgu_backward_step(dh, dprev_h, gx_all[t], dnext_h, dgx, t)
         dr = dn @ Wr_T
         _mgu_backward_step2(dnext_h, dr, gx_all[t], prev_h, dgx, dprev_h)
         dprev_h += df @ Wh_T

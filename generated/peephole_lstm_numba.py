@@ -85,14 +85,15 @@ def _peephole_lstm_forward_step(a_, prev_c_, next_c_):
 
 @numba.njit
 def _peephole_lstm_backward_step(
-    dnext_h_, a_, tanh_next_c_, dnext_c_, p_o_, prev_c_, p_f_, p_i_, next_c_, da_, dprev_c_, dp_sums_
+    dh_, dprev_h_, a_, tanh_next_c_, dnext_c_, p_o_, prev_c_, p_f_, p_i_, next_c_, da_, dprev_c_, dp_sums_, t_
 ):
     """One step of peephole_lstm_backward, entry by entry: do, di, df, dg, dprev_c, and the sums of dp_i, dp_f, dp_o."""
-    real = dnext_h_.dtype.type  # constants as real(1): float32 arrays stay float32 math
-    H = dnext_h_.shape[1]
-    for row in range(dnext_h_.shape[0]):
+    real = dprev_h_.dtype.type  # constants as real(1): float32 arrays stay float32 math
+    H = dprev_h_.shape[1]
+    for row in range(dprev_h_.shape[0]):
         # the row of each array as a contiguous 1-d array: LLVM vectorises the loop over it
-        dnext_h_row = dnext_h_[row]
+        dh_row = dh_[row, t_]
+        dprev_h_row = dprev_h_[row]
         o_row = a_[row, 2 * H : 3 * H]
         tanh_next_c_row = tanh_next_c_[row]
         dnext_c_row = dnext_c_[row]
@@ -107,7 +108,8 @@ def _peephole_lstm_backward_step(
         dg_row = da_[row, 3 * H :]
         dprev_c_row = dprev_c_[row]
         for col in range(H):
-            dnext_h = dnext_h_row[col]
+            dh = dh_row[col]
+            dprev_h = dprev_h_row[col]
             o = o_row[col]
             tanh_next_c = tanh_next_c_row[col]
             dnext_c = dnext_c_row[col]
@@ -119,6 +121,7 @@ def _peephole_lstm_backward_step(
             p_f = p_f_[col]
             p_i = p_i_[col]
             next_c = next_c_row[col]
+            dnext_h = dh + dprev_h
             do = tanh_next_c * dnext_h * o * (real(1) - o)
             dnext_c_total = dnext_c + do * p_o + dnext_h * o * (real(1) - tanh_next_c**2)
             di = dnext_c_total * g * (i * (real(1) - i))
@@ -482,12 +485,11 @@ def peephole_lstm_backward(dh, cache):
     tanh_next_c = np.empty((N, H), dtype=dtype)
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
-        dnext_h = dh[:, t, :] + dprev_h
         dnext_c = dprev_c
         prev_c, next_c = c_all[t], c_all[t + 1]
         np.tanh(next_c, out=tanh_next_c)
         _peephole_lstm_backward_step(
-            dnext_h, a_all[t], tanh_next_c, dnext_c, p_o, prev_c, p_f, p_i, next_c, da, dprev_c, dp_sums
+            dh, dprev_h, a_all[t], tanh_next_c, dnext_c, p_o, prev_c, p_f, p_i, next_c, da, dprev_c, dp_sums, t
         )
         dprev_h = da @ Wh_T
         da_all[t] = da

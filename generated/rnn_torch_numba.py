@@ -40,18 +40,21 @@ def _blocks(v, count):
 
 
 @numba.njit
-def _rnn_backward_step(dnext_h_, next_h_, da_):
+def _rnn_backward_step(dh_, dprev_h_, next_h_, da_, t_):
     """One step of rnn_backward, entry by entry: da."""
-    real = dnext_h_.dtype.type  # constants as real(1): float32 arrays stay float32 math
-    H = dnext_h_.shape[1]
-    for row in range(dnext_h_.shape[0]):
+    real = dprev_h_.dtype.type  # constants as real(1): float32 arrays stay float32 math
+    H = dprev_h_.shape[1]
+    for row in range(dprev_h_.shape[0]):
         # the row of each array as a contiguous 1-d array: LLVM vectorises the loop over it
-        dnext_h_row = dnext_h_[row]
+        dh_row = dh_[row, t_]
+        dprev_h_row = dprev_h_[row]
         next_h_row = next_h_[row]
         da_row = da_[row]
         for col in range(H):
-            dnext_h = dnext_h_row[col]
+            dh = dh_row[col]
+            dprev_h = dprev_h_row[col]
             next_h = next_h_row[col]
+            dnext_h = dh + dprev_h
             da = dnext_h * (real(1) - next_h**2)
             da_row[col] = da
 
@@ -313,10 +316,9 @@ def rnn_backward(dh, cache):
     dprev_h = np.zeros((N, H), dtype=dtype)
     for t in reversed(range(T)):
         # The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back.
-        dnext_h = dh[:, t, :] + dprev_h
         next_h = h_all[t + 1]
         da = da_all[t]
-        _rnn_backward_step(dnext_h, next_h, da)
+        _rnn_backward_step(dh, dprev_h, next_h, da, t)
         dprev_h = da @ weight_hh
 
     # Every step's deltas are stored: each weight's gradient is one matrix product over all T * N rows.

@@ -178,9 +178,10 @@ def render_module(cell: str, layout: str = "cs231n", target: str = "numpy") -> s
         raise LstmgenError("unknown target %r: use one of %s" % (target, ", ".join(TARGETS)))
     derivation = reverse.derive(cell)
     from .generator import module_context
+    from .generator.format import formatted
 
     context = module_context(derivation, layout=layout, target=target)
-    return environment().get_template(context["template"]).render(**context)
+    return formatted(environment().get_template(context["template"]).render(**context))
 
 
 def artifacts(cell_names=BUILD_CELLS) -> dict[str, str]:

@@ -7,6 +7,7 @@ must leave every one of them as it is.
 """
 from __future__ import annotations
 
+import ast
 import shutil
 import subprocess
 
@@ -51,3 +52,69 @@ def test_operands_cut_before_the_loosest_outermost_operators_only():
     assert fmt._operands("-a * f(b + c, -d)") == ["-a", "* f(b + c, -d)"]
     assert fmt._operands("f(a + b)") == ["f(a + b)"]
     assert fmt._items("a, f(b, c), [d, e]") == ["a", "f(b, c)", "[d, e]"]
+
+
+# ----------------------------------------------------------------------------- the ruff pass over a module
+HAS_RUFF = fmt._ruff() is not None
+# a cell file whose derivative the generator's own layout does not lay out as ruff does: the nested
+# conditional expressions of max's and relu's derivatives in a long sum, and exp(-z**2)
+BUMPY = ("input x\nstate h output\nstate c\nfunction bump(z) = exp(-z * z)\n"
+         "c = bump(sigmoid(W_c @ x + U_c @ h[t-1]))\n"
+         "h = relu(min(x, max(2, c[t-1])) - h[t-1]) / (2 + tanh(h[t-1])) + tanh(W_h @ x + U_h @ h[t-1])\n")
+
+
+def _ruff_format_check(tmp_path, source: str) -> subprocess.CompletedProcess:
+    path = tmp_path / "checked.py"
+    path.write_text(source, encoding="utf-8")
+    return subprocess.run(["ruff", "format", "--check", "--diff", "--isolated", "--line-length", str(fmt.LINE_LENGTH),
+                           str(path)], capture_output=True, text=True, check=False)
+
+
+@pytest.mark.skipif(not HAS_RUFF or shutil.which("ruff") is None, reason="ruff is not installed")
+def test_a_module_the_own_layout_gets_wrong_comes_out_as_ruff_formats_it(tmp_path, monkeypatch):
+    from lstmgen import render
+
+    cell = tmp_path / "bumpy.cell"
+    cell.write_text(BUMPY, encoding="utf-8")
+    for target in ("numpy", "numba"):
+        source = render.render_module(str(cell), "cs231n", target)
+        with monkeypatch.context() as patched:
+            patched.setattr(fmt, "_ruff", lambda: None)
+            own = render.render_module(str(cell), "cs231n", target)
+        assert _ruff_format_check(tmp_path, own).returncode == 1, "the case must need the ruff pass"
+        proc = _ruff_format_check(tmp_path, source)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        # the pass changes the layout only: the fallback without ruff is the same program
+        assert ast.dump(ast.parse(own)) == ast.dump(ast.parse(source))
+
+
+@pytest.mark.skipif(not HAS_RUFF, reason="ruff is not installed")
+@pytest.mark.parametrize("target", ["numpy", "numba"])
+def test_without_ruff_the_built_in_modules_are_byte_for_byte_the_same(monkeypatch, target):
+    """An install without ruff gets the checked-in modules of the built-in cells: the own layout is
+    ruff's for them."""
+    from lstmgen import render
+
+    for cell in ("lstm", "gru", "rnn", "peephole_lstm", "cifg_lstm", "mgu"):
+        with_ruff = render.render_module(cell, "cs231n", target)
+        with monkeypatch.context() as patched:
+            patched.setattr(fmt, "_ruff", lambda: None)
+            assert render.render_module(cell, "cs231n", target) == with_ruff, cell
+
+
+@pytest.mark.skipif(not HAS_RUFF, reason="ruff is not installed")
+def test_a_users_ruff_configuration_does_not_change_generated_code(tmp_path, monkeypatch):
+    from lstmgen import render
+
+    expected = render.render_module("gru")
+    (tmp_path / "pyproject.toml").write_text('[tool.ruff]\nline-length = 60\n[tool.ruff.format]\nquote-style = "single"\n',
+                                             encoding="utf-8")
+    (tmp_path / "ruff.toml").write_text("line-length = 50\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert render.render_module("gru") == expected
+
+
+@pytest.mark.skipif(not HAS_RUFF, reason="ruff is not installed")
+def test_invalid_python_from_the_generator_is_an_error_not_a_module():
+    with pytest.raises(RuntimeError, match="ruff format rejected a generated module"):
+        fmt.formatted("def broken(:\n    pass\n")

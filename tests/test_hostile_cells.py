@@ -254,6 +254,17 @@ def test_unusual_structures_give_right_code(tmp_path, case, layout):
     assert_module_is_right(write_cell(tmp_path, STRUCTURES[case]), layout)
 
 
+@pytest.mark.parametrize("layout", ["cs231n", "per-gate"])
+def test_a_cell_function_of_an_activation_gives_right_numba_code(tmp_path, layout):
+    """bump(sigmoid(a)): the Numba target computes sigmoid(a) into a workspace before the kernel, and
+    printed bump's call on it with a printer that did not know the workspace's name (refused with
+    "no Python name for hoisted:sigmoid_a_c"; found by the ruff scan of random cell files)."""
+    pytest.importorskip("numba")
+    text = ("input x\nstate h output\nstate c\nfunction bump(z) = exp(-z * z)\n"
+            "c = bump(sigmoid(W_c @ x + U_c @ h[t-1]))\nh = tanh(W_h @ x + U_h @ h[t-1]) * c[t-1]\n")
+    assert_module_is_right(write_cell(tmp_path, text), layout, "numba")
+
+
 @pytest.mark.parametrize("line", ["q = p_1", "q = 0.5", "q = tanh(b) * 2"])
 def test_an_intermediate_that_depends_on_no_vector_is_refused(tmp_path, line):
     """One value for all samples and steps: the generated code gave it the shape of a parameter."""

@@ -111,6 +111,25 @@ def test_a_second_backward_of_one_cache_is_refused(module, layout, cell, target,
 
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("layout,cell", LAYOUT_CELLS, ids=lambda v: v)
+def test_an_upstream_gradient_in_any_memory_order_gives_the_same_gradients(module, layout, cell, target):
+    """dh as a strided view (every other step of a longer array) or stored time-major and transposed:
+    the Numba kernels read it whole at [row, t], and must give what a C-contiguous dh gives."""
+    mod = module(cell, layout, target)
+    forward, backward = getattr(mod, cell + "_forward"), getattr(mod, cell + "_backward")
+    rng = np.random.RandomState(11)
+    args = make_args(cell, layout, "sequence", 2, 3, 4, 3, rng)
+    dh = rng.randn(2, 3, 3)
+    expected = backward(dh, forward(*args)[1])
+    longer = np.zeros((2, 6, 3))
+    longer[:, ::2] = dh
+    for view in (longer[:, ::2], np.ascontiguousarray(dh.transpose(1, 0, 2)).transpose(1, 0, 2)):
+        assert not view.flags.c_contiguous
+        for ours, theirs in zip(backward(view, forward(*args)[1]), expected):
+            np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("layout,cell", LAYOUT_CELLS, ids=lambda v: v)
 def test_the_cache_owns_the_inputs_and_states_it_keeps(module, layout, cell, target):
     """Refilling x or h0, or scaling the returned h in place, between forward and backward changes nothing."""
     mod = module(cell, layout, target)

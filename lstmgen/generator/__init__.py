@@ -3,7 +3,7 @@
     layout.py        the cell's gates and argument groups in a layout (cs231n, torch, per-gate)
     program.py       the backward program: forward and backward statements on symbols, built once
     naming.py        Python names for the program's symbols, with the clash checks
-    format.py        line layout of long signatures and assignments
+    format.py        line layout: long signatures and assignments, then ruff format over the module
     sequence.py      the batched sequence functions: what is hoisted, where each value lives
     numpy_target.py  the program printed into the NumPy module template
     numba_target.py  the same, each step's elementwise work fused into Numba loops

@@ -72,7 +72,7 @@ class Fusion:
             if not isinstance(group, list):
                 items.extend(group.items)
                 continue
-            if len(group) == 1 and len(group[0].items) == 1 and _ufunc_calls(group[0]) <= 1:
+            if _one_call(group):
                 items.extend(group[0].items)  # one ufunc call into its array: a kernel would only add a call
                 continue
             later = set().union(*[g.reads for g in _flatten(groups[k + 1:])]) if k + 1 < len(groups) else set()
@@ -91,7 +91,7 @@ class Fusion:
         def call(application, into: str) -> Entry:
             argument = plan.names[application.args[0].name]
             item = numpy_call_into(application, into, plan.names, plan.p.transposed)
-            return Entry([_Into(None, *item) if item else f"{into}[...] = {plan.p.print(application)}"],
+            return Entry([_Into(None, *item) if item else f"{into}[...] = {plan.print(application)}"],
                          {argument}, {into})
 
         def argument_entry(entry, name: str, symbol, argument) -> Entry:
@@ -169,8 +169,11 @@ class Fusion:
         arrays = list(dict.fromkeys(inputs + [array for _, array in outputs]))
         # each array's (kernel parameter, call argument, the row's slice of it for a block of a stack)
         places = {}
+        upstream = [name for name in arrays if name in plan.upstream_arrays]
         for name in arrays:
-            if name in stacks:
+            if name in upstream:  # a loss's (N, T, H) gradient, taken whole: its row at step t
+                places[name] = (name, name, f"{name}_[row, t_]")
+            elif name in stacks:
                 param, argument, index, count = stacks[name]
                 start = "" if index == 0 else "H" if index == 1 else f"{index} * H"
                 stop = "" if index == count - 1 else "H" if index == 0 else f"{index + 1} * H"
@@ -179,8 +182,8 @@ class Fusion:
                 places[name] = (name, name, f"{name}_[row]")
         for _, array, _ in sums:
             places.setdefault(array, (array, array, None))
-        params = list(dict.fromkeys(param for param, _, _ in places.values()))
-        arguments = list(dict.fromkeys(argument for _, argument, _ in places.values()))
+        params = list(dict.fromkeys(param for param, _, _ in places.values())) + (["t"] if upstream else [])
+        arguments = list(dict.fromkeys(argument for _, argument, _ in places.values())) + (["t"] if upstream else [])
         count = sum(1 for k in self.kernels if k.direction == direction)
         kernel = Kernel("_{}_{}_step{}".format(self.program.layout.prefix, direction, "" if not count else count + 1),
                         "One step of {}_{}, entry by entry: {}{}.".format(
@@ -188,17 +191,19 @@ class Fusion:
                             ", and the sums of " + ", ".join(n for n, _, _ in sums) if sums else ""),
                         [param + "_" for param in params], direction)
         scalars = set(inputs) | {n for n, _ in outputs} | written
-        own = {p + "_" for p in params} | {n + "_row" for n in arrays} | {"row", "col", "real", "H"}
+        own = {p + "_" for p in params} | {n + "_row" for n in arrays} | {"row", "col", "real", "H", "t_"}
         clash = sorted(scalars & ({n + "_" for n in scalars} | own))
         if clash:
             self.program.layout.fail(f"the Numba kernel uses the name {clash[0]} for its own (an array of the "
                                      "step, or an index), and so does the cell: rename it in the cell file")
-        plain = [name for name in arrays if name not in one_d and name not in stacks]
+        plain = [name for name in arrays if name not in one_d and name not in stacks and name not in upstream]
         if plain:
             rows, columns = f"{places[plain[0]][0]}_.shape[0]", f"{places[plain[0]][0]}_.shape[1]"
-        else:  # only blocks of stacked arrays: a block is the stack's width over its count
-            param, _, _, blocks = stacks[arrays[0]]
+        elif any(name in stacks for name in arrays):  # blocks of stacked arrays: a block is the stack's width over its count
+            param, _, _, blocks = stacks[next(name for name in arrays if name in stacks)]
             rows, columns = f"{param}_.shape[0]", f"{param}_.shape[1] // {blocks}"
+        else:
+            rows, columns = f"{upstream[0]}_.shape[0]", f"{upstream[0]}_.shape[2]"
         inner = " " * 12  # function body, two loops
         body = [f"    H = {columns}", f"    for row in range({rows}):",
                 "        # the row of each array as a contiguous 1-d array: LLVM vectorises the loop over it"]
@@ -227,6 +232,11 @@ class Fusion:
             out.append({"name": f"_{name}_scalar", "arg": variable.name,
                         "body": print_scalar(function.formula.expr, {variable.name: variable.name})})
         return out
+
+
+def _one_call(group: list[Entry]) -> bool:
+    """Whether the kernel of `group` would replace a single NumPy call (and so gain nothing)."""
+    return len(group) == 1 and len(group[0].items) == 1 and _ufunc_calls(group[0]) <= 1
 
 
 def _ufunc_calls(entry: Entry) -> int:
@@ -290,7 +300,10 @@ def _vectors(program: Program, names: dict[str, str]) -> set[str]:
 def _schedule(entries: list[Entry], aliases: dict | None = None) -> list:
     """Entries regrouped: lists of elementwise entries (each list one kernel) and single other entries, in
     an order that respects every read-after-write and write-after-read between them; an elementwise
-    entry runs as early as its inputs allow, so that as few kernels as possible remain.  An entry that
+    entry runs as early as its inputs allow, so that as few kernels as possible remain, except that a
+    kernel that would be one NumPy call alone waits for a later one when another entry can run first
+    (the LSTM's dnext_h = dh[:, t, :] + dprev_h waits for tanh(next_c) and joins the kernel that reads
+    it).  An entry that
     writes a carried array runs after (or in the kernel of) every entry that reads it under an alias
     (`aliases`: {dnext_c: dprev_c}): a kernel writes that array in place."""
     depends = []
@@ -311,6 +324,10 @@ def _schedule(entries: list[Entry], aliases: dict | None = None) -> list:
                     pending.remove(entry)
                     progress = True
                     break
+        if _one_call(kernel) and any(e.elementwise for e in pending) and any(
+                not e.elementwise and depends[entries.index(e)] <= done - {id(kernel[0])} for e in pending):
+            done.discard(id(kernel[0]))  # it waits: the next round of elementwise entries may take it along
+            pending.insert(0, kernel.pop())
         if kernel:
             out.append(kernel)
         for entry in pending:

@@ -15,7 +15,7 @@ from . import format as fmt
 from .layout import Group
 from .naming import python_names, transposed_matrices, user_functions
 from .program import Program, Statement
-from .sequence import SequencePlan
+from .sequence import Recurrence, SequencePlan
 
 TEMPLATE = "numpy_module.py.j2"
 TITLES = {"cs231n": "the CS231n layout", "torch": "PyTorch's layout", "per-gate": "one argument per parameter"}
@@ -172,14 +172,8 @@ def module_context(program: Program, fusion=None) -> dict:
 
     plan = SequencePlan(p, [f["name"] for f in fields], fusion)
     seq_fields = plan.cache_fields(fields)
-    recurrence = []
-    for state in cell.states:
-        parts = [sympy.Symbol("dprev_" + py[state])]
-        if upstream[state]:
-            parts.insert(0, symbols.vector(state, role="upstream"))
-        names = {q.name: q.name for q in parts}
-        names[symbols.vector(state, role="upstream").name] = f"d{py[state]}[:, t, :]"
-        recurrence.append(f"dnext_{py[state]} = {print_numpy(total(parts), names)}")
+    recurrence = [Recurrence(f"dnext_{py[s]}", f"d{py[s]}" if upstream[s] else None, f"dprev_{py[s]}")
+                  for s in cell.states]
     zeros = [f"dprev_{py[s]} = np.zeros((N, H), dtype=dtype)" for s in cell.states]
     first_state = plan.cache_fields(fields)[1]["name"]
     seq_backward_dims = [f"T, N = {x}_all.shape[:2]"] + ([f"D = {x}_all.shape[2]"] if width == "D" else []) + [

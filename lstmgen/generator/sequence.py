@@ -55,6 +55,7 @@ class SequencePlan:
     def __init__(self, printer, cache_names: list[str], fusion=None):
         self.p = printer
         self.fusion = fusion
+        self.upstream_arrays: set[str] = set()  # the (N, T, H) losses' gradients a kernel reads at [row, t]
         self.copies: dict[str, str] = {}  # inside a loop: matrices whose transpose has a contiguous copy
         self.loop_views: list[str] = []  # the loop being laid out: lines before it that take views of its buffers
         self.viewed: set[str] = set()
@@ -607,10 +608,23 @@ class SequencePlan:
         group = next(g for g in self.m.groups if stack_tag(g) == stack)
         return self.m.width(group)
 
-    def backward_lines(self, recurrence: list[str], zeros: list[str], shapes: dict[str, str]) -> list[str]:
+    def _recurrence_entry(self, r: Recurrence) -> "Entry":
+        """dnext_s = ds[:, t, :] + dprev_s as an elementwise entry, which a kernel can take: it reads the
+        loss's gradient ds whole at row and step t (`upstream_arrays`), so no (N, H) sum is allocated
+        and no pass over memory made for it (measured: 13 us of 540 per step at N, H = 64, 128)."""
+        target, upstream, carried = (sympy.Symbol("recurrence:" + n) for n in (r.target, r.upstream, r.carried))
+        for symbol, name in ((target, r.target), (upstream, r.upstream), (carried, r.carried)):
+            self.names[symbol.name] = name
+        self.upstream_arrays.add(r.upstream)
+        statement = Statement((target,), upstream + carried)
+        return Entry([r.line], {r.upstream, r.carried}, {r.target}, statement, True)
+
+    def backward_lines(self, recurrence: list[Recurrence], zeros: list[str], shapes: dict[str, str]) -> list[str]:
         """The body of the sequence backward after its checks (dtype known), 4 spaces in; `recurrence`
-        are the lines that form dnext_s at step t, `zeros` the initial dprev_s, `shapes` those of the
-        parameter gradients."""
+        forms dnext_s at step t, `zeros` are the initial dprev_s, `shapes` those of the parameter
+        gradients."""
+        fused_sums = [r for r in recurrence if r.upstream is not None and self.fusion is not None]
+        lines = [r.line for r in recurrence if r not in fused_sums]
         out = []
         donors = self._donors()
         for donor in donors.values():
@@ -640,7 +654,7 @@ class SequencePlan:
         self.loop_views, self.viewed = [], set()
         loop = ["for t in reversed(range(T)):"]
         body = ["# The gradient reaching each state at t: the loss's own (output only) and what step t+1 passed back."]
-        body += recurrence
+        body += lines
         body += self._bindings(forward=False)
         body += _bind([n for n in self.delta_buffers if n not in donors],
                       [f"{b.name}[t]" for n, b in self.delta_buffers.items() if n not in donors])
@@ -655,7 +669,7 @@ class SequencePlan:
             workspaces, calls = self._repeated_calls()
             copy_lines, body = copy_lines + workspaces, body + calls
         carried = {z.split(" = ")[0] for z in zeros}
-        entries = []
+        entries = [self._recurrence_entry(r) for r in fused_sums]
         for st in self.in_loop:
             if st is self.primary:
                 continue
@@ -664,8 +678,7 @@ class SequencePlan:
                 entries += self._summed_entries(st, summed[id(st)])
                 continue
             entries += split or [self._entry(st, self._backward_statement(st), accumulated=st in self.accumulated)]
-        aliases = {line.split(" = ")[0]: line.split(" = ")[1] for line in recurrence
-                   if re.fullmatch(r"\w+ = \w+", line) and line.split(" = ")[1] in carried}
+        aliases = {r.target: r.carried for r in recurrence if r.upstream is None and r.carried in carried}
         body += self._fused(entries, "backward", carried, aliases)
         for name in donors:
             body.append(f"{self.delta_buffers[name].name}[t] = {name}")
@@ -713,7 +726,7 @@ class SequencePlan:
             out.append(Entry([], self._reads(part), {scalar}, statement, True, None, (sums, k)))
         return out
 
-    def _product_split(self, st: Statement, carried: set[str], recurrence: list[str]) -> list["Entry"] | None:
+    def _product_split(self, st: Statement, carried: set[str], recurrence: list[Recurrence]) -> list["Entry"] | None:
         """A state's gradient that adds matrix products to elementwise terms (the GRU's dprev_h =
         dgh @ Wh_T + dnext_h * z), as two entries for a fused target: the elementwise terms computed
         into the array carried to the next step, which a kernel can take, then the products added to
@@ -724,7 +737,7 @@ class SequencePlan:
         products = [t for t in terms if isinstance(t, (Dot, TDot))]
         rest = [t for t in terms if not isinstance(t, (Dot, TDot))]
         if name not in carried or not products or not rest or st in self.accumulated or any(
-                line.split(" = ", 1)[1] == name for line in recurrence):
+                r.upstream is None and r.carried == name for r in recurrence):
             return None
         elementwise = Statement(st.targets, total(rest), st.block, st.vias, st.key, st.about)
         if elementwise.expr.has(Dot, TDot, Stack, BatchSum, Split, WeightGradient, Copy):
@@ -1008,6 +1021,23 @@ def _bind(targets: list[str], values: list[str]) -> list[str]:
     if len(line) <= 100:
         return [line]
     return [f"{t} = {v}" for t, v in zip(targets, values)]
+
+
+@dataclass(frozen=True)
+class Recurrence:
+    """What reaches state s at step t of the backward loop: `target` = the loss's own gradient at t
+    (`upstream`, the (N, T, H) argument ds; None when s has no loss) + what step t+1 passed back
+    (`carried`, the array dprev_s)."""
+
+    target: str
+    upstream: str | None
+    carried: str
+
+    @property
+    def line(self) -> str:
+        if self.upstream is None:
+            return f"{self.target} = {self.carried}"
+        return f"{self.target} = {self.upstream}[:, t, :] + {self.carried}"
 
 
 @dataclass
