@@ -8,7 +8,9 @@ slower: LLVM's scalar tanh and exp are not vectorised.)
 
 `Fusion` regroups a loop body's entries: the elementwise ones, moved as early as their inputs allow,
 become kernels; a kernel loads each input entry into a scalar, computes every statement in the
-step's own names and formulas, and stores what the rest of the loop reads.
+step's own names and formulas, and stores what the rest of the loop reads.  A kernel takes a stacked
+array whole and slices each row's blocks itself (`_stacks`), and the loss's (N, T, H) gradient whole
+with the step t (`plan.upstream_arrays`): Numba then knows every row to be contiguous.
 """
 from __future__ import annotations
 
