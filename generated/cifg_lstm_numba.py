@@ -62,22 +62,39 @@ def _column_major_copy(matrix, rows=64):
 
 
 @numba.njit
+def _add_scaled(a, p, scale):
+    """a = (a + p) * scale in place, for (N, W) arrays a and p and a (W,) scale: the recurrent product
+    added to the gates' pre-activations, each block scaled for the one tanh over the row that follows."""
+    for row in range(a.shape[0]):
+        a_row = a[row]
+        p_row = p[row]
+        for col in range(a_row.shape[0]):
+            a_row[col] = (a_row[col] + p_row[col]) * scale[col]
+
+
+@numba.njit
 def _cifg_lstm_forward_step(a_, prev_c_, next_c_):
-    """One step of cifg_lstm_forward, entry by entry: next_c."""
+    """One step of cifg_lstm_forward, entry by entry: f, o, next_c."""
     real = prev_c_.dtype.type  # constants as real(1): float32 arrays stay float32 math
     H = prev_c_.shape[1]
     for row in range(prev_c_.shape[0]):
         # the row of each array as a contiguous 1-d array: LLVM vectorises the loop over it
-        f_row = a_[row, :H]
+        a_f_row = a_[row, :H]
+        a_o_row = a_[row, H : 2 * H]
         g_row = a_[row, 2 * H :]
         prev_c_row = prev_c_[row]
         next_c_row = next_c_[row]
         for col in range(H):
-            f = f_row[col]
+            a_f = a_f_row[col]
+            a_o = a_o_row[col]
             g = g_row[col]
             prev_c = prev_c_row[col]
+            f = real(0.5) + real(0.5) * a_f
+            o = real(0.5) + real(0.5) * a_o
             i = real(1) - f
             next_c = f * prev_c + i * g
+            a_f_row[col] = f
+            a_o_row[col] = o
             next_c_row[col] = next_c
 
 
@@ -375,17 +392,19 @@ def cifg_lstm_forward(x, h0, Wx, Wh, b):
     np.matmul(x_rows, Wx, out=a_all.reshape(T * N, 3 * H))
     a_all += b
 
+    # each gate block's scale before the one tanh over the row: sigmoid(z) = (1 + tanh(z / 2)) / 2
+    a_scale = np.repeat(np.array([0.5, 0.5, 1.0], dtype=dtype), H)
     tanh_next_c = np.empty((N, H), dtype=dtype)
-    a_f_all, a_o_all, a_g_all = _blocks(a_all, 3)  # views of every step's blocks
+    _, a_o_all, _ = _blocks(a_all, 3)  # views of every step's blocks
 
     for t in range(T):
         prev_h, next_h, prev_c, next_c = h_all[t], h_all[t + 1], c_all[t], c_all[t + 1]
         a = a_all[t]
-        a += prev_h @ Wh
-        a_f, a_o, a_g = a_f_all[t], a_o_all[t], a_g_all[t]
-        sigmoid(a_f, out=a_f)
-        o = sigmoid(a_o, out=a_o)
-        np.tanh(a_g, out=a_g)
+        _add_scaled(a, prev_h @ Wh, a_scale)
+        a_o = a_o_all[t]
+        # every gate at once; a sigmoid block holds tanh(z / 2) until the kernel takes (1 + t) / 2
+        np.tanh(a, out=a)
+        o = a_o  # views of the gates' blocks
         _cifg_lstm_forward_step(a_all[t], prev_c, next_c)
         np.tanh(next_c, out=tanh_next_c)
         np.multiply(tanh_next_c, o, out=next_h)

@@ -22,7 +22,7 @@ from .program import Program, adjoint, dparam_tag, incoming, param_tag, stack_ta
 # Names the template and the context give the module's own functions, variables and imports.  A cell
 # quantity (or a function of the cell file) printed under one of them would silently shadow it, or be
 # shadowed (a bias named H replaced by the hidden size); the initial state h0 is added per cell.
-TEMPLATE_NAMES = frozenset({"np", "NamedTuple", "numba", "sigmoid", "_blocks", "_checked", "_check_cache", "_check_shape", "_check_shapes", "_blame", "_axes", "N", "D", "H", "T",
+TEMPLATE_NAMES = frozenset({"np", "NamedTuple", "numba", "sigmoid", "_blocks", "_add_scaled", "_checked", "_check_cache", "_check_shape", "_check_shapes", "_blame", "_axes", "N", "D", "H", "T",
                             "t", "dtype", "cache", "step_cache", "steps", "first", "row", "col"})
 # Python's own names: a keyword cannot be a variable, and a builtin the generated code calls (range,
 # reversed, len, ValueError, ...) must not be shadowed by one.

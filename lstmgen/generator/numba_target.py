@@ -36,6 +36,7 @@ def module_context(program: Program) -> dict:
     context["scalar_helpers"] = fusion.scalar_helpers(program)
     context["sigmoid_scalar"] = any("_sigmoid_scalar(" in line for k in fusion.kernels for line in k.lines) or any(
         "_sigmoid_scalar(" in h["body"] for h in context["scalar_helpers"])
+    context["add_scaled"] = any("_add_scaled(" in line for line in context["seq_forward_lines"])
     context["target_title"] = "NumPy with fused Numba loops"
     return context
 
