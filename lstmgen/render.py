@@ -172,23 +172,31 @@ def _html_page(markdown: str, title: str, command: str) -> str:
 def render_module(cell: str, layout: str = "cs231n", target: str = "numpy") -> str:
     """The forward/backward module of `cell` in `layout`, for `target` (numpy, or numba: the same module
     with each step's elementwise work fused into compiled loops)."""
+    from .generator.format import formatted
+
+    return formatted(_module_source(cell, layout, target))
+
+
+def _module_source(cell: str, layout: str, target: str) -> str:
+    """render_module's text before ruff format lays it out."""
     if layout not in LAYOUTS:
         raise LstmgenError("unknown layout %r: use one of %s" % (layout, ", ".join(LAYOUTS)))
     if target not in TARGETS:
         raise LstmgenError("unknown target %r: use one of %s" % (target, ", ".join(TARGETS)))
     derivation = reverse.derive(cell)
     from .generator import module_context
-    from .generator.format import formatted
 
     context = module_context(derivation, layout=layout, target=target)
-    return formatted(environment().get_template(context["template"]).render(**context))
+    return environment().get_template(context["template"]).render(**context)
 
 
 def artifacts(cell_names=BUILD_CELLS) -> dict[str, str]:
     """File name -> content of everything `lstmgen build` writes for `cell_names` (built-in
     names or .cell paths): each cell's documents and its cs231n modules for every target, and its
     PyTorch-layout modules when its cell file gives a torch gate order."""
-    out, sources = {}, {}
+    from .generator.format import formatted_all
+
+    out, sources, modules = {}, {}, {}
     for name in dict.fromkeys(cell_names):  # the same cell given twice is built once
         cell = cells.load(name)
         key = cell.name.lower()  # file names and the modules' function names; lstm and LSTM clash on some disks
@@ -196,14 +204,15 @@ def artifacts(cell_names=BUILD_CELLS) -> dict[str, str]:
             raise LstmgenError("two cells named %s in one build (%s and %s): their files would overwrite each "
                                "other; give one a `cell` line with another name" % (cell.name, sources[key], name))
         sources[key] = name
-        for target in TARGETS:
-            out["%s_%s.py" % (cell.name, target)] = render_module(name, "cs231n", target)
+        for target in TARGETS:  # (laid out by ruff below, all in one process)
+            modules["%s_%s.py" % (cell.name, target)] = _module_source(name, "cs231n", target)
             if "torch" in cell.layout_orders:
-                out["%s_torch_%s.py" % (cell.name, target)] = render_module(name, "torch", target)
+                modules["%s_torch_%s.py" % (cell.name, target)] = _module_source(name, "torch", target)
         for fmt in TEXT_FORMATS:
             out["%s_derivation.%s" % (cell.name, fmt)] = render_document(name, fmt)
         if cell.name in PDF_CELLS and shutil.which("pdflatex"):  # the PDF where TeX is present
             out["%s_derivation.pdf" % cell.name] = pdf_document(name)
+    out.update(zip(modules, formatted_all(list(modules.values()))))
     return out
 
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import functools
 import subprocess
+import tempfile
 import textwrap
+from pathlib import Path
 
 LINE_LENGTH = 120  # ruff's line-length for the generated code (pyproject.toml)
 TARGET_VERSION = "py310"  # the oldest Python lstmgen supports (pyproject.toml's requires-python)
@@ -35,15 +37,25 @@ def formatted(source: str) -> str:
     """The module `source` as ruff format lays it out at LINE_LENGTH for TARGET_VERSION, reading no
     configuration file (a user's pyproject.toml must not change generated code); `source` unchanged
     when ruff is not installed.  A RuntimeError when ruff rejects it: the generator wrote invalid Python."""
+    return formatted_all([source])[0]
+
+
+def formatted_all(sources: list[str]) -> list[str]:
+    """`formatted` of each source, by one ruff process (a build's 18 modules: 0.14 s by one process
+    each); the modules are written to a temporary folder of their own, which ruff formats in place."""
     executable = _ruff()
-    if executable is None:
-        return source
-    command = [executable, "format", "--isolated", "--line-length", str(LINE_LENGTH),
-               "--target-version", TARGET_VERSION, "-"]
-    result = subprocess.run(command, input=source, capture_output=True, text=True, encoding="utf-8", timeout=60)
-    if result.returncode != 0:
-        raise RuntimeError("ruff format rejected a generated module (a bug of lstmgen): " + result.stderr.strip())
-    return result.stdout
+    if executable is None or not sources:
+        return list(sources)
+    with tempfile.TemporaryDirectory(prefix="lstmgen-format-") as folder:
+        paths = [Path(folder) / f"module_{k}.py" for k in range(len(sources))]
+        for path, source in zip(paths, sources):
+            path.write_text(source, encoding="utf-8")
+        command = [executable, "format", "--isolated", "--no-cache", "--quiet", "--line-length", str(LINE_LENGTH),
+                   "--target-version", TARGET_VERSION, *map(str, paths)]
+        result = subprocess.run(command, capture_output=True, text=True, encoding="utf-8", timeout=120)
+        if result.returncode != 0:
+            raise RuntimeError("ruff format rejected a generated module (a bug of lstmgen): " + result.stderr.strip())
+        return [path.read_text(encoding="utf-8") for path in paths]
 
 
 def fits(indent: str, text: str) -> bool:
