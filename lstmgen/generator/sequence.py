@@ -442,7 +442,8 @@ class SequencePlan:
         for kind, st, rest in self.loop:
             stack = self.target(st)
             blocks = sorted((index, name) for name, (source, index, _) in split.items() if source == stack)
-            if kind != "bind" or not rest or stack not in self.buffers or not blocks:
+            if kind != "bind" or not rest or stack not in self.buffers or not blocks or not all(
+                    isinstance(term, Dot) for term in rest):  # (products: an (N, G * H) array _add_scaled can take)
                 continue
             scale = f"{stack}_scale"
             chosen = [gates.get(name) for _, name in blocks]
