@@ -118,3 +118,13 @@ def test_a_users_ruff_configuration_does_not_change_generated_code(tmp_path, mon
 def test_invalid_python_from_the_generator_is_an_error_not_a_module():
     with pytest.raises(RuntimeError, match="ruff format rejected a generated module"):
         fmt.formatted("def broken(:\n    pass\n")
+
+
+@pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff is not installed")
+def test_the_project_s_own_code_passes_its_lint_rules():
+    """lstmgen/, tests/ and benchmarks/ under pyproject.toml's rules (E, F, W, B), as the generated modules are."""
+    root = __import__("pathlib").Path(__file__).resolve().parent.parent
+    proc = subprocess.run(["ruff", "check", "--no-cache", "--config", str(root / "pyproject.toml"),
+                           *(str(root / d) for d in ("lstmgen", "tests", "benchmarks"))],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -9,7 +9,6 @@ from __future__ import annotations
 import sympy
 
 from .. import symbols
-from ..ir import total
 from ..printing.numpy import Split, docstring_text, print_numpy
 from . import format as fmt
 from .layout import Group

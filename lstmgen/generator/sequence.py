@@ -56,7 +56,6 @@ class SequencePlan:
         self.p = printer
         self.fusion = fusion
         self.upstream_arrays: set[str] = set()  # the (N, T, H) losses' gradients a kernel reads at [row, t]
-        self.whole_rows = False  # whether a forward loop adds its recurrent product with _add_scaled
         self.copies: dict[str, str] = {}  # inside a loop: matrices whose transpose has a contiguous copy
         self.loop_views: list[str] = []  # the loop being laid out: lines before it that take views of its buffers
         self.viewed: set[str] = set()
@@ -428,7 +427,7 @@ class SequencePlan:
         the whole (N, G * H) row, as sigmoid(z) = (1 + tanh(z / 2)) / 2.  The halving of the sigmoid
         blocks is done with the addition of the recurrent product (`_add_scaled(a, prev_h @ Wh,
         a_scale)`, a (G * H,) vector of THROUGH_TANH's scales), and (1 + t) / 2 by the kernel that reads
-        the gate: three passes over the row and two calls fewer per step than a NumPy sigmoid
+        the gate: about three passes over the row and two calls fewer per step than a NumPy sigmoid
         (measured on a module written so by hand: 0.91-0.95 of the LSTM's CPU time at (N, H) =
         (64, 128), (32, 256), (1, 256); the same at (128, 1024)).
         {id(statement): the entries that replace it (the addition; the tanh and the gates' values),
@@ -474,7 +473,6 @@ class SequencePlan:
             order = [id(o) for _, o, _ in self.loop]
             for k, g in enumerate(sorted(chosen, key=lambda g: order.index(id(g)))):
                 out[id(g)] = [first, *values] if k == 0 else []
-            self.whole_rows = True
         return out
 
     # ---- loop bodies as entries, which a fused target may regroup -----------------------------
@@ -1037,7 +1035,7 @@ def _without_unread_views(lines: list[str], keep: set[str]) -> list[str]:
         for k, line in enumerate(lines):
             own = words(line)
 
-            def read(name: str) -> bool:  # elsewhere in the function
+            def read(name: str, counts=counts, own=own) -> bool:  # elsewhere in the function
                 return name in keep or counts[name] - own[name] > 0
 
             call = _IN_PLACE_CALL.fullmatch(line)
